@@ -1,0 +1,1 @@
+"""The measurement: FID engine, the Ray Tune sweep, presets, the CLI and benchmarks."""

@@ -1,0 +1,1 @@
+"""The shared model family: backbone, Split VAE, losses, trainer, data and samplers."""

@@ -1,0 +1,314 @@
+"""Datasets with the paper's preprocessing, as uint8 tensors N x C x H x W.
+
+Files are read by small strict readers (IDX, CIFAR-10 pickle batches, a CelebA image folder) that
+check sizes and formats, so a truncated or corrupt file is an error that says what to do, not a
+crash deep in training. Downloading goes through torchvision, which puts the files exactly where
+these readers look.
+"""
+import gzip
+import io
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from svae.errors import HarnessError
+from svae.io import atomic_write_bytes
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    channels: int
+    size: int
+    splits: tuple
+
+
+SPECS = {
+    "mnist": DatasetSpec(1, 32, ("train", "test")),
+    "fashion-mnist": DatasetSpec(1, 32, ("train", "test")),
+    "cifar10": DatasetSpec(3, 32, ("train", "test")),
+    "celeba": DatasetSpec(3, 64, ("train", "valid", "test")),
+    "synthetic": DatasetSpec(1, 32, ("train", "test")),
+}
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64: N class labels, or N x 40 attributes in {0, 1} for CelebA
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("SVAE_BENCH_DATA", "data"))
+
+
+def check_dataset(name: str) -> DatasetSpec:
+    if name not in SPECS:
+        raise HarnessError(f"unknown dataset {name!r}; choose from {', '.join(SPECS)}")
+    return SPECS[name]
+
+
+def load_images(name: str, split: str, root=None, download: bool = False) -> ImageData:
+    """The images of one split at the model resolution, with their labels."""
+    spec = check_dataset(name)
+    if split not in spec.splits:
+        raise HarnessError(f"dataset {name!r} has no split {split!r}; choose from {', '.join(spec.splits)}")
+    root = Path(root) if root is not None else default_data_root()
+    loader = {"mnist": _load_mnist, "fashion-mnist": _load_fashion_mnist, "cifar10": _load_cifar10,
+              "celeba": _load_celeba, "synthetic": _load_synthetic}[name]
+    return loader(split, root, download)
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images to floats in [0, 1]; float input passes through."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images
+
+
+# ---------------------------------------------------------------- MNIST and Fashion-MNIST (IDX)
+
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (plain or .gz), with its declared size checked against its content."""
+    fix = "delete it and download again (--download), or put an intact copy there"
+    try:
+        data = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise HarnessError(f"cannot read IDX file {path} ({e}); {fix}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise HarnessError(f"{path} is not an IDX file (bad magic number); {fix}")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise HarnessError(f"IDX file {path} is truncated (incomplete header); {fix}")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise HarnessError(f"IDX file {path} is truncated or padded: {len(data) - header} bytes of data, "
+                           f"{expected} expected for shape {shape}; {fix}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape)
+
+
+def _find_idx(folders, stem: str, how_to_get: str) -> Path:
+    for folder in folders:
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.exists():
+                return candidate
+    raise HarnessError(f"missing {stem}[.gz]: looked in {', '.join(map(str, folders))}; {how_to_get}")
+
+
+def _idx_split(split, folders, how_to_get) -> ImageData:
+    image_stem, label_stem = _IDX_FILES[split]
+    images = read_idx(_find_idx(folders, image_stem, how_to_get))
+    labels = read_idx(_find_idx(folders, label_stem, how_to_get))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise HarnessError(f"IDX files for {split} have shapes {images.shape} and {labels.shape}, "
+                           f"expected N x 28 x 28 and N; {how_to_get}")
+    padded = np.zeros((len(images), 1, 32, 32), np.uint8)
+    padded[:, 0, 2:30, 2:30] = images  # the paper zero-pads 28x28 to 32x32
+    return ImageData(torch.from_numpy(padded), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _torchvision_download(cls, root: Path, **kwargs):
+    import torchvision.datasets as tvd  # imported here: only the download path needs it
+    try:
+        getattr(tvd, cls)(str(root), download=True, **kwargs)
+    except Exception as e:  # torchvision raises many kinds (URLError, RuntimeError, ...)
+        raise HarnessError(f"download of {cls} into {root} failed ({type(e).__name__}: {e}); "
+                           f"put the files there by hand") from None
+
+
+def _load_mnist(split, root, download):
+    if download:
+        _torchvision_download("MNIST", root)
+    folder = root / "MNIST" / "raw"
+    return _idx_split(split, [folder], f"run with --download, or put the IDX files from "
+                                      f"the MNIST site in {folder}")
+
+
+def _load_fashion_mnist(split, root, download):
+    if download:
+        _torchvision_download("FashionMNIST", root)
+    folder = root / "FashionMNIST" / "raw"
+    return _idx_split(split, [folder, DEBIAN_FASHION_MNIST],
+                      f"run with --download, put the IDX files in {folder}, "
+                      f"or apt-get install dataset-fashion-mnist")
+
+
+# ---------------------------------------------------------------- CIFAR-10 (pickle batches)
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays only: a batch file cannot run code."""
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a data batch")
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path):
+    fix = "delete it and download again (--download), or put an intact copy there"
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # a torn pickle raises any of several errors
+        raise HarnessError(f"CIFAR-10 batch {path} is corrupt or truncated ({type(e).__name__}); {fix}") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise HarnessError(f"CIFAR-10 batch {path} has data of shape {data.shape} and {len(labels)} labels, "
+                           f"expected N x 3072 and N; {fix}")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _load_cifar10(split, root, download):
+    if download:
+        _torchvision_download("CIFAR10", root)
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        raise HarnessError(f"missing CIFAR-10 files {', '.join(missing)} in {folder}; run with --download, "
+                           f"or unpack cifar-10-python.tar.gz (the python version) into {root}")
+    parts = [_read_cifar_batch(folder / n) for n in names]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+# ---------------------------------------------------------------- CelebA (aligned JPEG folder)
+
+_CELEBA_SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
+
+
+def _celeba_partition(folder: Path, split: str):
+    path = folder / "list_eval_partition.txt"
+    if not path.exists():
+        raise HarnessError(f"missing {path}: the official CelebA split file; run with --download or copy "
+                           f"list_eval_partition.txt from the CelebA release into {folder}")
+    code = _CELEBA_SPLIT_CODES[split]
+    names = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            raise HarnessError(f"{path} line {number} is malformed ({line!r}); replace the file with the "
+                               f"official one")
+        if int(fields[1]) == code:
+            names.append(fields[0])
+    return names
+
+
+def _celeba_attributes(folder: Path, names):
+    """The 40 binary attributes, or zeros when list_attr_celeba.txt is absent (only fd_domain uses them)."""
+    path = folder / "list_attr_celeba.txt"
+    if not path.exists():
+        return torch.zeros(len(names), 40, dtype=torch.int64)
+    rows = {}
+    for line in path.read_text().splitlines()[2:]:
+        fields = line.split()
+        if len(fields) == 41:
+            rows[fields[0]] = [int(v) > 0 for v in fields[1:]]
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise HarnessError(f"{path} has no attributes for {missing[0]} (and {len(missing) - 1} more); "
+                           f"replace it with the official file")
+    return torch.tensor([rows[n] for n in names], dtype=torch.int64)
+
+
+def celeba_preprocess(image: np.ndarray) -> torch.Tensor:
+    """178x218 aligned image (H x W x 3 uint8) -> crop rows 45:173, columns 25:153 -> bilinear 64x64."""
+    crop = torch.from_numpy(np.ascontiguousarray(image[45:173, 25:153])).permute(2, 0, 1).float()
+    small = F.interpolate(crop[None], size=(64, 64), mode="bilinear", align_corners=False, antialias=False)
+    return small[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _load_celeba(split, root, download):
+    if download:
+        _torchvision_download("CelebA", root, split="all")
+    folder = root / "celeba"
+    names = _celeba_partition(folder, split)
+    cache = folder / f"preprocessed-64-{split}.npy"  # decoding 200k JPEGs is slow: do it once
+    images = _read_cached_array(cache, len(names))
+    if images is None:
+        images = np.stack([_read_celeba_image(folder / "img_align_celeba" / n).numpy() for n in names])
+        atomic_write_bytes(cache, _npy_bytes(images))
+    return ImageData(torch.from_numpy(images), _celeba_attributes(folder, names))
+
+
+def _read_celeba_image(path: Path) -> torch.Tensor:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise HarnessError(f"missing CelebA image {path}; unpack img_align_celeba.zip into {path.parent.parent}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise HarnessError(f"CelebA image {path} is corrupt ({e}); replace it from img_align_celeba.zip") from None
+    if array.shape != (218, 178, 3):
+        raise HarnessError(f"CelebA image {path} is {array.shape[1]}x{array.shape[0]}, expected the aligned "
+                           f"178x218 images (img_align_celeba)")
+    return celeba_preprocess(array)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _read_cached_array(path: Path, expected_len: int):
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # absent or torn: rebuild
+    return array if len(array) == expected_len else None
+
+
+# ---------------------------------------------------------------- synthetic (made in-process)
+
+SYNTHETIC_SIZES = {"train": 2000, "test": 500}
+
+
+def _load_synthetic(split, root, download):
+    return make_synthetic(SYNTHETIC_SIZES[split], seed={"train": 0, "test": 1}[split])
+
+
+def make_synthetic(n: int, seed: int) -> ImageData:
+    """Discs, squares, rings and bars at random places and sizes: four classes a small model can learn."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    centre = 10 + 12 * torch.rand(n, 2, generator=g)
+    radius = 4 + 4 * torch.rand(n, generator=g)
+    brightness = 0.6 + 0.4 * torch.rand(n, generator=g)
+    grid = torch.arange(32, dtype=torch.float32)
+    dy = grid.view(1, 32, 1) - centre[:, 0].view(n, 1, 1)
+    dx = grid.view(1, 1, 32) - centre[:, 1].view(n, 1, 1)
+    r = radius.view(n, 1, 1)
+    distance = (dx ** 2 + dy ** 2).sqrt()
+    shapes = torch.stack([
+        distance <= r,                                              # disc
+        (dx.abs() <= r) & (dy.abs() <= r),                          # square
+        (distance <= r) & (distance >= r - 2),                      # ring
+        (dy.abs() <= 1.5) & (dx.abs() <= r),                        # bar
+    ], 1)
+    mask = shapes[torch.arange(n), labels].float()
+    images = (mask * brightness.view(n, 1, 1) * 255).round().to(torch.uint8)
+    return ImageData(images.unsqueeze(1), labels)

@@ -1,0 +1,154 @@
+"""One Trainer for every model: it reads `model.loss(x, model(x))["loss"]` and nothing model-specific.
+
+A checkpoint is written atomically after every epoch (model, optimizer, gamma state via the model's
+buffers, epoch, history and every RNG state), and `fit` resumes from it, so that on the CPU an
+interrupted-and-resumed run ends with the same weights as an uninterrupted one.
+"""
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from svae.data import as_float
+from svae.errors import HarnessError, NonFiniteLossError
+from svae.io import atomic_torch_save
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: a unit is active if Var_x(E[z_j | x]) > 0.01
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-4
+    seed: int = 0
+    device: Optional[str] = None  # None: CUDA when present, else CPU
+    amp: bool = False  # bfloat16 autocast, on CUDA only
+    num_workers: int = 0
+    progress: bool = True
+
+
+def pick_device(name: Optional[str]) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each loader worker from the loader's generator; derive the others from it
+    seed = torch.initial_seed() % 2 ** 32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _rng_states(shuffle: torch.Generator) -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                      "has_gauss": has_gauss, "cached": cached}}
+
+
+def _restore_rng_states(states: dict, shuffle: torch.Generator) -> None:
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    shuffle.set_state(states["shuffle"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torn zip, wrong format, unpickling refused: all mean "not a checkpoint"
+        raise HarnessError(f"checkpoint {path} is corrupt ({type(e).__name__}); delete it to retrain "
+                           f"from scratch") from None
+
+
+class Trainer:
+    """Trains a model on a tensor of examples (uint8 images are scaled to [0, 1] per batch).
+
+    on_epoch_end(metrics, checkpoint_path) is called after each epoch's checkpoint is written: the
+    sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
+    """
+
+    def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Optional[Callable] = None):
+        self.cfg = cfg
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.on_epoch_end = on_epoch_end
+        self.device = pick_device(cfg.device)
+
+    def fit(self, model: torch.nn.Module, data: torch.Tensor) -> list:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        model.to(self.device).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        history, start_epoch = [], 0
+        if self.checkpoint_path and self.checkpoint_path.exists():
+            state = load_checkpoint(self.checkpoint_path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            _restore_rng_states(state["rng"], shuffle)
+            history, start_epoch = state["history"], state["epoch"]
+        loader = DataLoader(TensorDataset(data), batch_size=cfg.batch_size, shuffle=True, generator=shuffle,
+                            num_workers=cfg.num_workers, worker_init_fn=_seed_worker, drop_last=False)
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            metrics = self._epoch(model, optimizer, loader, epoch)
+            history.append(metrics)
+            if self.checkpoint_path:
+                atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "epoch": epoch, "history": history, "rng": _rng_states(shuffle)},
+                                  self.checkpoint_path)
+            if self.on_epoch_end:
+                self.on_epoch_end(metrics, self.checkpoint_path)
+        return history
+
+    def _autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _epoch(self, model, optimizer, loader, epoch: int) -> dict:
+        started = time.perf_counter()
+        totals, means, seen = {}, [], 0
+        losses = torch.empty(len(loader), device=self.device)
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.cfg.progress)
+        for step, (batch,) in enumerate(bar):
+            x = as_float(batch.to(self.device, non_blocking=True))
+            with self._autocast():
+                out = model(x)
+                terms = model.loss(x, out)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            losses[step] = terms["loss"].detach()
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + value.detach() * len(x)
+            means.append(out["mu"].detach().float())
+            seen += len(x)
+        # One synchronisation per epoch: find the first non-finite step, if any, only now.
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {int(bad[0]) + 1} of {len(loader)}")
+        metrics = {name: float(total) / seen for name, total in totals.items()}
+        metrics["gamma"] = float(terms["gamma"])  # the value at the end of the epoch, not a mean
+        mu = torch.cat(means)
+        metrics["active_units"] = int((mu.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
+        metrics["seconds"] = time.perf_counter() - started
+        metrics["images_per_s"] = seen / metrics["seconds"]
+        metrics["epoch"] = epoch
+        return metrics
