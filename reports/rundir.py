@@ -1,0 +1,217 @@
+"""Read a run directory (docs/run_directory.md) into one object.
+
+This is the only module of reports that opens the run's input files; everything else works on the
+`Run` it returns, so a malformed directory fails here, once, with a HarnessError that says what to fix.
+"""
+import json
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svae.errors import HarnessError
+
+# Canonical orders: tables and figures list names in this order, unknown names after, sorted.
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "synthetic")
+MODELS = ("svae", "vae", "beta-vae", "two-stage")
+SAMPLERS = ("gmm", "prior", "second-stage", "recon")
+SVAE_OUTPUTS = ("x_hat", "x1", "x2", "mix")
+GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
+REAL_FID = "inception-fid"
+
+REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "fid",
+                    "n_samples", "fid_backbone")
+METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
+
+
+def ordered(names, canonical) -> list:
+    """Known names in canonical order, then the others sorted, each once."""
+    names = set(names)
+    return [n for n in canonical if n in names] + sorted(names - set(canonical))
+
+
+@dataclass
+class Run:
+    path: Path
+    manifest: dict
+    results: pd.DataFrame
+    datasets: list
+    models: list
+    samplers: list
+    fids: dict  # (sampler, dataset, model, output) -> {seed: fid}, seeds ascending
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+    @property
+    def protocol(self) -> dict:
+        return self.manifest["protocol"]
+
+    @property
+    def grid(self) -> list:
+        return self.manifest["grid"]
+
+    def outputs(self, model: str) -> list:
+        """The outputs scored for a model: x_hat, and for the SVAE also x1, x2 and mix."""
+        expected = SVAE_OUTPUTS if model == "svae" else ("x_hat",)
+        seen = {key[3] for key in self.fids if key[2] == model}
+        return ordered(set(expected) | seen, SVAE_OUTPUTS)
+
+    def rows(self, sampler: str) -> list:
+        """(model, output) rows of a sampler's table; the second stage exists only for two-stage."""
+        return [(m, o) for m in self.models for o in self.outputs(m)
+                if sampler != "second-stage" or m == "two-stage"
+                or any(k[0] == sampler and k[2] == m for k in self.fids)]
+
+    def seed_fids(self, sampler: str, dataset: str, model: str, output: str) -> dict:
+        return self.fids.get((sampler, dataset, model, output), {})
+
+    def asked(self, dataset: str, model: str) -> int:
+        """Seeds asked for a (dataset, model): its grid entries, or config.seeds without a grid."""
+        n = sum(1 for t in self.grid if t["dataset"] == dataset and t["model"] == model)
+        seeds = self.config.get("seeds", 1)
+        return n or (len(seeds) if isinstance(seeds, list) else int(seeds))
+
+    def backbones(self) -> dict:
+        """dataset -> the distance's backbone (results.csv, else the manifest's protocol)."""
+        default = self.protocol.get("fid_backbone", REAL_FID)
+        found = {}
+        for dataset in self.datasets:
+            names = sorted(set(self.results.loc[self.results["dataset"] == dataset, "fid_backbone"]))
+            if len(names) > 1:
+                raise HarnessError(f"results.csv mixes backbones {', '.join(names)} for {dataset}; "
+                                   "score every trial of a dataset with the same backbone")
+            found[dataset] = names[0] if names else default
+        return found
+
+    @property
+    def is_fid(self) -> bool:
+        """True only when every figure is the real FID; fd_domain must never pass for FID."""
+        return all(b == REAL_FID for b in self.backbones().values())
+
+    @property
+    def metric(self) -> str:
+        return "FID" if self.is_fid else "fd_domain"
+
+    def trials(self, dataset: str, model: str) -> list:
+        """(seed, trial_id) of the grid for a (dataset, model), seeds ascending."""
+        return sorted((t["seed"], t["trial_id"]) for t in self.grid
+                      if t["dataset"] == dataset and t["model"] == model)
+
+    def finished_ids(self) -> set:
+        return set(self.results["trial_id"])
+
+    def status(self, trial_id: str):
+        """trials/<id>/status.json as a dict, or None when absent or unreadable."""
+        try:
+            return json.loads((self.path / "trials" / trial_id / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def samples(self, trial_id: str, sampler: str):
+        """trials/<id>/samples/<sampler>.npz as {output: uint8 N x C x H x W}, or None if absent."""
+        file = self.path / "trials" / trial_id / "samples" / f"{sampler}.npz"
+        if not file.exists():
+            return None
+        try:
+            with np.load(file) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial")
+
+    def generated(self, trial_id: str) -> tuple:
+        """(sampler, samples) of the first of GENERATORS the trial saved, or (None, None)."""
+        for sampler in GENERATORS:
+            samples = self.samples(trial_id, sampler)
+            if samples is not None:
+                return sampler, samples
+        return None, None
+
+    def metrics(self, trial_id: str):
+        """trials/<id>/metrics.csv as a DataFrame, or None if absent."""
+        file = self.path / "trials" / trial_id / "metrics.csv"
+        if not file.exists():
+            return None
+        try:
+            metrics = pd.read_csv(file)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or re-run the trial")
+        missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
+        if missing:
+            raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
+                               "it must follow docs/run_directory.md")
+        return metrics
+
+
+def load_run(run_dir) -> Run:
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise HarnessError(f"run directory {path} does not exist; "
+                           "pass the folder that python -m bench.run wrote")
+    manifest = _load_manifest(path / "manifest.json")
+    results = _load_results(path / "results.csv")
+    config = manifest["config"]
+    fids = {}
+    for row in results.itertuples(index=False):
+        fids.setdefault((row.sampler, row.dataset, row.model, row.output), {})[row.seed] = row.fid
+    fids = {key: dict(sorted(by_seed.items())) for key, by_seed in fids.items()}
+    grid = manifest["grid"]
+    return Run(
+        path=path, manifest=manifest, results=results, fids=fids,
+        datasets=ordered(list(config["datasets"]) + [t["dataset"] for t in grid]
+                         + list(results["dataset"]), DATASETS),
+        models=ordered(list(config["models"]) + [t["model"] for t in grid]
+                       + list(results["model"]), MODELS),
+        # Samplers asked in the config or found in the results; an empty run still gets a GMM table.
+        samplers=ordered(list(config.get("samplers", [])) + list(results["sampler"]), SAMPLERS)
+        or ["gmm"],
+    )
+
+
+def _load_manifest(file: Path) -> dict:
+    if not file.exists():
+        raise HarnessError(f"{file.parent} has no manifest.json; "
+                           "pass a run directory written by python -m bench.run")
+    try:
+        manifest = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{file} is not valid JSON ({e}); restore it or re-run the sweep")
+    missing = [k for k in ("config", "grid", "protocol") if not isinstance(manifest, dict) or k not in manifest]
+    missing += [f"config.{k}" for k in ("datasets", "models")
+                if "config" not in missing and k not in manifest["config"]]
+    if missing:
+        raise HarnessError(f"{file} lacks {', '.join(missing)}; "
+                           "it must follow docs/run_directory.md (re-run the sweep)")
+    for trial in manifest["grid"]:
+        if not all(k in trial for k in ("trial_id", "dataset", "model", "seed")):
+            raise HarnessError(f"{file} has a grid entry without trial_id, dataset, model and seed: "
+                               f"{trial}; re-run the sweep")
+    return manifest
+
+
+def _load_results(file: Path) -> pd.DataFrame:
+    # A run whose trials all failed may have no results.csv: every cell is then missing.
+    if not file.exists():
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "fid" else object)
+                             for c in REQUIRED_COLUMNS})
+    try:
+        results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str,
+                                           "sampler": str, "output": str, "fid_backbone": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep")
+    missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
+    if missing:
+        raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
+                           "it must follow docs/run_directory.md")
+    try:
+        results["fid"] = pd.to_numeric(results["fid"])
+        results["seed"] = results["seed"].astype(int)
+    except (ValueError, TypeError) as e:
+        raise HarnessError(f"{file} has a non-numeric fid or seed ({e}); fix or re-score those rows")
+    # An unscored row (empty fid) is a missing figure, not a zero; a retried trial's last row wins.
+    results = results[[math.isfinite(f) for f in results["fid"]]]
+    return results.drop_duplicates(["dataset", "model", "seed", "sampler", "output"], keep="last")

@@ -1,0 +1,225 @@
+"""The paper-style tables: one per sampler, a column per dataset, a row per model and SVAE output.
+
+Each table is built once as data (`Table`) and then written three ways (Markdown, LaTeX, CSV), so
+the formats cannot disagree. Published figures come from reports/literature_fid.csv as "reported"
+rows kept apart from the measured ones: they never enter a mean or the best-cell marks.
+"""
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.rundir import Run
+from reports.stats import summarize
+
+LITERATURE = Path(__file__).with_name("literature_fid.csv")
+OUR_INCEPTION = "tf-2015-12-05"  # pytorch-fid's port of the TF 2015-12-05 Inception = "inception-fid"
+
+MODEL_LABELS = {"svae": "SVAE", "vae": "VAE", "beta-vae": "beta-VAE", "two-stage": "two-stage VAE"}
+SAMPLER_TITLES = {
+    "gmm": "GMM sampler (ex-post Gaussian mixture, the paper's)",
+    "prior": "prior sampler (z ~ N(0, I))",
+    "second-stage": "second-stage sampler (two-stage VAE)",
+    "recon": "reconstructions of test images",
+}
+MISSING = "—"
+BEST_CSV = " *"
+OTHER_INCEPTION, OTHER_N, UNSTATED = "†", "‡", "§"
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float = None
+    std: float = None
+    n: int = 0
+    asked: int = 0
+    best: bool = False
+
+    def text(self) -> str:
+        if self.n == 0:
+            return MISSING
+        text = f"{self.mean:.2f}" if self.std is None else f"{self.mean:.2f} ± {self.std:.2f}"
+        return text + (f" (n={self.n})" if self.n < self.asked else "")
+
+
+@dataclass(frozen=True)
+class Table:
+    sampler: str
+    caption: str
+    datasets: list
+    measured: list  # (label, [Cell per dataset])
+    reported: list  # (label, [str per dataset])
+    footnotes: list
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def row_label(model: str, output: str) -> str:
+    return model_label(model) if model != "svae" and output == "x_hat" else f"{model_label(model)} {output}"
+
+
+def build_tables(run: Run) -> list:
+    return [_build(run, sampler) for sampler in run.samplers]
+
+
+def _build(run: Run, sampler: str) -> Table:
+    measured = []
+    for model, output in run.rows(sampler):
+        cells = []
+        for dataset in run.datasets:
+            mean, std, n = summarize(run.seed_fids(sampler, dataset, model, output).values())
+            cells.append(Cell(mean, std, n, run.asked(dataset, model)))
+        measured.append((row_label(model, output), cells))
+    # Mark the lowest measured mean of each column (every tie is marked).
+    for j in range(len(run.datasets)):
+        means = [cells[j].mean for _, cells in measured if cells[j].n]
+        for _, cells in measured:
+            if cells[j].n and cells[j].mean == min(means):
+                cells[j] = Cell(cells[j].mean, cells[j].std, cells[j].n, cells[j].asked, True)
+    reported, used, notes = _reported_rows(run, sampler) if run.is_fid else ([], set(), [])
+    return Table(sampler, caption(run, sampler), run.datasets, measured, reported,
+                 _footnotes(run, used) + notes)
+
+
+def caption(run: Run, sampler: str) -> str:
+    p = run.protocol
+    if run.is_fid:
+        metric = f"FID (pytorch-fid Inception, weights {p.get('weights_hash', 'unrecorded')})"
+    else:
+        backbones = ", ".join(sorted(set(run.backbones().values())))
+        metric = (f"fd_domain on {backbones} (weights {p.get('weights_hash', 'unrecorded')}), "
+                  "NOT FID: an offline stand-in, not comparable with any published FID")
+    settings = p.get("samplers", {}).get(sampler, {})
+    settings = f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
+    return (f"{SAMPLER_TITLES.get(sampler, sampler)}{settings}. {metric} of "
+            f"{p.get('n_samples', '?')} generated images against {p.get('reference_n', '?')} images "
+            f"of the {p.get('reference_split', '?')} split; quantize={p.get('quantize', '?')}, "
+            f"resize: {p.get('resize', '?')}. Mean ± sample std over seeds; (n=k): only k of the "
+            f"seeds asked finished; best measured figure of each column in bold; {MISSING}: no "
+            "finished seed.")
+
+
+def _reported_rows(run: Run, sampler: str) -> tuple:
+    """Literature rows for this sampler (GMM also takes those whose sampler is unstated)."""
+    our_n = str(run.protocol.get("n_samples", ""))
+    with open(LITERATURE, newline="") as f:
+        entries = [e for e in csv.DictReader(f)
+                   if e["sampler"] == sampler or (sampler == "gmm" and e["sampler"] == "unknown")]
+    rows, used, notes = {}, set(), {}
+    for e in entries:
+        if e["dataset"] not in run.datasets:
+            continue
+        # An unstated output gets no suffix: the UNSTATED mark says so.
+        label = model_label(e["model"])
+        label += "" if e["output"] in ("x_hat", "unknown") else f" {e['output']}"
+        label += f" [{e['source']}]"
+        cells = rows.setdefault(label, [""] * len(run.datasets))
+        marks = (OTHER_INCEPTION * (e["inception"] != OUR_INCEPTION)
+                 + OTHER_N * (e["n_samples"] != our_n)
+                 + UNSTATED * ("unknown" in (e["sampler"], e["output"])))
+        used.update(marks)
+        value = e["fid"] + (f" ± {e['fid_std']}" if e["fid_std"] else "")
+        cells[run.datasets.index(e["dataset"])] = value + marks
+        if e["note"]:
+            notes.setdefault(label, {})[f"{e['dataset']}: {e['note']}"] = None
+    # The sources' own notes (e.g. another GMM size) can also make a protocol differ from ours.
+    notes = [f"{label}: {'; '.join(n)}." for label, n in notes.items()]
+    return list(rows.items()), used, notes
+
+
+def _footnotes(run: Run, used: set) -> list:
+    if not run.is_fid:
+        return ["These figures are fd_domain, NOT FID: published FIDs are left out because they "
+                "cannot be compared with them."]
+    notes = ["Reported rows are published figures (reports/literature_fid.csv, source in brackets), "
+             "not measured here; they take no part in the statistics or the best marks."]
+    notes += [f"{mark} {text}" for mark, text in (
+        (OTHER_INCEPTION, "another Inception network than ours (pytorch-fid's port of TF Inception "
+                          "2015-12-05), or not certainly the same: not strictly comparable."),
+        (OTHER_N, f"a sample count other than ours (N={run.protocol.get('n_samples', '?')}) or an "
+                  "unstated one: FID is biased by N."),
+        (UNSTATED, "the source does not state the sampler or the output scored."),
+    ) if mark in used]
+    return notes
+
+
+# ---- Markdown --------------------------------------------------------------------------------
+
+def to_markdown(run: Run, tables: list) -> str:
+    lines = [f"# {run.metric} tables: {run.manifest.get('name', run.path.name)}", ""]
+    if not run.is_fid:
+        lines += [fd_domain_warning(), ""]
+    for table in tables:
+        lines += markdown_table(table) + [""]
+    return "\n".join(lines)
+
+
+def fd_domain_warning() -> str:
+    return ("**WARNING: these figures are fd_domain (a Frechet distance on an offline domain "
+            "network), NOT FID. Do not compare them with published FIDs.**")
+
+
+def markdown_table(table: Table, heading: str = "##") -> list:
+    lines = [f"{heading} {SAMPLER_TITLES.get(table.sampler, table.sampler)}", "", table.caption, "",
+             "| Model | " + " | ".join(table.datasets) + " |",
+             "|---|" + "---:|" * len(table.datasets)]
+    for label, cells in table.measured:
+        texts = [f"**{c.text()}**" if c.best else c.text() for c in cells]
+        lines.append(f"| {label} | " + " | ".join(texts) + " |")
+    if table.reported:
+        lines.append("| *reported in the literature (not measured here)* |" + " |" * len(table.datasets))
+        lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in table.reported]
+    return lines + [""] + [f"{note}  " for note in table.footnotes]
+
+
+# ---- LaTeX (booktabs fragment) ---------------------------------------------------------------
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "±": r"$\pm$", "—": "---", "†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"\S{}",
+        "×": r"$\times$", "<": r"$<$", ">": r"$>$"}
+
+
+def tex(text: str) -> str:
+    return "".join(_TEX.get(c, c) for c in str(text))
+
+
+def to_latex(run: Run, tables: list) -> str:
+    lines = [r"% Generated by python -m reports; needs \usepackage{booktabs} in the preamble."]
+    for table in tables:
+        k = len(table.datasets) + 1
+        lines += [r"\begin{table}[htbp]", r"\centering", r"\small",
+                  rf"\caption{{{tex(table.caption)}}}", rf"\label{{tab:{table.sampler}}}",
+                  r"\begin{tabular}{l" + "r" * (k - 1) + "}", r"\toprule",
+                  "Model & " + " & ".join(tex(d) for d in table.datasets) + r" \\", r"\midrule"]
+        for label, cells in table.measured:
+            texts = [rf"\textbf{{{tex(c.text())}}}" if c.best else tex(c.text()) for c in cells]
+            lines.append(tex(label) + " & " + " & ".join(texts) + r" \\")
+        if table.reported:
+            lines += [r"\midrule",
+                      rf"\multicolumn{{{k}}}{{l}}{{\emph{{Reported in the literature (not measured here)}}}} \\"]
+            lines += [tex(label) + " & " + " & ".join(tex(c) for c in cells) + r" \\"
+                      for label, cells in table.reported]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\par\smallskip", r"{\footnotesize " + r" \\ ".join(tex(n) for n in table.footnotes)
+                  + "\\par}"] if table.footnotes else []
+        lines += [r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+# ---- CSV -------------------------------------------------------------------------------------
+
+def to_csv(run: Run, tables: list) -> str:
+    """One row per table row: best cells end in " *", reported rows keep their footnote marks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["sampler", "metric", "kind", "row", *run.datasets])
+    for table in tables:
+        for label, cells in table.measured:
+            writer.writerow([table.sampler, run.metric, "measured", label,
+                             *(c.text() + BEST_CSV * c.best for c in cells)])
+        for label, cells in table.reported:
+            writer.writerow([table.sampler, "FID", "reported", label, *cells])
+    return buffer.getvalue()

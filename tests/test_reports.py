@@ -1,0 +1,286 @@
+"""reports: tables, claim verdicts, split kinds, figures and the CLI on a hand-built run directory."""
+import json
+import math
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+import reports
+from reports.__main__ import main
+from reports.claims import check_claims, high_frequency_share, split_kind, split_kinds
+from reports.figures import decomposition_grid, fid_bars, sample_grid, training_curves
+from reports.rundir import load_run
+from reports.stats import decide, t_interval, welch_interval
+from tests.report_fixtures import (COMMAND, SVAE_GMM, VAE_GMM, blobs, checkerboard, make_run,
+                                   trial_id)
+
+ROOT = Path(__file__).resolve().parents[1]
+RENDERED = ("table.md", "table.tex", "table.csv", "claims.md", "report.md")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = make_run(tmp_path_factory.mktemp("reports"))
+    reports.render(run)
+    return run
+
+
+def markdown_tables(text: str) -> dict:
+    """{section heading: {row label: [cells]}} for every Markdown table under a '## ' heading."""
+    tables, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line[3:]
+        elif line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            tables.setdefault(heading, {})[cells[0]] = cells[1:]
+    return tables
+
+
+def expected_cell(fids: list, asked: int = 5) -> str:
+    """The cell text worked out independently of reports.stats."""
+    text = f"{statistics.mean(fids):.2f}"
+    if len(fids) > 1:
+        text += f" ± {statistics.stdev(fids):.2f}"
+    return text + (f" (n={len(fids)})" if len(fids) < asked else "")
+
+
+# ---- tables ----------------------------------------------------------------------------------
+
+def test_gmm_table_means_stds_seed_counts_and_best_marks(run_dir):
+    gmm = markdown_tables((run_dir / "table.md").read_text())[
+        "GMM sampler (ex-post Gaussian mixture, the paper's)"]
+    for dataset, column in (("mnist", 0), ("cifar10", 1)):
+        for output in ("x_hat", "x1", "x2", "mix"):
+            fids = [f[output] for (d, _), f in SVAE_GMM.items() if d == dataset]
+            assert gmm[f"SVAE {output}"][column].strip("*") == expected_cell(fids)
+    # Worked by hand: VAE mnist seeds 0-3 = 25, 26, 24, 27 -> mean 25.5, sd sqrt(5/3) = 1.291.
+    assert gmm["VAE"] == ["25.50 ± 1.29 (n=4)", "—"]
+    assert expected_cell(list(VAE_GMM.values())) == "25.50 ± 1.29 (n=4)"
+    # Best per column: SVAE x1 on mnist (mean 18.5), SVAE x_hat on cifar10 (mean 59.67, n=3).
+    assert gmm["SVAE x1"][0] == "**18.50 ± 1.12**"
+    assert gmm["SVAE x_hat"][1] == "**59.67 ± 1.53 (n=3)**"
+    bold = [(label, j) for label, cells in gmm.items() for j, c in enumerate(cells) if c.startswith("**")]
+    assert sorted(bold) == [("SVAE x1", 0), ("SVAE x_hat", 1)]
+    # Published rows are apart and never marked best, though 7.47 is below every measured mnist figure.
+    assert gmm["SVAE [asperti/Split-VAE README]"][0] == "7.47†§"
+    assert gmm["VAE [Ghosh et al. ICLR 2020 Table 1]"][0] == "17.66"
+
+
+def test_single_seed_cell_and_missing_cells(run_dir):
+    prior = markdown_tables((run_dir / "table.md").read_text())["prior sampler (z ~ N(0, I))"]
+    assert prior["VAE"] == ["**30.00 (n=1)**", "—"]
+    assert prior["SVAE x_hat"] == ["—", "—"]
+    # Dai & Wipf used another (uncertain) Inception and an unstated N.
+    assert prior["vae-cross-entropy [Dai & Wipf ICLR 2019 Table 1]"][0] == "16.6 ± 0.4†‡"
+
+
+def test_csv_marks_best_and_keeps_reported_rows_apart(run_dir):
+    lines = (run_dir / "table.csv").read_text().splitlines()
+    assert lines[0] == "sampler,metric,kind,row,mnist,cifar10"
+    assert "gmm,FID,measured,SVAE x1,18.50 ± 1.12 *,62.00 ± 1.00 (n=3)" in lines
+    assert "gmm,FID,measured,VAE,25.50 ± 1.29 (n=4),—" in lines
+    assert "gmm,FID,reported,SVAE [asperti/Split-VAE README],7.47†§," in lines
+    assert sum(line.count(" *") for line in lines) == 3  # two gmm columns, one prior column
+
+
+def check_latex(text: str) -> None:
+    """Parse the booktabs fragment: braces, rules, cells per row, escaping."""
+    assert text.isascii(), "non-ASCII left unescaped"
+    unescaped = re.sub(r"\\[{}_&%$#]", "", text)
+    depth = 0
+    for ch in unescaped:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+    assert "_" not in unescaped
+    bodies = re.findall(r"\\begin\{tabular\}\{(lr*)\}(.*?)\\end\{tabular\}", text, re.S)
+    assert bodies and text.count(r"\begin{table}") == len(bodies) == text.count(r"\end{table}")
+    for spec, body in bodies:
+        assert body.count(r"\toprule") == 1 and body.count(r"\bottomrule") == 1
+        assert r"\midrule" in body
+        rows = [r.strip() for r in body.split(r"\\") if r.strip()]
+        for row in rows:
+            row = re.sub(r"\\(toprule|midrule|bottomrule)", "", row).strip()
+            if not row:
+                continue
+            span = re.match(r"\\multicolumn\{(\d+)\}", row)
+            cells = int(span.group(1)) if span else len(re.split(r"(?<!\\)&", row))
+            assert cells == len(spec), row
+
+
+def test_latex_is_well_formed(run_dir, tmp_path):
+    text = (run_dir / "table.tex").read_text()
+    check_latex(text)
+    assert r"SVAE x\_hat & 21.00 $\pm$ 1.58 & \textbf{59.67 $\pm$ 1.53 (n=3)} \\" in text
+    assert r"VAE & 25.50 $\pm$ 1.29 (n=4) & --- \\" in text
+    if shutil.which("pdflatex"):
+        document = tmp_path / "doc.tex"
+        document.write_text("\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}"
+                            f"\\begin{{document}}\n{text}\n\\end{{document}}\n")
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_latex_checker_catches_a_broken_table():
+    with pytest.raises(AssertionError):
+        check_latex("\\begin{table}\\begin{tabular}{lr}\\toprule\nA & B & C \\\\\n\\midrule\n"
+                    "\\bottomrule\\end{tabular}\\end{table}")
+
+
+# ---- statistics and claims -------------------------------------------------------------------
+
+def test_intervals_match_independent_computations():
+    diffs = [-2.0, -3.0, -2.5, -3.0, -2.0]
+    mean, (low, high) = t_interval(diffs)
+    half = 2.7764451051977987 * statistics.stdev(diffs) / math.sqrt(5)  # t(0.975, df=4)
+    assert mean == pytest.approx(-2.5) and (low, high) == pytest.approx((-2.5 - half, -2.5 + half))
+    a, b = [21.0, 22.0, 19.5, 23.0, 20.0], [25.0, 26.0, 24.0, 27.0]
+    diff, interval = welch_interval(a, b)
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(statistics.mean(a) - statistics.mean(b))
+    assert interval == pytest.approx((expected.low, expected.high))
+    assert t_interval([1.0]) == (1.0, None) and welch_interval([1.0], []) == (None, None)
+
+
+def test_verdict_rule():
+    assert decide(5, (-3.0, -1.0)) == "supported"
+    assert decide(5, (-3.0, -1.0), all_agree=False) == "inconclusive"
+    assert decide(5, (0.5, 2.0)) == "not supported"
+    assert decide(5, (-1.0, 2.0)) == "inconclusive"
+    assert decide(2, (-3.0, -1.0)) == "inconclusive"  # fewer than 3 seeds
+    assert decide(5, None) == "inconclusive"
+
+
+def test_claim_verdicts(run_dir):
+    _, verdicts = check_claims(load_run(run_dir))
+    assert {(v.dataset, v.claim): v.verdict for v in verdicts} == {
+        ("mnist", "decomposition helps"): "supported",  # min diffs -2, -3, -2.5, -3, -2
+        ("mnist", "SVAE beats baselines"): "supported",  # x1 18.5 and x_hat 21 vs VAE 25.5 (n=4)
+        ("mnist", "semantic splits help"): "supported",  # seeds 1-4: -3, -2.5, -3, -2
+        ("cifar10", "decomposition helps"): "not supported",  # min diffs +2, +1.5, +2
+        ("cifar10", "SVAE beats baselines"): "inconclusive",  # no VAE seed finished
+        ("cifar10", "semantic splits help"): "inconclusive",  # no sigma maps saved
+    }
+    text = (run_dir / "claims.md").read_text()
+    assert "| min(x1, x2) - x_hat | 0 of 3 | +1.83 |" in text
+    assert "| syntactic | 1 of 1 | -2.00 | n/a (fewer than 2 seeds) | inconclusive |" in text
+    assert "no test reaches high confidence" in text
+    assert text.count("**Verdict:") == 6 and text.count("Rule:") == 6
+
+
+def test_split_kind_from_sigma_spectrum(run_dir):
+    assert high_frequency_share(checkerboard()[0, 0]) == pytest.approx(1.0)
+    assert high_frequency_share(blobs()[0, 0]) < 0.01
+    assert high_frequency_share(np.full((32, 32), 128, np.uint8)) is None
+    assert split_kind(checkerboard())[0] == "syntactic"
+    assert split_kind(blobs())[0] == "semantic"
+    assert split_kind(np.zeros((4, 1, 32, 32), np.uint8)) == ("constant", None)
+    kinds = {seed: kind for seed, (kind, _, _) in split_kinds(load_run(run_dir), "mnist").items()}
+    assert kinds == {0: "syntactic", 1: "semantic", 2: "semantic", 3: "semantic", 4: "semantic"}
+
+
+# ---- figures ---------------------------------------------------------------------------------
+
+def test_figures_written_with_expected_panels(run_dir):
+    expected = ["fid_mnist", "fid_cifar10", "curves_mnist", "curves_cifar10", "samples_mnist_svae",
+                "samples_mnist_vae"] + [f"split_mnist_svae_s{s}" for s in range(5)]
+    for name in expected:
+        png, pdf = run_dir / "figures" / f"{name}.png", run_dir / "figures" / f"{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+    assert len(list((run_dir / "figures").iterdir())) == 2 * len(expected)
+
+    run = load_run(run_dir)
+    bars = fid_bars(run, "mnist")
+    assert [ax.get_title() for ax in bars.axes] == ["gmm", "prior"]
+    assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == [
+        "SVAE x_hat", "SVAE x1", "SVAE x2", "SVAE mix", "VAE"]
+    assert len(bars.axes[0].lines[0].get_xdata()) == 5  # one dot per SVAE x_hat seed
+    assert [ax.get_title() for ax in fid_bars(run, "cifar10").axes] == ["gmm"]
+    svae = run.samples(trial_id("mnist", "svae", 0), "gmm")
+    grid = decomposition_grid(svae, "mnist, SVAE seed 0")
+    assert [ax.get_title() for ax in grid.axes] == ["sigma", "x1", "x2", "x_hat"]
+    assert "syntactic" in grid.get_suptitle()
+    recon = run.samples(trial_id("mnist", "vae", 0), "recon")
+    assert [ax.get_title() for ax in sample_grid(svae, recon, "t").axes] == [
+        "samples (x_hat)", "originals", "reconstructions"]
+    curves = training_curves(run, "mnist")
+    assert [ax.get_title() for ax in curves.axes] == ["loss", "KL", "gamma"]
+    assert [line.get_label() for line in curves.axes[0].lines] == ["SVAE", "VAE"]
+
+
+# ---- report.md, re-rendering, fd_domain, CLI --------------------------------------------------
+
+def test_report_page(run_dir):
+    text = (run_dir / "report.md").read_text()
+    assert "| mnist | supported | supported | supported |" in text
+    assert "| cifar10 | not supported | inconclusive | inconclusive |" in text
+    assert "| mnist-vae-s4 | failed | RuntimeError: CUDA out of memory / tried to allocate 2 GiB |" in text
+    assert "| GMM sampler (ex-post Gaussian mixture, the paper's) | VAE | cifar10 |" in text
+    assert f"```\n{COMMAND}\n```" in text
+    for link in re.findall(r"\]\(([^)]+)\)", text):
+        assert (run_dir / link).is_file(), link
+
+
+def test_rerender_gives_identical_bytes(run_dir):
+    files = [run_dir / name for name in RENDERED] + sorted((run_dir / "figures").iterdir())
+    before = {f: f.read_bytes() for f in files}
+    reports.render(run_dir)
+    assert all(f.read_bytes() == data for f, data in before.items())
+
+
+def test_fd_domain_is_never_called_fid(tmp_path):
+    run = make_run(tmp_path, backbone_for=lambda dataset: f"domain-{dataset}")
+    reports.render(run)
+    table = (run / "table.md").read_text()
+    assert "NOT FID" in table and "reported" not in table and "Ghosh" not in table
+    assert table.startswith("# fd_domain tables")
+    assert "NOT FID" in (run / "claims.md").read_text() and "NOT FID" in (run / "report.md").read_text()
+    assert "Ghosh" not in (run / "table.tex").read_text()
+    assert ",fd_domain,measured," in (run / "table.csv").read_text()
+
+
+def test_run_with_no_results_renders_all_missing(tmp_path):
+    run = make_run(tmp_path)
+    (run / "results.csv").unlink()
+    reports.render(run)
+    gmm = markdown_tables((run / "table.md").read_text())[
+        "GMM sampler (ex-post Gaussian mixture, the paper's)"]
+    assert gmm["SVAE x_hat"] == ["—", "—"] and gmm["VAE"] == ["—", "—"]
+    assert "| mnist | inconclusive | inconclusive | inconclusive |" in (run / "report.md").read_text()
+
+
+def test_cli_on_missing_directory_exits_2_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "nope")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["no manifest", "bad json", "no grid", "bad csv column", "bad fid"])
+def test_cli_on_malformed_directory_exits_2(tmp_path, capsys, damage):
+    run = make_run(tmp_path)
+    manifest = run / "manifest.json"
+    if damage == "no manifest":
+        manifest.unlink()
+    elif damage == "bad json":
+        manifest.write_text("{not json")
+    elif damage == "no grid":
+        manifest.write_text(json.dumps({"config": {"datasets": [], "models": []}, "protocol": {}}))
+    elif damage == "bad csv column":
+        (run / "results.csv").write_text("trial_id,dataset\nx,mnist\n")
+    else:
+        text = (run / "results.csv").read_text().replace(",20.0,", ",twenty,", 1)
+        (run / "results.csv").write_text(text)
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
