@@ -284,7 +284,7 @@ def _read_cached_array(path: Path, expected_len: int):
 
 # ---------------------------------------------------------------- synthetic (made in-process)
 
-SYNTHETIC_SIZES = {"train": 2000, "test": 500}
+SYNTHETIC_SIZES = {"train": 1000, "test": 500}
 
 
 def _load_synthetic(split, root, download):

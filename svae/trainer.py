@@ -81,8 +81,8 @@ def load_checkpoint(path: Path) -> dict:
 class Trainer:
     """Trains a model on a tensor of examples (uint8 images are scaled to [0, 1] per batch).
 
-    on_epoch_end(metrics, checkpoint_path) is called after each epoch's checkpoint is written: the
-    sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
+    on_epoch_end(history) is called with every epoch's metrics so far, after the epoch's checkpoint is
+    written: the sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
     """
 
     def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Optional[Callable] = None):
@@ -114,7 +114,7 @@ class Trainer:
                                    "epoch": epoch, "history": history, "rng": _rng_states(shuffle)},
                                   self.checkpoint_path)
             if self.on_epoch_end:
-                self.on_epoch_end(metrics, self.checkpoint_path)
+                self.on_epoch_end(history)
         return history
 
     def _autocast(self):

@@ -161,6 +161,6 @@ def test_debian_fashion_mnist_has_60000_train_and_10000_test_images(tmp_path):
 
 def test_synthetic_is_deterministic_and_labelled():
     a, b = load_images("synthetic", "train"), load_images("synthetic", "train")
-    assert torch.equal(a.images, b.images) and a.images.shape == (2000, 1, 32, 32)
+    assert torch.equal(a.images, b.images) and a.images.shape == (1000, 1, 32, 32)
     assert not torch.equal(a.images[:500], load_images("synthetic", "test").images)
     assert sorted(a.labels.unique().tolist()) == [0, 1, 2, 3]

@@ -19,8 +19,8 @@ def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, 
     model = build_model(name, SPECS["synthetic"], cfg)
     done, histories = [], {}
 
-    def count_epoch(metrics, path):
-        done.append(metrics["epoch"])
+    def count_epoch(history):
+        done.append(history[-1]["epoch"])
         if len(done) == crash_after:
             raise Interrupted
 

@@ -1,0 +1,214 @@
+"""Runs the grid of trials on Ray Tune and gathers their folders into the run directory.
+
+Each trial reports a checkpoint (its whole working folder) after every epoch; Ray persists it to the
+sweep's storage and hands it back when it retries the trial or when the sweep is restored. When a
+trial finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a
+driver that dies loses nothing that had finished.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from bench.presets import Settings
+from bench.trial import Evaluation, TrialSpec, run_trial
+from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+EXPERIMENT = "sweep"
+RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "fid", "n_samples", "fid_backbone",
+                  "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
+                  "active_units", "train_seconds"]
+MAX_RETRIES = 2
+
+
+@dataclass
+class SweepPlan:
+    run_dir: Path
+    storage: str  # a path mounted on every node, or s3://...
+    grid: list  # TrialSpec
+    settings: dict  # dataset -> Settings
+    evaluation: Evaluation
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: Optional[int]
+    resume: bool
+    fault: Optional[str] = None
+
+
+def trainable(config: dict) -> None:
+    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(config["cpus_per_trial"])))
+    spec = TrialSpec(**config["trial"])
+    settings = config["settings"][spec.dataset]
+    folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        checkpoint.to_directory(str(folder))
+
+    def report(metrics, path):
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+
+    try:
+        run_trial(spec, settings, config["evaluation"], folder, report, fault=config.get("fault"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def trial_folder(run_dir: Path, trial_id: str) -> Path:
+    return run_dir / "trials" / trial_id
+
+
+def collect_trial(run_dir: Path, trial_id: str, checkpoint) -> None:
+    """Copy a finished trial's final checkpoint folder into the run directory, file by file, atomically."""
+    target = trial_folder(run_dir, trial_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint.to_directory(tmp)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                relative = path.relative_to(tmp)
+                if relative.name.startswith("checkpoint-"):
+                    relative = relative.with_name(relative.name.replace("checkpoint-", "checkpoint-final-"))
+                atomic_write_bytes(target / relative, path.read_bytes())
+
+
+def record_failure(run_dir: Path, spec: TrialSpec, error: str) -> None:
+    atomic_write_json(trial_folder(run_dir, spec.trial_id) / "status.json",
+                      {"status": "failed", "error": error, "dataset": spec.dataset, "model": spec.model,
+                       "seed": spec.seed, "train_seconds": None, "eval_seconds": None})
+
+
+def trial_status(run_dir: Path, trial_id: str) -> dict:
+    try:
+        return json.loads((trial_folder(run_dir, trial_id) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {"status": "missing"}
+
+
+def write_results(run_dir: Path, grid: list) -> pd.DataFrame:
+    """results.csv from every finished trial's rows, in grid order."""
+    rows = []
+    for spec in grid:
+        if trial_status(run_dir, spec.trial_id)["status"] == "finished":
+            rows += json.loads((trial_folder(run_dir, spec.trial_id) / "rows.json").read_text())
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    atomic_write_text(run_dir / "results.csv", table.to_csv(index=False, lineterminator="\n"))
+    return table
+
+
+class Progress:
+    """One line per trial start, finish or failure, and an overall line; also written to logs/driver.log."""
+
+    def __init__(self, run_dir: Path, total: int, already_done: int):
+        self.log = run_dir / "logs" / "driver.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.total, self.done, self.started = total, already_done, time.time()
+        self.trial_seconds = 0.0
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"[{stamp}] {text}", flush=True)
+        with open(self.log, "a") as f:
+            f.write(f"[{stamp}] {text}\n")
+
+    def finished(self, trial_id: str, seconds: float) -> None:
+        self.done += 1
+        self.trial_seconds += seconds
+        elapsed = time.time() - self.started
+        left = (self.total - self.done) * elapsed / max(1, self.done)
+        self.line(f"finished {trial_id} ({seconds:.0f} s)")
+        self.line(f"{self.done}/{self.total} trials done, {elapsed:.0f} s elapsed, about {left:.0f} s left")
+
+
+def make_callback(plan: SweepPlan, progress: Progress, specs: dict):
+    from ray import tune
+
+    class SweepCallback(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            progress.line(f"started {_trial_id(trial)}")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            progress.line(f"retrying {_trial_id(trial)} from its last checkpoint")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            trial_id = _trial_id(trial)
+            if trial.checkpoint is not None:
+                collect_trial(plan.run_dir, trial_id, trial.checkpoint)
+                status = trial_status(plan.run_dir, trial_id)
+                progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+                write_results(plan.run_dir, plan.grid)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            trial_id = _trial_id(trial)
+            error = _first_line(trial.error_file)
+            record_failure(plan.run_dir, specs[trial_id], error)
+            progress.line(f"FAILED {trial_id}: {error}")
+
+    return SweepCallback()
+
+
+def _first_line(error_file: Optional[str]) -> str:
+    """The last line of Ray's error file names the exception; that is what the user needs."""
+    try:
+        lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "unknown error"
+    except (OSError, TypeError):
+        return "unknown error (see logs)"
+
+
+def _trial_id(trial) -> str:
+    config = trial.config["trial"]
+    return TrialSpec(**config).trial_id
+
+
+def run_sweep(plan: SweepPlan) -> pd.DataFrame:
+    """Run (or resume) the sweep on the Ray cluster that is already initialised; return the results."""
+    from ray import tune
+    specs = {spec.trial_id: spec for spec in plan.grid}
+    todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
+    progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo))
+    if not todo:
+        progress.line("every trial has finished already")
+        return write_results(plan.run_dir, plan.grid)
+
+    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    function = tune.with_resources(trainable, resources)
+    experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
+    if plan.resume and tune.Tuner.can_restore(experiment):
+        progress.line(f"resuming the sweep from {experiment}")
+        tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
+    else:
+        space = {"trial": tune.grid_search([vars(s) for s in todo]), "settings": plan.settings,
+                 "evaluation": plan.evaluation, "cpus_per_trial": plan.cpus_per_trial, "fault": plan.fault}
+        tuner = tune.Tuner(
+            function, param_space=space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
+                                        trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
+                callbacks=[make_callback(plan, progress, specs)],
+                failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+    progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
+                  f"/tmp/ray/session_latest/logs")
+    results = tuner.fit()
+    for result in results:
+        trial_id = TrialSpec(**result.config["trial"]).trial_id
+        if result.error is None and result.checkpoint is not None and result.metrics.get("done"):
+            if trial_status(plan.run_dir, trial_id)["status"] != "finished":
+                collect_trial(plan.run_dir, trial_id, result.checkpoint)
+        elif trial_status(plan.run_dir, trial_id)["status"] != "failed":
+            record_failure(plan.run_dir, specs[trial_id], str(result.error).splitlines()[-1] if result.error
+                           else "interrupted before it finished")
+    table = write_results(plan.run_dir, plan.grid)
+    progress.line(f"sweep wall time {time.time() - progress.started:.0f} s; "
+                  f"sum of trial times {progress.trial_seconds:.0f} s")
+    return table

@@ -1,0 +1,144 @@
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench.run
+from bench.models import MODELS
+
+SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
+OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
+           "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--data-root", "--download",
+           "--resume"]
+
+
+def run_cli(args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True,
+                          timeout=900, **kwargs)
+
+
+def test_help_lists_every_option_with_its_default():
+    out = run_cli(["--help"])
+    assert out.returncode == 0
+    for option in OPTIONS:
+        assert option in out.stdout
+    assert "default: 5" in out.stdout and "svae" in out.stdout and "default: paper" in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--datasets", "imagenet"], "unknown dataset 'imagenet'; choose from mnist"),
+    (["--models", "gan"], "unknown model 'gan'; choose from svae"),
+    (["--datasets"], "--datasets is empty"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+    (["--fid-samples", "501"], "larger than synthetic's test split (500 images)"),
+    (["--address", "ray://10.0.0.1:10001"], "--address needs --storage"),
+])
+def test_bad_input_is_rejected_before_ray_starts(args, message, tmp_path, monkeypatch, capsys):
+    def no_ray(_args):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(bench.run, "start_ray", no_ray)
+    out = tmp_path / "run"
+    code = bench.run.main([*SMALL, "--seeds", "1", "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1
+    assert not (out / "manifest.json").exists()
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "results.csv")
+
+
+def expected_rows(seeds: int) -> int:
+    # svae: 3 samplers x 4 outputs; vae, beta-vae: 3 x 1; two-stage: 4 samplers x 1
+    return seeds * (12 + 3 + 3 + 4)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """All four models, two seeds, on synthetic data: the sweep as users run it, in a subprocess."""
+    run_dir = tmp_path_factory.mktemp("sweep") / "run"
+    started = time.time()
+    out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
+    return run_dir, out, time.time() - started
+
+
+def test_small_sweep_writes_a_complete_results_table(small_sweep):
+    run_dir, out, _ = small_sweep
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = read_results(run_dir)
+    assert len(table) == expected_rows(2)
+    assert set(table["model"]) == set(MODELS) and set(table["seed"]) == {0, 1}
+    assert all(math.isfinite(v) and v >= 0 for v in table["fid"])
+    assert set(table["fid_backbone"]) == {"domain-synthetic"}  # never labelled FID
+    assert (table["n_samples"] == 200).all()
+    svae = table[(table["model"] == "svae") & (table["sampler"] == "gmm")]
+    assert sorted(svae["output"].unique()) == ["mix", "x1", "x2", "x_hat"]
+    two_stage = table[table["model"] == "two-stage"]
+    assert "second-stage" in set(two_stage["sampler"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert len(manifest["grid"]) == 8 and manifest["config"]["seeds"] == 2
+    for trial in manifest["grid"]:
+        folder = run_dir / "trials" / trial["trial_id"]
+        assert json.loads((folder / "status.json").read_text())["status"] == "finished"
+        assert (folder / "metrics.csv").exists() and (folder / "samples" / "gmm.npz").exists()
+    assert (run_dir / "report.md").exists() and (run_dir / "table.md").exists()
+
+
+def test_progress_lines_and_quiet_console(small_sweep):
+    run_dir, out, _ = small_sweep
+    assert out.stdout.count("started ") >= 8 and out.stdout.count("finished ") >= 8
+    assert "8/8 trials done" in out.stdout
+    assert "Trial status" not in out.stdout  # Ray's own tables stay out of the console
+    assert (run_dir / "logs" / "driver.log").read_text().count("finished ") >= 8
+
+
+def test_same_command_again_refuses_and_changes_nothing(small_sweep):
+    run_dir, _, _ = small_sweep
+    before = {p: p.read_bytes() for p in run_dir.glob("*.*")}
+    out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
+    assert out.returncode == 2 and "pass --resume" in out.stderr
+    out = run_cli([*SMALL, "--seeds", "3", "--out", str(run_dir), "--resume"])
+    assert out.returncode == 2 and "holds a different sweep (seeds: 2 there, 3 now)" in out.stderr
+    assert {p: p.read_bytes() for p in run_dir.glob("*.*")} == before
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_then_resume_completes_without_retraining(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "--seeds", "2", "--models", "svae", "vae", "--out", str(run_dir)]
+    driver = subprocess.Popen([sys.executable, "-m", "bench.run", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # Kill the driver (and only the driver) once at least one trial has finished and some have not.
+    finished = []
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        statuses = [json.loads(p.read_text()) for p in run_dir.glob("trials/*/status.json")]
+        finished = [s for s in statuses if s["status"] == "finished"]
+        if finished:
+            break
+        time.sleep(0.5)
+    assert finished, "no trial finished in time"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    attempts = {p.parent.name: json.loads(p.read_text())["attempt_id"]
+                for p in run_dir.glob("trials/*/status.json") if json.loads(p.read_text())["status"] == "finished"}
+    assert 0 < len(attempts) < 4
+
+    out = run_cli([*args, "--resume"])
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert len(read_results(run_dir)) == 2 * (12 + 3)
+    # A finished trial keeps the attempt id it drew when it ran: had it been trained again, a new one.
+    for trial_id, attempt in attempts.items():
+        status = json.loads((run_dir / "trials" / trial_id / "status.json").read_text())
+        assert status["attempt_id"] == attempt, trial_id
