@@ -48,6 +48,10 @@ def trainable(config: dict) -> None:
 
     torch.set_num_threads(max(1, int(config["cpus_per_trial"])))
     spec = TrialSpec(**config["trial"])
+    if is_marked_finished(config["storage"], spec.trial_id):
+        # Finished and collected before the driver died, after Ray's last snapshot of the sweep.
+        tune.report({"done": True, "already_collected": True})
+        return
     settings = config["settings"][spec.dataset]
     folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
     checkpoint = tune.get_checkpoint()
@@ -61,6 +65,26 @@ def trainable(config: dict) -> None:
         run_trial(spec, settings, config["evaluation"], folder, report, fault=config.get("fault"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _marker(storage: str, trial_id: str):
+    """The storage's record that the driver holds a trial's results: visible to every node."""
+    import pyarrow.fs
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    return fs, f"{root.rstrip('/')}/finished/{trial_id}"
+
+
+def mark_finished(storage: str, trial_id: str) -> None:
+    fs, path = _marker(storage, trial_id)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(b"collected\n")
+
+
+def is_marked_finished(storage: str, trial_id: str) -> bool:
+    import pyarrow.fs
+    fs, path = _marker(storage, trial_id)
+    return fs.get_file_info(path).type == pyarrow.fs.FileType.File
 
 
 def trial_folder(run_dir: Path, trial_id: str) -> Path:
@@ -78,6 +102,11 @@ def collect_trial(run_dir: Path, trial_id: str, checkpoint) -> None:
                 if relative.name.startswith("checkpoint-"):
                     relative = relative.with_name(relative.name.replace("checkpoint-", "checkpoint-final-"))
                 atomic_write_bytes(target / relative, path.read_bytes())
+
+
+def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
+    collect_trial(plan.run_dir, trial_id, checkpoint)
+    mark_finished(plan.storage, trial_id)
 
 
 def record_failure(run_dir: Path, spec: TrialSpec, error: str) -> None:
@@ -140,11 +169,12 @@ def make_callback(plan: SweepPlan, progress: Progress, specs: dict):
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             trial_id = _trial_id(trial)
-            if trial.checkpoint is not None:
-                collect_trial(plan.run_dir, trial_id, trial.checkpoint)
-                status = trial_status(plan.run_dir, trial_id)
-                progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
-                write_results(plan.run_dir, plan.grid)
+            if trial.last_result.get("already_collected"):
+                return
+            collect(plan, trial_id, trial.checkpoint)
+            status = trial_status(plan.run_dir, trial_id)
+            progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+            write_results(plan.run_dir, plan.grid)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             trial_id = _trial_id(trial)
@@ -187,7 +217,8 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
     else:
         space = {"trial": tune.grid_search([vars(s) for s in todo]), "settings": plan.settings,
-                 "evaluation": plan.evaluation, "cpus_per_trial": plan.cpus_per_trial, "fault": plan.fault}
+                 "evaluation": plan.evaluation, "cpus_per_trial": plan.cpus_per_trial, "fault": plan.fault,
+                 "storage": plan.storage}
         tuner = tune.Tuner(
             function, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
@@ -200,11 +231,12 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = tuner.fit()
-    for result in results:
+    for result in results:  # the callback may have missed trials that Ray had finished before a restore
         trial_id = TrialSpec(**result.config["trial"]).trial_id
+        if trial_status(plan.run_dir, trial_id)["status"] == "finished":
+            continue
         if result.error is None and result.checkpoint is not None and result.metrics.get("done"):
-            if trial_status(plan.run_dir, trial_id)["status"] != "finished":
-                collect_trial(plan.run_dir, trial_id, result.checkpoint)
+            collect(plan, trial_id, result.checkpoint)
         elif trial_status(plan.run_dir, trial_id)["status"] != "failed":
             record_failure(plan.run_dir, specs[trial_id], str(result.error).splitlines()[-1] if result.error
                            else "interrupted before it finished")
