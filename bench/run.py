@@ -18,8 +18,7 @@ from pathlib import Path
 
 from bench.models import MODELS
 from bench.presets import PRESETS, settings_for
-from bench.sweep import SweepPlan, run_sweep, trial_status
-from bench.trial import REFERENCE_SPLIT, Evaluation, TrialSpec, settings_json
+from bench.trial import FAULT_ENV, REFERENCE_SPLIT, Evaluation, TrialSpec, settings_json
 from svae.data import SPECS, default_data_root, load_images
 from svae.errors import HarnessError
 from svae.io import atomic_write_json
@@ -148,6 +147,18 @@ def filesystem_type(path: Path) -> str:
     return kind
 
 
+def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
+    """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
+    remote = node_ips - local_ips
+    if "://" in storage or not remote:
+        return
+    kind = filesystem_type(Path(storage))
+    if not kind.startswith("fuse") and kind not in SHARED_FILESYSTEMS:
+        raise HarnessError(f"--storage {storage} is a local {kind} path, but the cluster has nodes on other "
+                           f"machines ({', '.join(sorted(remote))}); pass a path mounted on every node (NFS, ...) "
+                           f"or s3://...")
+
+
 def start_ray(args):
     import logging
     # A quiet console: the legacy reporter honours verbose=0, and Ray's warnings go to its log files.
@@ -158,14 +169,12 @@ def start_ray(args):
 
     if args.address:
         ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        storage = args.storage
-        if len(nodes) > 1 and "://" not in storage:
-            kind = filesystem_type(Path(storage))
-            if not kind.startswith("fuse") and kind not in SHARED_FILESYSTEMS:
-                ray.shutdown()
-                raise HarnessError(f"--storage {storage} is a local {kind} path, but the cluster has {len(nodes)} "
-                                   f"nodes; pass a path mounted on every node (NFS, ...) or s3://...")
+        node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+        try:
+            check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
+        except HarnessError:
+            ray.shutdown()
+            raise
     else:
         # Loopback only, no dashboard: a local cluster is not reachable from the network.
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
@@ -252,6 +261,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
     if not args.resume:
         atomic_write_json(run_dir / "manifest.json", manifest_for(args, config, grid, storage, gpus, weights_hash))
     fid_cache = storage + "/fid-cache" if "://" not in storage else None
@@ -259,18 +269,20 @@ def main(argv=None) -> int:
                      evaluation=Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
                                            data_root=str(Path(args.data_root).resolve()), download=args.download),
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
-                     resume=args.resume, fault=os.environ.get("SVAE_BENCH_INJECT_NAN"))
+                     resume=args.resume, fault=os.environ.get(FAULT_ENV))
     run_sweep(plan)
     return finish(run_dir, grid, args)
 
 
 def finish(run_dir: Path, grid: list, args) -> int:
     import reports
+    from bench.sweep import trial_status
     try:
         reports.render(run_dir)
         print(f"reports: {run_dir / 'report.md'}")
-    except HarnessError as e:
-        print(f"error: the reports could not be rendered: {e}", file=sys.stderr)
+    except Exception as e:  # the results are safe on disk: say so and go on to the summary
+        print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
+              f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)
     missing = [(s.trial_id, trial_status(run_dir, s.trial_id)) for s in grid]
     missing = [(tid, st) for tid, st in missing if st["status"] != "finished"]
     if not missing:

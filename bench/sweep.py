@@ -6,7 +6,6 @@ trial finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is 
 driver that dies loses nothing that had finished.
 """
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
+from ray import tune
 
-from bench.presets import Settings
 from bench.trial import Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -44,7 +43,6 @@ class SweepPlan:
 def trainable(config: dict) -> None:
     """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one."""
     import torch
-    from ray import tune
 
     torch.set_num_threads(max(1, int(config["cpus_per_trial"])))
     spec = TrialSpec(**config["trial"])
@@ -109,9 +107,9 @@ def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
     mark_finished(plan.storage, trial_id)
 
 
-def record_failure(run_dir: Path, spec: TrialSpec, error: str) -> None:
+def record_failure(run_dir: Path, spec: TrialSpec, error: Optional[str], status: str = "failed") -> None:
     atomic_write_json(trial_folder(run_dir, spec.trial_id) / "status.json",
-                      {"status": "failed", "error": error, "dataset": spec.dataset, "model": spec.model,
+                      {"status": status, "error": error, "dataset": spec.dataset, "model": spec.model,
                        "seed": spec.seed, "train_seconds": None, "eval_seconds": None})
 
 
@@ -157,32 +155,37 @@ class Progress:
         self.line(f"{self.done}/{self.total} trials done, {elapsed:.0f} s elapsed, about {left:.0f} s left")
 
 
-def make_callback(plan: SweepPlan, progress: Progress, specs: dict):
-    from ray import tune
+# The driver's live state per run directory. Ray pickles callbacks into the sweep's state and
+# restores them on --resume; the callback keeps only a key, so a restored one still reports to
+# this driver's objects, not to stale copies.
+ACTIVE_SWEEPS = {}
 
-    class SweepCallback(tune.Callback):
-        def on_trial_start(self, iteration, trials, trial, **info):
-            progress.line(f"started {_trial_id(trial)}")
 
-        def on_trial_recover(self, iteration, trials, trial, **info):
-            progress.line(f"retrying {_trial_id(trial)} from its last checkpoint")
+class SweepCallback(tune.Callback):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            trial_id = _trial_id(trial)
-            if trial.last_result.get("already_collected"):
-                return
-            collect(plan, trial_id, trial.checkpoint)
-            status = trial_status(plan.run_dir, trial_id)
-            progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
-            write_results(plan.run_dir, plan.grid)
+    def on_trial_start(self, iteration, trials, trial, **info):
+        ACTIVE_SWEEPS[self.run_dir][1].line(f"started {_trial_id(trial)}")
 
-        def on_trial_error(self, iteration, trials, trial, **info):
-            trial_id = _trial_id(trial)
-            error = _first_line(trial.error_file)
-            record_failure(plan.run_dir, specs[trial_id], error)
-            progress.line(f"FAILED {trial_id}: {error}")
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        ACTIVE_SWEEPS[self.run_dir][1].line(f"retrying {_trial_id(trial)} from its last checkpoint")
 
-    return SweepCallback()
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        trial_id = _trial_id(trial)
+        if trial.last_result.get("already_collected"):
+            return
+        collect(plan, trial_id, trial.checkpoint)
+        status = trial_status(plan.run_dir, trial_id)
+        progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+        write_results(plan.run_dir, plan.grid)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        error = _first_line(trial.error_file)
+        record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
+        progress.line(f"FAILED {_trial_id(trial)}: {error}")
 
 
 def _first_line(error_file: Optional[str]) -> str:
@@ -201,10 +204,9 @@ def _trial_id(trial) -> str:
 
 def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     """Run (or resume) the sweep on the Ray cluster that is already initialised; return the results."""
-    from ray import tune
-    specs = {spec.trial_id: spec for spec in plan.grid}
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
     progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo))
+    ACTIVE_SWEEPS[plan.run_dir] = (plan, progress)
     if not todo:
         progress.line("every trial has finished already")
         return write_results(plan.run_dir, plan.grid)
@@ -225,21 +227,22 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                                         trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
-                callbacks=[make_callback(plan, progress, specs)],
+                callbacks=[SweepCallback(plan.run_dir)],
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
-    results = tuner.fit()
-    for result in results:  # the callback may have missed trials that Ray had finished before a restore
-        trial_id = TrialSpec(**result.config["trial"]).trial_id
-        if trial_status(plan.run_dir, trial_id)["status"] == "finished":
+    results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
+    for spec in todo:  # the callback misses trials that Ray had finished before a restore
+        if trial_status(plan.run_dir, spec.trial_id)["status"] in ("finished", "failed"):
             continue
-        if result.error is None and result.checkpoint is not None and result.metrics.get("done"):
-            collect(plan, trial_id, result.checkpoint)
-        elif trial_status(plan.run_dir, trial_id)["status"] != "failed":
-            record_failure(plan.run_dir, specs[trial_id], str(result.error).splitlines()[-1] if result.error
-                           else "interrupted before it finished")
+        result = results.get(spec.trial_id)
+        if result and result.error is None and result.checkpoint and result.metrics.get("done"):
+            collect(plan, spec.trial_id, result.checkpoint)
+        elif result and result.error is not None:
+            record_failure(plan.run_dir, spec, str(result.error).strip().splitlines()[-1])
+        else:
+            record_failure(plan.run_dir, spec, None, status="interrupted")
     table = write_results(plan.run_dir, plan.grid)
     progress.line(f"sweep wall time {time.time() - progress.started:.0f} s; "
                   f"sum of trial times {progress.trial_seconds:.0f} s")

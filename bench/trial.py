@@ -7,6 +7,8 @@ here knows about Ray, so a trial also runs in a plain process (tests, debugging)
 import csv
 import io
 import json
+import os
+import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -25,7 +27,10 @@ from svae.trainer import TrainConfig, Trainer, seed_everything
 
 SCORED_OUTPUTS = ("x_hat", "x1", "x2", "mix")  # sigma is saved for the figures, never scored
 REFERENCE_SPLIT = "test"
-FAULT_ENV = "SVAE_BENCH_INJECT_NAN"  # tests only: a trial id whose training data is made NaN
+# Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
+# data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
+# is reported, on its first attempt only.
+FAULT_ENV = "SVAE_BENCH_FAULT"
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,10 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     if settings.train_subset:
         train = train[:settings.train_subset]
     test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
-    if fault == spec.trial_id:
+    fault = (fault or "").split(":")
+    if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
+    kill_after = int(fault[2]) if fault[:2] == ["kill", spec.trial_id] and not any(folder.glob("checkpoint-*")) else None
 
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
@@ -71,6 +78,8 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
         def on_epoch_end(history, name=stage.name):
             _write_metrics(folder, finished_stages + [{"stage": name, **m} for m in history])
             report({"stage": name, "epoch": history[-1]["epoch"], "loss": history[-1]["loss"], "done": False}, folder)
+            if history[-1]["epoch"] == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
         trainer = Trainer(TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)),
                                       batch_size=settings.batch_size, lr=settings.lr, seed=spec.seed,

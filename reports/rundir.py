@@ -213,5 +213,5 @@ def _load_results(file: Path) -> pd.DataFrame:
     except (ValueError, TypeError) as e:
         raise HarnessError(f"{file} has a non-numeric fid or seed ({e}); fix or re-score those rows")
     # An unscored row (empty fid) is a missing figure, not a zero; a retried trial's last row wins.
-    results = results[[math.isfinite(f) for f in results["fid"]]]
+    results = results[results["fid"].apply(math.isfinite).astype(bool)]  # a Series: safe when empty
     return results.drop_duplicates(["dataset", "model", "seed", "sampler", "output"], keep="last")
