@@ -165,6 +165,10 @@ def start_ray(args):
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ray").setLevel(logging.ERROR)
+    if not args.address:
+        # Ray's single-machine mode: the node's address is loopback, so every server binds to
+        # 127.0.0.1 (read when Ray is imported, inherited by its processes).
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
     if args.address:
@@ -176,8 +180,7 @@ def start_ray(args):
             ray.shutdown()
             raise
     else:
-        # Loopback only, no dashboard: a local cluster is not reachable from the network.
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  logging_level=logging.ERROR, log_to_driver=False)
     gpus = args.gpus_per_trial
     if gpus is None:

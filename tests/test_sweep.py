@@ -1,6 +1,5 @@
 import json
 import math
-import signal
 import subprocess
 import sys
 import time
@@ -110,34 +109,3 @@ def test_same_command_again_refuses_and_changes_nothing(small_sweep):
     out = run_cli([*SMALL, "--seeds", "3", "--out", str(run_dir), "--resume"])
     assert out.returncode == 2 and "holds a different sweep (seeds: 2 there, 3 now)" in out.stderr
     assert {p: p.read_bytes() for p in run_dir.glob("*.*")} == before
-
-
-@pytest.mark.slow
-def test_sigkill_of_the_driver_then_resume_completes_without_retraining(tmp_path):
-    run_dir = tmp_path / "run"
-    args = [*SMALL, "--seeds", "2", "--models", "svae", "vae", "--out", str(run_dir)]
-    driver = subprocess.Popen([sys.executable, "-m", "bench.run", *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    # Kill the driver (and only the driver) once at least one trial has finished and some have not.
-    finished = []
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        statuses = [json.loads(p.read_text()) for p in run_dir.glob("trials/*/status.json")]
-        finished = [s for s in statuses if s["status"] == "finished"]
-        if finished:
-            break
-        time.sleep(0.5)
-    assert finished, "no trial finished in time"
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
-    attempts = {p.parent.name: json.loads(p.read_text())["attempt_id"]
-                for p in run_dir.glob("trials/*/status.json") if json.loads(p.read_text())["status"] == "finished"}
-    assert 0 < len(attempts) < 4
-
-    out = run_cli([*args, "--resume"])
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert len(read_results(run_dir)) == 2 * (12 + 3)
-    # A finished trial keeps the attempt id it drew when it ran: had it been trained again, a new one.
-    for trial_id, attempt in attempts.items():
-        status = json.loads((run_dir / "trials" / trial_id / "status.json").read_text())
-        assert status["attempt_id"] == attempt, trial_id
