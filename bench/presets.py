@@ -26,6 +26,7 @@ class Settings:
     epochs: int
     batch_size: int = 100
     lr: float = 1e-4
+    amp: bool = False  # bfloat16 autocast on GPUs; off by default, so GPU and CPU runs compute alike
     train_subset: Optional[int] = None  # train on the first n training images; None: all
     fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID
     fid_samples: int = 10000

@@ -63,41 +63,25 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
         return json.loads((folder / "rows.json").read_text())
     started = time.time()
     train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
-    if settings.train_subset:
-        train = train[:settings.train_subset]
+    train = train[:settings.train_subset] if settings.train_subset else train
     test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
     fault = (fault or "").split(":")
     if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
-    kill_after = int(fault[2]) if fault[:2] == ["kill", spec.trial_id] and not any(folder.glob("checkpoint-*")) else None
+    first_attempt = not any(folder.glob("checkpoint-*"))
+    kill_after = int(fault[2]) if fault[:2] == ["kill", spec.trial_id] and first_attempt else None
 
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
-    finished_stages = []  # per-epoch rows of the stages already trained
-    for stage in model.stages():
-        def on_epoch_end(history, name=stage.name):
-            _write_metrics(folder, finished_stages + [{"stage": name, **m} for m in history])
-            report({"stage": name, "epoch": history[-1]["epoch"], "loss": history[-1]["loss"], "done": False}, folder)
-            if history[-1]["epoch"] == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        trainer = Trainer(TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)),
-                                      batch_size=settings.batch_size, lr=settings.lr, seed=spec.seed,
-                                      progress=False),
-                          checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
-        history = trainer.fit(stage.module, stage.make_data(train))
-        finished_stages += [{"stage": stage.name, **m} for m in history]
-    _write_metrics(folder, finished_stages)
+    history = _train(model, spec, settings, train, folder, report, kill_after)
     train_seconds = time.time() - started
-
-    rows = _evaluate(spec, settings, evaluation, model, train, test, folder)
-    image_model = [m for m in finished_stages if m["stage"] == finished_stages[0]["stage"]][-1]
-    for row in rows:
-        row.update(trial_id=spec.trial_id, dataset=spec.dataset, model=spec.model, seed=spec.seed,
-                   epochs=image_model["epoch"], final_loss=image_model["loss"],
-                   final_recon_mse=image_model["recon_mse"], final_kl=image_model["kl"],
-                   final_gamma=image_model["gamma"], active_units=image_model["active_units"],
-                   train_seconds=round(train_seconds, 3))
+    image_model = [m for m in history if m["stage"] == history[0]["stage"]][-1]  # two-stage: stage 1
+    summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
+               "epochs": image_model["epoch"], "final_loss": image_model["loss"],
+               "final_recon_mse": image_model["recon_mse"], "final_kl": image_model["kl"],
+               "final_gamma": image_model["gamma"], "active_units": image_model["active_units"],
+               "train_seconds": round(train_seconds, 3)}
+    rows = [{**row, **summary} for row in _evaluate(spec, settings, evaluation, model, train, test, folder)]
     status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
               "train_seconds": train_seconds, "eval_seconds": time.time() - started - train_seconds,
               "attempt_id": uuid.uuid4().hex}
@@ -105,6 +89,24 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     atomic_write_json(folder / "rows.json", rows)
     report({"done": True, "attempt_id": status["attempt_id"]}, folder)
     return rows
+
+
+def _train(model, spec, settings, train, folder, report, kill_after) -> list:
+    """Every stage in turn, each resuming from its own checkpoint; the per-epoch history of all."""
+    finished = []
+    for stage in model.stages():
+        def on_epoch_end(history, name=stage.name):
+            _write_metrics(folder, finished + [{"stage": name, **m} for m in history])
+            report({"stage": name, "epoch": history[-1]["epoch"], "loss": history[-1]["loss"], "done": False}, folder)
+            if history[-1]["epoch"] == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        config = TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
+                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False)
+        trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
+        finished += [{"stage": stage.name, **m} for m in trainer.fit(stage.module, stage.make_data(train))]
+    _write_metrics(folder, finished)
+    return finished
 
 
 def _write_metrics(folder: Path, history: list) -> None:

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -109,3 +110,25 @@ def test_same_command_again_refuses_and_changes_nothing(small_sweep):
     out = run_cli([*SMALL, "--seeds", "3", "--out", str(run_dir), "--resume"])
     assert out.returncode == 2 and "holds a different sweep (seeds: 2 there, 3 now)" in out.stderr
     assert {p: p.read_bytes() for p in run_dir.glob("*.*")} == before
+
+
+def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
+    from dataclasses import replace
+
+    from bench.presets import settings_for
+    from bench.trial import Evaluation, TrialSpec, run_trial
+
+    settings = replace(settings_for("smoke", "synthetic"), epochs=1, train_subset=200, fid_samples=100)
+    evaluation = Evaluation(fid_cache=str(tmp_path / "cache"))
+    reports = []
+    rows = run_trial(TrialSpec("synthetic", "svae", 0), settings, evaluation, tmp_path / "trial",
+                     lambda metrics, folder: reports.append(metrics))
+    assert [r["done"] for r in reports] == [False, True]  # one epoch checkpoint, then the final one
+    assert {(r["sampler"], r["output"]) for r in rows} == {
+        (s, o) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix")}
+    samples = np.load(tmp_path / "trial" / "samples" / "recon.npz")
+    assert samples["sigma"].shape == (64, 1, 32, 32) and samples["original"].dtype == np.uint8
+    status = json.loads((tmp_path / "trial" / "status.json").read_text())
+    again = run_trial(TrialSpec("synthetic", "svae", 0), settings, evaluation, tmp_path / "trial",
+                      lambda metrics, folder: reports.append(metrics))
+    assert again == json.loads(json.dumps(rows)) and reports[-1]["attempt_id"] == status["attempt_id"]
