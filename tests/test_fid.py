@@ -1,0 +1,149 @@
+"""The FID engine: parity with pytorch-fid, the distance, errors, the command line."""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pytorch_fid.fid_score as pfs
+
+from bench.fid import (FID_WEIGHTS_FILE, FIDEngine, MissingWeightsError, RealStats, frechet_distance, main,
+                       statistics)
+from bench.perf import random_images, realistic_statistics
+from fid_helpers import engine, inception_weights, pytorch_fid_given_paths, save_pngs, sqrtm_distance  # noqa: F401
+from svae.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_seeded_weights_give_features_that_differ_between_images(engine):
+    feats = engine.features(random_images(24, 3, 32, seed=5))
+    spread = feats.std(axis=0).mean() / np.abs(feats.mean(axis=0)).mean()
+    assert spread > 0.3, f"features barely vary between images (spread {spread:.3f}): parity would be vacuous"
+
+
+@pytest.mark.parametrize("channels, size", [(1, 32), (3, 32), (3, 64)])
+def test_fid_equals_pytorch_fid_on_png_files(engine, inception_weights, tmp_path, channels, size):
+    a = random_images(16, channels, size, seed=10)
+    b = random_images(16, channels, size, seed=11, shift=0.15)
+    reference = pytorch_fid_given_paths([save_pngs(a, tmp_path / "a"), save_pngs(b, tmp_path / "b")],
+                                        inception_weights)
+    # floats off the 1/255 grid by less than half a step: quantisation must bring back the PNG values
+    jitter = (torch.rand(a.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.9
+    a_float = ((a.float() + jitter) / 255).clamp(0, 1)
+    mu, sigma = statistics(engine.features(b))
+    ours = engine.distance(a_float, RealStats(mu, sigma, "none", "test", 16, "in-memory"))
+    assert reference > 1.0  # the sets differ: a relative comparison means something
+    assert abs(ours - reference) / reference <= 1e-4, (ours, reference)
+
+
+def test_quantisation_can_be_turned_off(inception_weights):
+    images = random_images(4, 3, 32, seed=3).float() / 255 + 0.4 / 255
+    exact = FIDEngine(weights_path=inception_weights, device="cpu", quantize=False).features(images)
+    rounded = FIDEngine(weights_path=inception_weights, device="cpu").features(images)
+    assert not np.allclose(exact, rounded, rtol=1e-6, atol=0)
+
+
+def test_weights_hash_and_names(engine, inception_weights):
+    assert engine.metric == "fid"
+    assert engine.backbone_id("cifar10") == "inception-fid"
+    assert hashlib.sha256(inception_weights.read_bytes()).hexdigest().startswith(engine.weights_hash("cifar10"))
+
+
+# ---------------------------------------------------------------- the distance
+
+def _random_covariance(rng, d, condition):
+    basis = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    return (basis * np.logspace(0, -np.log10(condition), d)) @ basis.T
+
+
+@pytest.mark.parametrize("condition", [10.0, 1e8])
+def test_distance_matches_scipy_sqrtm(condition):
+    rng = np.random.default_rng(0)
+    d = 64
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    s1, s2 = _random_covariance(rng, d, condition), _random_covariance(rng, d, condition)
+    expected = sqrtm_distance(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_distance_on_singular_covariances_matches_scipy_sqrtm():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((10, 64)), rng.standard_normal((12, 64)) * 1.5  # fewer samples than dimensions
+    (mu1, s1), (mu2, s2) = statistics(x), statistics(y)
+    expected = sqrtm_distance(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_distance_matches_pytorch_fid_on_realistic_2048d_statistics():
+    mu1, s1 = realistic_statistics(1, n=3000)
+    mu2, s2 = realistic_statistics(2, n=3000, scale=1.2)
+    expected = pfs.calculate_frechet_distance(mu1, s1, mu2, s2)  # scipy's sqrtm
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+    assert abs(frechet_distance(mu1, s1, mu1, s1)) <= 1e-6  # identical sets
+
+
+def test_distance_of_diagonal_gaussians_has_the_closed_form():
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(0.1, 4, 100), rng.uniform(0.1, 4, 100)
+    mu1, mu2 = rng.standard_normal(100), rng.standard_normal(100)
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_identical_image_sets_give_zero(engine):
+    images = random_images(12, 3, 32, seed=4)
+    mu, sigma = statistics(engine.features(images))
+    fid = engine.distance(images, RealStats(mu, sigma, "none", "test", 12, "in-memory"))
+    assert abs(fid) <= 1e-6 * np.trace(sigma)  # singular covariance (12 < 2048): round-off of its trace
+
+
+def test_non_finite_input_is_an_error(engine):
+    mu, sigma = np.zeros(3), np.eye(3)
+    with pytest.raises(HarnessError, match="NaN"):
+        frechet_distance(mu, sigma, np.array([0, np.nan, 0]), sigma)
+    with pytest.raises(HarnessError, match=r"\[0, 1\]"):
+        engine.features(torch.full((2, 3, 32, 32), float("nan")))
+    with pytest.raises(HarnessError, match=r"\[0, 1\]"):
+        engine.features(torch.full((2, 3, 32, 32), -1.0))
+
+
+# ---------------------------------------------------------------- weights and the command line
+
+def test_missing_weights_offline_is_one_line_without_traceback(tmp_path):
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch-home"), PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "bench.fid", "a", "b"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert FID_WEIGHTS_FILE in lines[0]
+    assert str(tmp_path / "torch-home" / "hub" / "checkpoints") in lines[0]
+    assert "--fid-weights PATH" in lines[0] and "weights_path=" in lines[0]
+
+
+def test_missing_weights_path_is_named(tmp_path):
+    with pytest.raises(MissingWeightsError, match="nowhere.pth"):
+        FIDEngine(weights_path=tmp_path / "nowhere.pth")
+
+
+def test_command_line_on_folders_image_npz_and_statistics(engine, inception_weights, tmp_path, capsys):
+    a, b = random_images(8, 1, 32, seed=20), random_images(8, 1, 32, seed=21, shift=0.2)
+    save_pngs(a, tmp_path / "a")
+    np.savez(tmp_path / "samples.npz", x_hat=b.numpy(), x1=a.numpy())  # as a run directory's samples
+    weights = ["--weights", str(inception_weights)]
+    main([str(tmp_path / "a"), str(tmp_path / "a-stats.npz"), "--save-stats"] + weights)
+    main([f"{tmp_path / 'samples.npz'}:x_hat", str(tmp_path / "b-stats.npz"), "--save-stats"] + weights)
+    for source, images in (("a", a), ("b", b)):
+        with np.load(tmp_path / f"{source}-stats.npz") as saved:
+            mu, sigma = statistics(engine.features(images))
+            np.testing.assert_allclose(saved["mu"], mu, rtol=1e-12)
+            np.testing.assert_allclose(saved["sigma"], sigma, rtol=1e-12)
+    main([str(tmp_path / "a-stats.npz"), str(tmp_path / "b-stats.npz")] + weights)
+    printed = capsys.readouterr().out
+    assert printed.startswith("FID: ") and engine.weights_hash(None) in printed
+    assert float(printed.split()[1]) > 1.0
