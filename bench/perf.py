@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m bench.perf fid`.
+"""Benchmarks: `python -m bench.perf fid` and `python -m bench.perf train` (see bench/throughput.py).
 
 The FID engine against pytorch-fid in one run, on the same images and the same weights: feature
 throughput (this engine on in-memory tensors vs pytorch-fid's path-based pipeline on PNG files),
@@ -154,14 +154,19 @@ def distance_benchmark(repeats=2):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[1])
-    p.add_argument("what", choices=["fid"])
-    p.add_argument("--n", type=int, default=100, help="images to featurise")
+    p.add_argument("what", choices=["fid", "train"],
+                   help="fid: this engine against pytorch-fid; train: SVAE against VAE training throughput")
+    p.add_argument("--n", type=int, default=100, help="images to featurise (fid) or to train on per round (train)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--skip-distance", action="store_true")
     args = p.parse_args(argv)
+    if args.what == "train":
+        from bench.throughput import train_throughput
+        train_throughput(n_images=args.n, device=args.device)
+        return
     fid_benchmark(args.n, args.batch_size, args.device, args.channels, args.size)
     if not args.skip_distance:
         distance_benchmark()
