@@ -267,7 +267,9 @@ def main(argv=None) -> int:
     from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
     if not args.resume:
         atomic_write_json(run_dir / "manifest.json", manifest_for(args, config, grid, storage, gpus, weights_hash))
-    fid_cache = storage + "/fid-cache" if "://" not in storage else None
+    # Real statistics and fd_domain classifiers are shared through the storage; object storage cannot
+    # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
+    fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
     plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                      evaluation=Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
                                            data_root=str(Path(args.data_root).resolve()), download=args.download),
