@@ -94,12 +94,13 @@ def collect_trial(run_dir: Path, trial_id: str, checkpoint) -> None:
     target = trial_folder(run_dir, trial_id)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint.to_directory(tmp)
-        for path in sorted(Path(tmp).rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                relative = path.relative_to(tmp)
-                if relative.name.startswith("checkpoint-"):
-                    relative = relative.with_name(relative.name.replace("checkpoint-", "checkpoint-final-"))
-                atomic_write_bytes(target / relative, path.read_bytes())
+        files = [p for p in Path(tmp).rglob("*") if p.is_file() and not p.name.startswith(".")]
+        # status.json last: the run directory calls a trial finished only once all its files are there
+        for path in sorted(files, key=lambda p: (p.name == "status.json", str(p))):
+            relative = path.relative_to(tmp)
+            if relative.name.startswith("checkpoint-"):
+                relative = relative.with_name(relative.name.replace("checkpoint-", "checkpoint-final-"))
+            atomic_write_bytes(target / relative, path.read_bytes())
 
 
 def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
@@ -183,12 +184,12 @@ class SweepCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEPS[self.run_dir]
-        error = _first_line(trial.error_file)
+        error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.line(f"FAILED {_trial_id(trial)}: {error}")
 
 
-def _first_line(error_file: Optional[str]) -> str:
+def _error_summary(error_file: Optional[str]) -> str:
     """The last line of Ray's error file names the exception; that is what the user needs."""
     try:
         lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]
@@ -198,8 +199,7 @@ def _first_line(error_file: Optional[str]) -> str:
 
 
 def _trial_id(trial) -> str:
-    config = trial.config["trial"]
-    return TrialSpec(**config).trial_id
+    return TrialSpec(**trial.config["trial"]).trial_id
 
 
 def run_sweep(plan: SweepPlan) -> pd.DataFrame:

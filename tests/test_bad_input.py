@@ -122,7 +122,7 @@ def test_local_storage_with_remote_nodes_is_refused(tmp_path):
     check_storage("s3://bucket/runs", {"10.1.2.3"}, {"127.0.0.1"})  # object storage: fine
 
 
-def test_corrupt_checkpoint_is_an_error_and_is_kept(tmp_path):
+def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
     path = tmp_path / "checkpoint-main.pt"
     path.write_bytes(b"PK\x03\x04 torn")
     with pytest.raises(HarnessError, match=r"checkpoint .* is corrupt .*delete it to retrain"):

@@ -97,7 +97,7 @@ def test_non_finite_loss_names_epoch_and_step(tiny_cfg):
         Trainer(TrainConfig(epochs=2, batch_size=50, progress=False)).fit(model, images)
 
 
-def test_corrupt_checkpoint_is_a_clear_error(tiny_cfg, tmp_path):
+def test_corrupt_checkpoint_is_refused_and_kept(tiny_cfg, tmp_path):
     path = tmp_path / "c.pt"
     path.write_bytes(b"not a checkpoint")
     model = build_model("vae", SPECS["synthetic"], tiny_cfg)
