@@ -92,7 +92,7 @@ def check_args(args) -> dict:
     settings = {d: settings_for(args.preset, d, fid_samples=args.fid_samples, fid_backbone=args.fid_backbone)
                 for d in datasets}
     return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
-            "fid_samples": args.fid_samples or None, "fid_backbone": args.fid_backbone or None,
+            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone,
             "settings": settings}
 
 
@@ -123,6 +123,9 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool) -> None:
                                f"or choose another --out")
     elif resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
+
+
+def check_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-probe"
@@ -254,6 +257,7 @@ def main(argv=None) -> int:
             from bench.fid import FIDEngine
             # missing weights: fail now, not after hours of training
             weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
+        check_writable(run_dir)  # created only once everything else is known to be good
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]
         storage = args.storage or str(run_dir / "ray")
@@ -276,10 +280,10 @@ def main(argv=None) -> int:
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
                      resume=args.resume, fault=os.environ.get(FAULT_ENV))
     run_sweep(plan)
-    return finish(run_dir, grid, args)
+    return finish(run_dir, grid)
 
 
-def finish(run_dir: Path, grid: list, args) -> int:
+def finish(run_dir: Path, grid: list) -> int:
     import reports
     from bench.sweep import trial_status
     try:
