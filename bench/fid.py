@@ -23,6 +23,7 @@ from filelock import FileLock
 from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save, atomic_write_bytes
+from svae.trainer import pick_device
 
 FID_WEIGHTS_URL = pfi.FID_WEIGHTS_URL
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[1]  # pt_inception-2015-12-05-6726825d.pth
@@ -243,7 +244,7 @@ class FIDEngine:
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
         self.metric = "fid" if backbone == "inception" else "fd_domain"
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = pick_device(device)
         self.batch_size, self.quantize, self.domain_config = batch_size, quantize, domain_config
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.data_root, self.download = data_root, download

@@ -25,6 +25,7 @@ import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
 from bench.fid import FIDEngine, frechet_distance, statistics
+from svae.trainer import pick_device
 
 
 def random_images(n, channels=3, size=32, seed=0, shift=0.0) -> torch.Tensor:
@@ -158,7 +159,7 @@ def main(argv=None):
                    help="fid: this engine against pytorch-fid; train: SVAE against VAE training throughput")
     p.add_argument("--n", type=int, default=100, help="images to featurise (fid) or to train on per round (train)")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--skip-distance", action="store_true")

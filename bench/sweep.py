@@ -17,7 +17,7 @@ import pandas as pd
 from ray import tune
 
 from bench.trial import Evaluation, TrialSpec, run_trial
-from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
 RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "fid", "n_samples", "fid_backbone",
@@ -115,10 +115,7 @@ def record_failure(run_dir: Path, spec: TrialSpec, error: Optional[str], status:
 
 
 def trial_status(run_dir: Path, trial_id: str) -> dict:
-    try:
-        return json.loads((trial_folder(run_dir, trial_id) / "status.json").read_text())
-    except (OSError, ValueError):
-        return {"status": "missing"}
+    return read_status(trial_folder(run_dir, trial_id)) or {"status": "missing"}
 
 
 def write_results(run_dir: Path, grid: list) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename.
+"""Atomic file writes (a temporary name in the same folder, then rename), and the one reader of a
+trial's status.json.
 
 A crash or kill during a write leaves the previous version of the file whole, never a torn one.
 """
@@ -9,6 +10,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+
+def read_status(folder):
+    """A trial folder's status.json as a dict, or None when it is absent or unreadable."""
+    try:
+        return json.loads((Path(folder) / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

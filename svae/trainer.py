@@ -1,4 +1,8 @@
-"""One Trainer for every model: it reads `model.loss(x, model(x))["loss"]` and nothing model-specific.
+"""One Trainer for every model, with no per-model branch: it uses only svae/interface.py's Trainable.
+
+Per batch it computes out = model(x) and terms = model.loss(x, out), and minimises terms["loss"].
+Per epoch it logs the mean of every term over the images, the last value of terms["gamma"] when the
+model has one, and the active units counted from out["mu"].
 
 A checkpoint is written atomically after every epoch (model, optimizer, gamma state via the model's
 buffers, epoch, history and every RNG state), and `fit` resumes from it, so that on the CPU an
@@ -36,6 +40,7 @@ class TrainConfig:
 
 
 def pick_device(name: Optional[str]) -> torch.device:
+    """The named device, or CUDA when present, else the CPU: the one place that chooses."""
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -79,7 +84,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 class Trainer:
-    """Trains a model on a tensor of examples (uint8 images are scaled to [0, 1] per batch).
+    """Trains a Trainable (svae/interface.py) on a tensor of examples (uint8 images are scaled to
+    [0, 1] per batch) with Adam at a fixed learning rate.
 
     on_epoch_end(history) is called with every epoch's metrics so far, after the epoch's checkpoint is
     written: the sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
@@ -145,7 +151,8 @@ class Trainer:
         if len(bad):
             raise NonFiniteLossError(f"non-finite loss at epoch {epoch}, step {int(bad[0]) + 1} of {len(loader)}")
         metrics = {name: float(total) / seen for name, total in totals.items()}
-        metrics["gamma"] = float(terms["gamma"])  # the value at the end of the epoch, not a mean
+        if "gamma" in terms:  # a state, not a per-batch figure: the value at the end of the epoch
+            metrics["gamma"] = float(terms["gamma"])
         mu = torch.cat(means)
         metrics["active_units"] = int((mu.var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
         metrics["seconds"] = time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 loss = mean over the batch of [ nll(x, x_hat) + beta * KL(q(z|x) || N(0, I)) ], where the
 Gaussian likelihood's variance gamma is balanced (the SVAE and VAE), fixed (beta-VAE) or learned
-(two-stage VAE). The Trainer only reads `loss(x, out)["loss"]`.
+(two-stage VAE). It satisfies svae/interface.py's Model and Trainable.
 """
 from dataclasses import dataclass
 from functools import partial

@@ -104,3 +104,25 @@ def test_corrupt_checkpoint_is_refused_and_kept(tiny_cfg, tmp_path):
     with pytest.raises(HarnessError, match="corrupt.*delete it"):
         Trainer(TrainConfig(epochs=1, progress=False), checkpoint_path=path).fit(model, IMAGES)
     assert path.read_bytes() == b"not a checkpoint"
+
+
+class PlainAutoencoder(torch.nn.Module):
+    """The least a Trainable needs (svae/interface.py): x_hat and mu, and a loss with "loss" only."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = torch.nn.Linear(32 * 32, 4), torch.nn.Linear(4, 32 * 32)
+
+    def forward(self, x):
+        mu = self.encoder(x.flatten(1))
+        return {"x_hat": self.decoder(mu).view_as(x), "mu": mu}
+
+    def loss(self, x, out):
+        return {"loss": (x - out["x_hat"]).pow(2).mean()}
+
+
+def test_a_model_without_gamma_or_kl_trains_through_the_same_trainer():
+    seed_everything(0)
+    history = Trainer(TrainConfig(epochs=2, batch_size=50, lr=1e-2, progress=False)).fit(PlainAutoencoder(), IMAGES)
+    assert "gamma" not in history[-1] and "kl" not in history[-1]
+    assert history[-1]["loss"] < history[0]["loss"] and 0 <= history[-1]["active_units"] <= 4
