@@ -1,17 +1,37 @@
-"""The model registry: a name to a builder taking (dataset spec, ModelConfig).
+"""The model registry: a name to an entry that carries the model's builder and its facts.
 
-Adding a model is one file with a builder, and one line here.
+Adding a model is one file (svae/ or baselines/) with a builder, and one line here. A builder takes
+(dataset spec, svae.config.ModelConfig) and returns a model satisfying svae/interface.py's Model.
+The facts travel into every run's manifest, so reports read labels and samplers from there.
 """
+from dataclasses import dataclass
+from typing import Callable
+
 from baselines.beta_vae import build_beta_vae
 from baselines.two_stage import TwoStageVAE
 from baselines.vae import build_vae
-from svae.errors import HarnessError
+from svae.errors import choose
 from svae.split import build_svae
 
-MODELS = {"svae": build_svae, "vae": build_vae, "beta-vae": build_beta_vae, "two-stage": TwoStageVAE}
+SPLIT_OUTPUTS = ("x_hat", "x1", "x2", "mix")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    build: Callable  # (DatasetSpec, ModelConfig) -> svae.interface.Model
+    label: str  # the display name in tables and figures
+    compared_at: str = "gmm"  # the sampler its own paper samples with: where it is compared
+    outputs: tuple = ("x_hat",)  # the decoded outputs that are scored (svae.samplers.decode's names)
+    literature: tuple = ()  # other names of its rows in reports/literature_fid.csv
+
+
+MODELS = {
+    "svae": ModelEntry(build_svae, "SVAE", outputs=SPLIT_OUTPUTS),
+    "vae": ModelEntry(build_vae, "VAE"),
+    "beta-vae": ModelEntry(build_beta_vae, "beta-VAE"),
+    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage"),
+}
 
 
 def build_model(name: str, spec, cfg):
-    if name not in MODELS:
-        raise HarnessError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name](spec, cfg)
+    return choose("model", name, MODELS).build(spec, cfg)

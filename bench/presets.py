@@ -1,22 +1,17 @@
 """Presets: the authors' settings per dataset (`paper`) and a shrunken copy for CPUs (`smoke`).
 
-Epoch counts (the paper publishes none): CIFAR-10 700 and CelebA 70, as the first author's related
-work used with this network; MNIST and Fashion-MNIST 100, where the balanced VAE's FID has levelled
-off in that work's curves at a fraction of CIFAR-10's cost. The two-stage VAE's second stage trains
-twice the first stage's epochs, as in Dai & Wipf's defaults (400 + 800).
+The paper's latent size, KL weight and epochs are the dataset's spec (svae/data.py SPECS). The
+two-stage VAE's second stage trains twice the first stage's epochs, as in Dai & Wipf's defaults
+(400 + 800).
 """
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from svae.backbone import BackboneConfig
 from svae.config import ModelConfig
-from svae.errors import HarnessError
+from svae.data import check_dataset
+from svae.errors import choose
 from svae.samplers import GMMConfig
-
-# latent size and KL weight from the authors' code; Fashion-MNIST and synthetic take MNIST's
-PAPER_MODEL = {"mnist": (32, 8.0), "fashion-mnist": (32, 8.0), "cifar10": (200, 3.0), "celeba": (150, 3.0),
-               "synthetic": (32, 8.0)}
-PAPER_EPOCHS = {"mnist": 100, "fashion-mnist": 100, "cifar10": 700, "celeba": 70, "synthetic": 20}
 
 
 @dataclass(frozen=True)
@@ -35,12 +30,12 @@ class Settings:
 
 
 def paper_model_config(dataset: str) -> ModelConfig:
-    latent_dim, beta = PAPER_MODEL[dataset]
-    return ModelConfig(latent_dim=latent_dim, beta=beta)
+    spec = check_dataset(dataset)
+    return ModelConfig(latent_dim=spec.latent_dim, beta=spec.beta)
 
 
 def paper(dataset: str) -> Settings:
-    return Settings(model=paper_model_config(dataset), epochs=PAPER_EPOCHS[dataset])
+    return Settings(model=paper_model_config(dataset), epochs=check_dataset(dataset).epochs)
 
 
 def smoke(dataset: str) -> Settings:
@@ -61,7 +56,5 @@ PRESETS = {"paper": paper, "smoke": smoke}
 
 
 def settings_for(preset: str, dataset: str, **overrides) -> Settings:
-    if preset not in PRESETS:
-        raise HarnessError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    settings = PRESETS[preset](dataset)
+    settings = choose("preset", preset, PRESETS)(dataset)
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

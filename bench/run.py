@@ -20,8 +20,9 @@ from bench.models import MODELS
 from bench.presets import PRESETS, settings_for
 from bench.trial import FAULT_ENV, REFERENCE_SPLIT, Evaluation, TrialSpec, settings_json
 from svae.data import SPECS, default_data_root, load_images
-from svae.errors import HarnessError
+from svae.errors import HarnessError, choose
 from svae.io import atomic_write_json
+from svae.samplers import SAMPLERS
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
@@ -66,15 +67,12 @@ def check_args(args) -> dict:
     if not args.datasets:
         raise HarnessError(f"--datasets is empty; name at least one of {', '.join(SPECS)}")
     for name in args.datasets:
-        if name not in SPECS:
-            raise HarnessError(f"unknown dataset {name!r}; choose from {', '.join(SPECS)}")
+        choose("dataset", name, SPECS)
     if not args.models:
         raise HarnessError(f"--models is empty; name at least one of {', '.join(MODELS)}")
     for name in args.models:
-        if name not in MODELS:
-            raise HarnessError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    if args.preset not in PRESETS:
-        raise HarnessError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+        choose("model", name, MODELS)
+    choose("preset", args.preset, PRESETS)
     if args.seeds < 1:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
     if args.cpus_per_trial <= 0:
@@ -211,14 +209,23 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                      "reference_n": first.fid_samples,
                      "quantize": True,
                      "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
-                     "samplers": {"gmm": settings_json(first)["gmm"], "prior": {"z": "N(0, I)"},
-                                  "recon": {"z": "mu(x) of the first n test images"},
-                                  "second-stage": {"z": "stage-2 decoder of u ~ N(0, I)"}}},
+                     "samplers": {"gmm": settings_json(first)["gmm"]}},
+        "registry": registry_facts(),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
                  "cpus": os.cpu_count(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
+
+
+def registry_facts() -> dict:
+    """The registries' names and facts, in registry order: reports read labels and samplers from here."""
+    return {"datasets": {name: {"label": s.label} for name, s in SPECS.items()},
+            "models": {name: {"label": m.label, "compared_at": m.compared_at, "outputs": list(m.outputs),
+                              "literature": list(m.literature)} for name, m in MODELS.items()},
+            "samplers": {name: {"title": s.title, "description": s.description,
+                                "models": None if s.models is None else list(s.models)}
+                         for name, s in SAMPLERS.items()}}
 
 
 def _versions() -> dict:

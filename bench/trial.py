@@ -18,14 +18,13 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from bench.models import build_model
+from bench.models import MODELS, build_model
 from bench.presets import Settings
 from svae.data import SPECS, load_images
-from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from svae.samplers import available_samplers, decode, sample_latents
+from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
+from svae.samplers import decode, sample_latents, samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
-SCORED_OUTPUTS = ("x_hat", "x1", "x2", "mix")  # sigma is saved for the figures, never scored
 REFERENCE_SPLIT = "test"
 # Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
 # data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
@@ -57,8 +56,8 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
               report: Callable[[dict, Path], None], fault: Optional[str] = None) -> list:
     """Train, sample and score one trial in `folder`, resuming from what a checkpoint left there."""
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / "status.json").exists():  # restored from the final checkpoint: the work is done
-        status = json.loads((folder / "status.json").read_text())
+    status = read_status(folder)
+    if status is not None:  # restored from the final checkpoint: the work is done
         report({"done": True, "attempt_id": status["attempt_id"]}, folder)
         return json.loads((folder / "rows.json").read_text())
     started = time.time()
@@ -78,8 +77,8 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     image_model = [m for m in history if m["stage"] == history[0]["stage"]][-1]  # two-stage: stage 1
     summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
                "epochs": image_model["epoch"], "final_loss": image_model["loss"],
-               "final_recon_mse": image_model["recon_mse"], "final_kl": image_model["kl"],
-               "final_gamma": image_model["gamma"], "active_units": image_model["active_units"],
+               "final_recon_mse": image_model.get("recon_mse"), "final_kl": image_model.get("kl"),
+               "final_gamma": image_model.get("gamma"), "active_units": image_model["active_units"],
                "train_seconds": round(train_seconds, 3)}
     rows = [{**row, **summary} for row in _evaluate(spec, settings, evaluation, model, train, test, folder)]
     status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
@@ -111,6 +110,7 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
 
 def _write_metrics(folder: Path, history: list) -> None:
     fields = ["stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s"]
+    fields += sorted({name for metrics in history for name in metrics} - set(fields))  # a model's own terms
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -127,7 +127,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
     n = settings.fid_samples
     real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
     rows = []
-    for sampler in available_samplers(model):
+    for sampler in samplers_for(spec.model):
         z = sample_latents(model, sampler, n, train_images=train, test_images=test, gmm=settings.gmm,
                            seed=spec.seed)
         outputs = decode(model, z)
@@ -135,11 +135,10 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
-        for name in SCORED_OUTPUTS:
-            if name in outputs:
-                rows.append({"sampler": sampler, "output": name, "fid": engine.distance(outputs[name], real),
-                             "n_samples": len(outputs[name]), "fid_backbone": engine.backbone_id(spec.dataset),
-                             "weights_hash": engine.weights_hash(spec.dataset)})
+        for name in MODELS[spec.model].outputs:  # sigma is saved for the figures, never scored
+            rows.append({"sampler": sampler, "output": name, "fid": engine.distance(outputs[name], real),
+                         "n_samples": len(outputs[name]), "fid_backbone": engine.backbone_id(spec.dataset),
+                         "weights_hash": engine.weights_hash(spec.dataset)})
     return rows
 
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from reports.claims import split_kind
 from reports.rundir import Run
-from reports.tables import model_label, row_label
+from reports.tables import row_label
 
 GRID_COLUMNS = 8  # images per row of a sample grid
 DECOMPOSITION = ("sigma", "x1", "x2", "x_hat")
@@ -30,18 +30,17 @@ def render_figures(run: Run, write) -> list:
         figures.append((f"fid_{dataset}", fid_bars(run, dataset)))
         for model in run.models:
             trials = [(s, t) for s, t in run.trials(dataset, model) if t in finished]
-            if model == "svae":
-                for seed, trial_id in trials:
-                    _, samples = run.generated(trial_id)
-                    if samples is not None and all(k in samples for k in DECOMPOSITION):
-                        figures.append((f"split_{dataset}_svae_s{seed}",
-                                        decomposition_grid(samples, f"{dataset}, SVAE seed {seed}")))
+            for seed, trial_id in trials:  # split models: every seed's decomposition
+                _, samples = run.generated(trial_id)
+                if samples is not None and all(k in samples for k in DECOMPOSITION):
+                    figures.append((f"split_{dataset}_{model}_s{seed}", decomposition_grid(
+                        samples, f"{dataset}, {run.label(model)} seed {seed}")))
             if trials:
                 # One seed (the lowest finished) stands for the model in the sample grids.
                 seed, trial_id = trials[0]
                 figures.append((f"samples_{dataset}_{model}", sample_grid(
                     run.generated(trial_id)[1], run.samples(trial_id, "recon"),
-                    f"{dataset}, {model_label(model)} seed {seed}")))
+                    f"{dataset}, {run.label(model)} seed {seed}")))
         figures.append((f"curves_{dataset}", training_curves(run, dataset)))
     written = []
     for name, figure in figures:
@@ -59,7 +58,7 @@ def fid_bars(run: Run, dataset: str):
     """One panel per sampler: mean over seeds per model/output, sample-std error bars, seeds as dots."""
     panels = []
     for sampler in run.samplers:
-        rows = [(row_label(m, o), list(run.seed_fids(sampler, dataset, m, o).values()))
+        rows = [(row_label(run, m, o), list(run.seed_fids(sampler, dataset, m, o).values()))
                 for m, o in run.rows(sampler)]
         rows = [(label, fids) for label, fids in rows if fids]
         if rows:
@@ -143,7 +142,7 @@ def training_curves(run: Run, dataset: str):
         for model, history in histories.items():
             # Per epoch over the seeds that reached it; pandas skips missing (NaN) values.
             spread = history.groupby("epoch")[column].agg(["mean", "min", "max"])
-            line, = ax.plot(spread.index, spread["mean"], label=model_label(model))
+            line, = ax.plot(spread.index, spread["mean"], label=run.label(model))
             ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(),
                             alpha=0.2)
         ax.set_yscale(scale)

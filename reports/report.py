@@ -11,8 +11,8 @@ from svae.io import atomic_write_bytes, atomic_write_text
 from reports.claims import CONFIDENCE, check_claims
 from reports.figures import render_figures
 from reports.rundir import Run, load_run
-from reports.tables import (MISSING, SAMPLER_TITLES, build_tables, fd_domain_warning,
-                            markdown_table, to_csv, to_latex, to_markdown)
+from reports.tables import (MISSING, build_tables, fd_domain_warning, markdown_table, to_csv, to_latex,
+                            to_markdown)
 
 
 def render(run_dir: str | Path) -> None:
@@ -79,12 +79,12 @@ def _missing_section(run: Run, tables: list) -> list:
                          f"{error[-1].replace('|', '/') if error else ''} |")
     else:
         lines.append("None: every trial of the grid finished.")
-    cells = [(t.sampler, label, d) for t in tables for label, row in t.measured
+    cells = [(t.title, label, d) for t in tables for label, row in t.measured
              for d, cell in zip(t.datasets, row) if cell.n == 0]
     lines += ["", f"Table cells with no finished seed (shown as {MISSING}):", ""]
     if cells:
         lines += ["| sampler | row | dataset |", "|---|---|---|"]
-        lines += [f"| {SAMPLER_TITLES.get(s, s)} | {label} | {d} |" for s, label, d in cells]
+        lines += [f"| {title} | {label} | {d} |" for title, label, d in cells]
     else:
         lines.append("None.")
     return lines

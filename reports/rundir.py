@@ -13,12 +13,8 @@ import numpy as np
 import pandas as pd
 
 from svae.errors import HarnessError
+from svae.io import read_status
 
-# Canonical orders: tables and figures list names in this order, unknown names after, sorted.
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "synthetic")
-MODELS = ("svae", "vae", "beta-vae", "two-stage")
-SAMPLERS = ("gmm", "prior", "second-stage", "recon")
-SVAE_OUTPUTS = ("x_hat", "x1", "x2", "mix")
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 REAL_FID = "inception-fid"
 
@@ -55,17 +51,43 @@ class Run:
     def grid(self) -> list:
         return self.manifest["grid"]
 
+    @property
+    def registry(self) -> dict:
+        """The manifest's record of the registries (bench.run.registry_facts); {} in older runs."""
+        return self.manifest.get("registry", {})
+
+    def _model_facts(self, model: str) -> dict:
+        return self.registry.get("models", {}).get(model, {})
+
+    def label(self, model: str) -> str:
+        """A model's display name; a literature name (e.g. rae-l2) takes its model's; else the name."""
+        for name, facts in self.registry.get("models", {}).items():
+            if model == name or model in facts.get("literature", ()):
+                return facts["label"]
+        return model
+
+    def compared_at(self, model: str) -> str:
+        """The sampler a model's own paper samples with, where it is compared (default: gmm)."""
+        return self._model_facts(model).get("compared_at", "gmm")
+
+    def sampler_title(self, sampler: str) -> str:
+        return self.registry.get("samplers", {}).get(sampler, {}).get("title", sampler)
+
     def outputs(self, model: str) -> list:
-        """The outputs scored for a model: x_hat, and for the SVAE also x1, x2 and mix."""
-        expected = SVAE_OUTPUTS if model == "svae" else ("x_hat",)
+        """The outputs scored for a model: those its registry entry names, then any others found."""
+        expected = self._model_facts(model).get("outputs", ["x_hat"])
         seen = {key[3] for key in self.fids if key[2] == model}
-        return ordered(set(expected) | seen, SVAE_OUTPUTS)
+        return ordered(set(expected) | seen, expected)
+
+    def applies(self, sampler: str, model: str) -> bool:
+        """Whether the sampler applies to the model (registry), or the model has figures for it."""
+        facts = self.registry.get("samplers", {}).get(sampler)
+        return (facts is not None and (facts["models"] is None or model in facts["models"])) \
+            or any(k[0] == sampler and k[2] == model for k in self.fids)
 
     def rows(self, sampler: str) -> list:
-        """(model, output) rows of a sampler's table; the second stage exists only for two-stage."""
-        return [(m, o) for m in self.models for o in self.outputs(m)
-                if sampler != "second-stage" or m == "two-stage"
-                or any(k[0] == sampler and k[2] == m for k in self.fids)]
+        """(model, output) rows of a sampler's table, for the models it applies to."""
+        return [(m, o) for m in self.models if self.applies(sampler, m) for o in self.outputs(m)]
 
     def seed_fids(self, sampler: str, dataset: str, model: str, output: str) -> dict:
         return self.fids.get((sampler, dataset, model, output), {})
@@ -107,10 +129,7 @@ class Run:
 
     def status(self, trial_id: str):
         """trials/<id>/status.json as a dict, or None when absent or unreadable."""
-        try:
-            return json.loads((self.path / "trials" / trial_id / "status.json").read_text())
-        except (OSError, ValueError):
-            return None
+        return read_status(self.path / "trials" / trial_id)
 
     def samples(self, trial_id: str, sampler: str):
         """trials/<id>/samples/<sampler>.npz as {output: uint8 N x C x H x W}, or None if absent."""
@@ -160,15 +179,17 @@ def load_run(run_dir) -> Run:
         fids.setdefault((row.sampler, row.dataset, row.model, row.output), {})[row.seed] = row.fid
     fids = {key: dict(sorted(by_seed.items())) for key, by_seed in fids.items()}
     grid = manifest["grid"]
+    # Tables and figures list names in registry order, names the registry lacks after, sorted.
+    registry = manifest.get("registry", {})
     return Run(
         path=path, manifest=manifest, results=results, fids=fids,
         datasets=ordered(list(config["datasets"]) + [t["dataset"] for t in grid]
-                         + list(results["dataset"]), DATASETS),
+                         + list(results["dataset"]), registry.get("datasets", ())),
         models=ordered(list(config["models"]) + [t["model"] for t in grid]
-                       + list(results["model"]), MODELS),
+                       + list(results["model"]), registry.get("models", ())),
         # Samplers asked in the config or found in the results; an empty run still gets a GMM table.
-        samplers=ordered(list(config.get("samplers", [])) + list(results["sampler"]), SAMPLERS)
-        or ["gmm"],
+        samplers=ordered(list(config.get("samplers", [])) + list(results["sampler"]),
+                         registry.get("samplers", ())) or ["gmm"],
     )
 
 

@@ -15,13 +15,8 @@ from reports.stats import summarize
 LITERATURE = Path(__file__).with_name("literature_fid.csv")
 OUR_INCEPTION = "tf-2015-12-05"  # pytorch-fid's port of the TF 2015-12-05 Inception = "inception-fid"
 
+# Only claims.py reads these, until it reads Run.label (the tables and figures read the manifest).
 MODEL_LABELS = {"svae": "SVAE", "vae": "VAE", "beta-vae": "beta-VAE", "two-stage": "two-stage VAE"}
-SAMPLER_TITLES = {
-    "gmm": "GMM sampler (ex-post Gaussian mixture, the paper's)",
-    "prior": "prior sampler (z ~ N(0, I))",
-    "second-stage": "second-stage sampler (two-stage VAE)",
-    "recon": "reconstructions of test images",
-}
 MISSING = "—"
 BEST_CSV = " *"
 OTHER_INCEPTION, OTHER_N, UNSTATED = "†", "‡", "§"
@@ -45,6 +40,7 @@ class Cell:
 @dataclass(frozen=True)
 class Table:
     sampler: str
+    title: str
     caption: str
     datasets: list
     measured: list  # (label, [Cell per dataset])
@@ -56,8 +52,9 @@ def model_label(model: str) -> str:
     return MODEL_LABELS.get(model, model)
 
 
-def row_label(model: str, output: str) -> str:
-    return model_label(model) if model != "svae" and output == "x_hat" else f"{model_label(model)} {output}"
+def row_label(run: Run, model: str, output: str) -> str:
+    """The model's label, followed by the output's name for a model with several outputs."""
+    return run.label(model) if run.outputs(model) == ["x_hat"] else f"{run.label(model)} {output}"
 
 
 def build_tables(run: Run) -> list:
@@ -71,7 +68,7 @@ def _build(run: Run, sampler: str) -> Table:
         for dataset in run.datasets:
             mean, std, n = summarize(run.seed_fids(sampler, dataset, model, output).values())
             cells.append(Cell(mean, std, n, run.asked(dataset, model)))
-        measured.append((row_label(model, output), cells))
+        measured.append((row_label(run, model, output), cells))
     # Mark the lowest measured mean of each column (every tie is marked).
     for j in range(len(run.datasets)):
         means = [cells[j].mean for _, cells in measured if cells[j].n]
@@ -79,7 +76,7 @@ def _build(run: Run, sampler: str) -> Table:
             if cells[j].n and cells[j].mean == min(means):
                 cells[j] = Cell(cells[j].mean, cells[j].std, cells[j].n, cells[j].asked, True)
     reported, used, notes = _reported_rows(run, sampler) if run.is_fid else ([], set(), [])
-    return Table(sampler, caption(run, sampler), run.datasets, measured, reported,
+    return Table(sampler, run.sampler_title(sampler), caption(run, sampler), run.datasets, measured, reported,
                  _footnotes(run, used) + notes)
 
 
@@ -93,7 +90,7 @@ def caption(run: Run, sampler: str) -> str:
                   "NOT FID: an offline stand-in, not comparable with any published FID")
     settings = p.get("samplers", {}).get(sampler, {})
     settings = f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
-    return (f"{SAMPLER_TITLES.get(sampler, sampler)}{settings}. {metric} of "
+    return (f"{run.sampler_title(sampler)}{settings}. {metric} of "
             f"{p.get('n_samples', '?')} generated images against {p.get('reference_n', '?')} images "
             f"of the {p.get('reference_split', '?')} split; quantize={p.get('quantize', '?')}, "
             f"resize: {p.get('resize', '?')}. Mean ± sample std over seeds; (n=k): only k of the "
@@ -112,7 +109,7 @@ def _reported_rows(run: Run, sampler: str) -> tuple:
         if e["dataset"] not in run.datasets:
             continue
         # An unstated output gets no suffix: the UNSTATED mark says so.
-        label = model_label(e["model"])
+        label = run.label(e["model"])
         label += "" if e["output"] in ("x_hat", "unknown") else f" {e['output']}"
         label += f" [{e['source']}]"
         cells = rows.setdefault(label, [""] * len(run.datasets))
@@ -162,7 +159,7 @@ def fd_domain_warning() -> str:
 
 
 def markdown_table(table: Table, heading: str = "##") -> list:
-    lines = [f"{heading} {SAMPLER_TITLES.get(table.sampler, table.sampler)}", "", table.caption, "",
+    lines = [f"{heading} {table.title}", "", table.caption, "",
              "| Model | " + " | ".join(table.datasets) + " |",
              "|---|" + "---:|" * len(table.datasets)]
     for label, cells in table.measured:

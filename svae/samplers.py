@@ -1,14 +1,17 @@
-"""Latent samplers and decoding to named outputs.
+"""Latent samplers and decoding to named outputs; the sampler registry SAMPLERS is at the end.
 
-Every sampler yields a dict of float images in [0, 1] on the CPU: x_hat, and for the SVAE also
-x1, x2, sigma and mix (x1 for the first half of the samples, x2 for the second).
+A sampler draws latents from a model (svae/interface.py); `decode` turns them into a dict of float
+images in [0, 1] on the CPU: x_hat, and for the SVAE also x1, x2, sigma and mix (x1 for the first
+half of the samples, x2 for the second).
 """
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 from sklearn.mixture import GaussianMixture
 
 from svae.data import as_float
+from svae.errors import choose
 
 
 @dataclass(frozen=True)
@@ -57,25 +60,50 @@ def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int) -> GaussianMixture:
     return gmm.fit(means.double().numpy())
 
 
-def available_samplers(model) -> list:
-    names = ["gmm", "prior", "recon"]
-    if hasattr(model, "second_stage_latents"):
-        names.insert(2, "second-stage")
-    return names
+def _gmm_latents(model, n, g, *, train_images, test_images, gmm: GMMConfig, seed: int):
+    fit_images = (train_images if gmm.fit_on == "train" else test_images)[:gmm.fit_n]
+    z, _ = fit_gmm(latent_means(model, fit_images), gmm, seed).sample(n)
+    return torch.from_numpy(z).float()[torch.randperm(n, generator=g)]  # sklearn orders by component
+
+
+def _prior_latents(model, n, g, *, test_images, **_):
+    dim = latent_means(model, test_images[:1]).shape[1]
+    return torch.randn(n, dim, generator=g)
+
+
+def _second_stage_latents(model, n, g, **_):
+    return model.second_stage_latents(n, g)
+
+
+def _recon_latents(model, n, g, *, test_images, **_):
+    return latent_means(model, test_images[:n])
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    title: str  # the heading of its table
+    description: str  # how it draws z, for captions and the manifest
+    draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed) -> n x d latents
+    models: Optional[tuple] = None  # the models it applies to; None: every model
+
+
+SAMPLERS = {
+    "gmm": SamplerEntry("GMM sampler (ex-post Gaussian mixture, the paper's)",
+                        "z from a Gaussian mixture fitted ex post to latent means mu(x)", _gmm_latents),
+    "prior": SamplerEntry("prior sampler (z ~ N(0, I))", "z ~ N(0, I)", _prior_latents),
+    "second-stage": SamplerEntry("second-stage sampler (two-stage VAE)", "stage-2 decoder of u ~ N(0, I)",
+                                 _second_stage_latents, models=("two-stage",)),
+    "recon": SamplerEntry("reconstructions of test images", "mu(x) of the first n test images", _recon_latents),
+}
+
+
+def samplers_for(model: str) -> list:
+    """The names of the samplers that apply to a model, in registry order."""
+    return [name for name, entry in SAMPLERS.items() if entry.models is None or model in entry.models]
 
 
 def sample_latents(model, sampler: str, n: int, *, train_images, test_images, gmm: GMMConfig, seed: int):
-    """n latents from the named sampler; for "recon", the means of the first n test images."""
+    """n latents from the named sampler, drawn with a generator seeded by `seed`."""
     g = torch.Generator().manual_seed(seed)
-    if sampler == "prior":
-        dim = latent_means(model, test_images[:1]).shape[1]
-        return torch.randn(n, dim, generator=g)
-    if sampler == "gmm":
-        fit_images = (train_images if gmm.fit_on == "train" else test_images)[:gmm.fit_n]
-        z, _ = fit_gmm(latent_means(model, fit_images), gmm, seed).sample(n)
-        return torch.from_numpy(z).float()[torch.randperm(n, generator=g)]  # sklearn orders by component
-    if sampler == "second-stage":
-        return model.second_stage_latents(n, g)
-    if sampler == "recon":
-        return latent_means(model, test_images[:n])
-    raise ValueError(f"unknown sampler {sampler!r}")
+    return choose("sampler", sampler, SAMPLERS).draw(model, n, g, train_images=train_images,
+                                                     test_images=test_images, gmm=gmm, seed=seed)

@@ -29,6 +29,21 @@ VAE_PRIOR = {("mnist", 0): 30.0}
 FAILED_ERROR = "RuntimeError: CUDA out of memory | tried to allocate 2 GiB"
 COMMAND = "python -m bench.run --preset paper --datasets mnist cifar10 --models svae vae"
 
+# The manifest's record of the registries, written by hand (bench.run.registry_facts writes real ones).
+REGISTRY = {
+    "datasets": {"mnist": {"label": "MNIST"}, "cifar10": {"label": "CIFAR-10"}},
+    "models": {"svae": {"label": "SVAE", "compared_at": "gmm", "outputs": ["x_hat", "x1", "x2", "mix"],
+                        "literature": []},
+               "vae": {"label": "VAE", "compared_at": "gmm", "outputs": ["x_hat"], "literature": []},
+               "two-stage": {"label": "two-stage VAE", "compared_at": "second-stage", "outputs": ["x_hat"],
+                             "literature": []},
+               "rae": {"label": "RAE-L2", "compared_at": "gmm", "outputs": ["x_hat"], "literature": ["rae-l2"]}},
+    "samplers": {"gmm": {"title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None},
+                 "prior": {"title": "prior sampler (z ~ N(0, I))", "models": None},
+                 "second-stage": {"title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
+                 "recon": {"title": "reconstructions of test images", "models": None}},
+}
+
 COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "fid", "n_samples",
            "fid_backbone", "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl",
            "final_gamma", "active_units", "train_seconds"]
@@ -64,7 +79,7 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
                      "quantize": True, "resize": "bilinear to 299 inside the network",
                      "samplers": {"gmm": {"components": 100, "covariance": "full",
                                           "fit_on": "train"}}},
-        "versions": {"python": "3.11"}, "git_commit": "abc123", "host": {"cpus": 2, "gpus": []},
+        "registry": REGISTRY, "versions": {"python": "3.11"}, "git_commit": "abc123", "host": {"cpus": 2, "gpus": []},
     }
     rows = [(d, "svae", s, "gmm", o, f) for (d, s), fids in SVAE_GMM.items() for o, f in fids.items()]
     rows += [(d, "vae", s, "gmm", "x_hat", f) for (d, s), f in VAE_GMM.items()]

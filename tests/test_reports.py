@@ -72,6 +72,8 @@ def test_gmm_table_means_stds_seed_counts_and_best_marks(run_dir):
     # Published rows are apart and never marked best, though 7.47 is below every measured mnist figure.
     assert gmm["SVAE [asperti/Split-VAE README]"][0] == "7.47†§"
     assert gmm["VAE [Ghosh et al. ICLR 2020 Table 1]"][0] == "17.66"
+    # A literature name takes its model's label from the manifest's registry (rae-l2 -> RAE-L2).
+    assert gmm["RAE-L2 [Ghosh et al. ICLR 2020 Table 1]"] == ["8.69", "74.16"]
 
 
 def test_single_seed_cell_and_missing_cells(run_dir):

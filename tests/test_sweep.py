@@ -11,6 +11,7 @@ import pytest
 
 import bench.run
 from bench.models import MODELS
+from svae.samplers import samplers_for
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
@@ -59,13 +60,13 @@ def read_results(run_dir: Path) -> pd.DataFrame:
 
 
 def expected_rows(seeds: int) -> int:
-    # svae: 3 samplers x 4 outputs; vae, beta-vae: 3 x 1; two-stage: 4 samplers x 1
-    return seeds * (12 + 3 + 3 + 4)
+    """models x their samplers x their scored outputs x seeds, from the registries."""
+    return seeds * sum(len(samplers_for(name)) * len(entry.outputs) for name, entry in MODELS.items())
 
 
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
-    """All four models, two seeds, on synthetic data: the sweep as users run it, in a subprocess."""
+    """Every registered model, two seeds, on synthetic data: the sweep as users run it, in a subprocess."""
     run_dir = tmp_path_factory.mktemp("sweep") / "run"
     started = time.time()
     out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
@@ -86,7 +87,8 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
     two_stage = table[table["model"] == "two-stage"]
     assert "second-stage" in set(two_stage["sampler"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert len(manifest["grid"]) == 8 and manifest["config"]["seeds"] == 2
+    assert len(manifest["grid"]) == 2 * len(MODELS) and manifest["config"]["seeds"] == 2
+    assert list(manifest["registry"]["models"]) == list(MODELS)
     for trial in manifest["grid"]:
         folder = run_dir / "trials" / trial["trial_id"]
         assert json.loads((folder / "status.json").read_text())["status"] == "finished"
@@ -96,10 +98,11 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
 
 def test_progress_lines_and_quiet_console(small_sweep):
     run_dir, out, _ = small_sweep
-    assert out.stdout.count("started ") >= 8 and out.stdout.count("finished ") >= 8
-    assert "8/8 trials done" in out.stdout
+    trials = 2 * len(MODELS)
+    assert out.stdout.count("started ") >= trials and out.stdout.count("finished ") >= trials
+    assert f"{trials}/{trials} trials done" in out.stdout
     assert "Trial status" not in out.stdout  # Ray's own tables stay out of the console
-    assert (run_dir / "logs" / "driver.log").read_text().count("finished ") >= 8
+    assert (run_dir / "logs" / "driver.log").read_text().count("finished ") >= trials
 
 
 def test_same_command_again_refuses_and_changes_nothing(small_sweep):
