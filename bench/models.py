@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from baselines.beta_vae import build_beta_vae
+from baselines.rae import build_rae
 from baselines.two_stage import TwoStageVAE
 from baselines.vae import build_vae
 from svae.errors import choose
@@ -30,6 +31,7 @@ MODELS = {
     "vae": ModelEntry(build_vae, "VAE"),
     "beta-vae": ModelEntry(build_beta_vae, "beta-VAE"),
     "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage"),
+    "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",)),
 }
 
 
