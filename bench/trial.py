@@ -102,9 +102,11 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         config = TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
-                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False)
+                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False,
+                             lr_halving=stage.lr_halving)
         trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
-        finished += [{"stage": stage.name, **m} for m in trainer.fit(stage.module, stage.make_data(train))]
+        history = trainer.fit(stage.module, stage.make_data(train), stage.batch_transform)
+        finished += [{"stage": stage.name, **m} for m in history]
     _write_metrics(folder, finished)
     return finished
 

@@ -17,6 +17,7 @@ def test_every_model_runs_forward_with_the_right_shapes(name, spec, tiny_cfg):
     x = torch.rand(4, spec.channels, spec.size, spec.size)
     for stage in model.stages():
         data = stage.make_data(x)
+        data = stage.batch_transform(data) if stage.batch_transform else data
         out = stage.module(data)
         assert out["x_hat"].shape == data.shape
         assert out["mu"].shape == out["logvar"].shape == out["z"].shape == (4, tiny_cfg.latent_dim)
