@@ -22,7 +22,7 @@ from bench.models import build_model
 from bench.presets import Settings
 from svae.data import SPECS, load_images
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from svae.samplers import available_samplers, decode, sample_latents
+from svae.samplers import available_samplers, decode, orient_components, oriented, sample_latents
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 SCORED_OUTPUTS = ("x_hat", "x1", "x2", "mix")  # sigma is saved for the figures, never scored
@@ -128,11 +128,13 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
                        download=evaluation.download)
     n = settings.fid_samples
     real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
+    orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
+    atomic_write_json(folder / "orientation.json", orientation)
     rows = []
     for sampler in available_samplers(model):
         z = sample_latents(model, sampler, n, train_images=train, test_images=test, gmm=settings.gmm,
                            seed=spec.seed)
-        outputs = decode(model, z)
+        outputs = oriented(decode(model, z), orientation)
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()

@@ -28,14 +28,18 @@ class DatasetSpec:
     channels: int
     size: int
     splits: tuple
+    # The preprocessing's version: it names cached preprocessed files (and enters the real-statistics
+    # key), so a changed pipeline never reuses stale files. Change it whenever the pipeline changes.
+    preprocessing: str = "none"
 
 
 SPECS = {
-    "mnist": DatasetSpec(1, 32, ("train", "test")),
-    "fashion-mnist": DatasetSpec(1, 32, ("train", "test")),
-    "cifar10": DatasetSpec(3, 32, ("train", "test")),
-    "celeba": DatasetSpec(3, 64, ("train", "valid", "test")),
-    "synthetic": DatasetSpec(1, 32, ("train", "test")),
+    "mnist": DatasetSpec(1, 32, ("train", "test"), "pad28to32-v1"),
+    "fashion-mnist": DatasetSpec(1, 32, ("train", "test"), "pad28to32-v1"),
+    "cifar10": DatasetSpec(3, 32, ("train", "test"), "none-v1"),
+    # v2: Pillow's bilinear (antialiased) resize, as the authors' load_data.py; v1 was a 2x2 mean
+    "celeba": DatasetSpec(3, 64, ("train", "valid", "test"), "crop128-pilbilinear64-v2"),
+    "synthetic": DatasetSpec(1, 32, ("train", "test"), "shapes-v1"),
 }
 
 
@@ -234,9 +238,14 @@ def _celeba_attributes(folder: Path, names):
 
 
 def celeba_preprocess(image: np.ndarray) -> torch.Tensor:
-    """178x218 aligned image (H x W x 3 uint8) -> crop rows 45:173, columns 25:153 -> bilinear 64x64."""
+    """178x218 aligned image (H x W x 3 uint8) -> crop rows 45:173, columns 25:153 -> bilinear 64x64.
+
+    Pillow's bilinear filter, as the authors' load_data.py (Image.resize(..., Image.BILINEAR)): when
+    shrinking it widens the triangle filter by the scale (a 4-tap filter at 2x, not a 2x2 mean);
+    torch's antialias=True is the same filter.
+    """
     crop = torch.from_numpy(np.ascontiguousarray(image[45:173, 25:153])).permute(2, 0, 1).float()
-    small = F.interpolate(crop[None], size=(64, 64), mode="bilinear", align_corners=False, antialias=False)
+    small = F.interpolate(crop[None], size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
     return small[0].round().clamp(0, 255).to(torch.uint8)
 
 
@@ -245,7 +254,8 @@ def _load_celeba(split, root, download):
         _torchvision_download("CelebA", root, split="all")
     folder = root / "celeba"
     names = _celeba_partition(folder, split)
-    cache = folder / f"preprocessed-64-{split}.npy"  # decoding 200k JPEGs is slow: do it once
+    # decoding 200k JPEGs is slow: do it once per preprocessing version
+    cache = folder / f"preprocessed-{SPECS['celeba'].preprocessing}-{split}.npy"
     images = _read_cached_array(cache, len(names))
     if images is None:
         images = np.stack([_read_celeba_image(folder / "img_align_celeba" / n).numpy() for n in names])
