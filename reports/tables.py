@@ -98,7 +98,7 @@ def caption(run: Run, sampler: str) -> str:
             f"of the {p.get('reference_split', '?')} split; quantize={p.get('quantize', '?')}, "
             f"resize: {p.get('resize', '?')}. Mean ± sample std over seeds; (n=k): only k of the "
             f"seeds asked finished; best measured figure of each column in bold; {MISSING}: no "
-            "finished seed.")
+            "finished seed." + (f" SVAE components: {p['components']}" if "components" in p else ""))
 
 
 def _reported_rows(run: Run, sampler: str) -> tuple:
