@@ -151,6 +151,13 @@ def test_intervals_match_independent_computations():
     assert t_interval([1.0]) == (1.0, None) and welch_interval([1.0], []) == (None, None)
 
 
+def test_the_svae_authors_published_rows_say_their_gmm_saw_the_reference_images(run_dir):
+    table = (run_dir / "table.md").read_text()
+    assert "SVAE [asperti/Split-VAE README]" in table
+    footnote = next(line for line in table.splitlines() if line.startswith("SVAE [asperti/Split-VAE README]:"))
+    assert "GMM fitted on the reference images" in footnote
+
+
 def test_verdict_rule():
     assert decide_interval(5, (-3.0, -1.0)) == "supported"
     assert decide_interval(5, (0.5, 2.0)) == "contradicted"
