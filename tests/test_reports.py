@@ -172,7 +172,8 @@ def test_verdict_rule():
 def test_holm_matches_a_hand_worked_table():
     # sorted: 0.005 * 4 = 0.02; 0.01 * 3 = 0.03; 0.03 * 2 = 0.06; 0.04 * 1 = 0.04 -> 0.06 (monotone)
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, None, 0.9]) == [1.0, None, 0.9]  # None does not count: two tests
+    assert holm([0.01, None, 0.04]) == pytest.approx([0.02, None, 0.04])  # None does not count: two tests
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1, and never below an earlier step
 
 
 def test_p_values_match_independent_computations():
