@@ -17,7 +17,7 @@ from svae.errors import HarnessError
 # Canonical orders: tables and figures list names in this order, unknown names after, sorted.
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "celeba", "synthetic")
 MODELS = ("svae", "vae", "beta-vae", "two-stage")
-SAMPLERS = ("gmm", "prior", "second-stage", "recon")
+SAMPLERS = ("gmm", "prior", "second-stage", "recon", "recon-mean")
 SVAE_OUTPUTS = ("x_hat", "x1", "x2", "mix")
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 REAL_FID = "inception-fid"

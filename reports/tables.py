@@ -20,7 +20,8 @@ SAMPLER_TITLES = {
     "gmm": "GMM sampler (ex-post Gaussian mixture, the paper's)",
     "prior": "prior sampler (z ~ N(0, I))",
     "second-stage": "second-stage sampler (two-stage VAE)",
-    "recon": "reconstructions of test images",
+    "recon": "reconstructions of test images (a posterior sample z decoded, as the reference codes)",
+    "recon-mean": "reconstructions of test images from the posterior mean (not the reference codes' protocol)",
 }
 MISSING = "—"
 BEST_CSV = " *"
