@@ -1,14 +1,19 @@
 """Two-stage VAE (Dai & Wipf, ICLR 2019).
 
 Stage 1 is the ResNet VAE with a learned scalar gamma; stage 2 is a fully-connected VAE, also with a
-learned gamma, trained on stage-1 latent means. Both stages train through the same Trainer.
-Sampling: u ~ N(0, I) -> stage-2 decoder -> z -> stage-1 decoder.
+learned gamma, trained on the whole aggregate posterior of stage 1: its data are the posteriors
+(mu, logvar) of every training image, computed once in eval mode, and every batch draws a fresh
+z = mu + exp(logvar / 2) * eps from them (demo.py lines 63-74). Both stages train through the same
+Trainer, with the authors' schedule: the learning rate halves every 150 of 400 epochs in stage 1
+and every 300 of 800 in stage 2 (demo.py lines 49, 69, 162-169), i.e. every 0.375 of a stage.
+Sampling: u ~ N(0, I) -> z = f2(u) + sqrt(gamma_z) * eps -> stage-1 decoder, where gamma_z is the
+second stage's learned variance (two_stage_vae_model.py lines 141-144, whose gamma is a std).
 """
 import torch
 from torch import nn
 
 from svae.backbone import ImageHead
-from svae.samplers import decode, latent_means
+from svae.samplers import decode, latent_posteriors
 from svae.vae import GaussianVAE, LearnedGamma, Stage, build_image_vae
 
 
@@ -43,6 +48,15 @@ class DenseDecoder(nn.Module):
         return {"x_hat": self.out(torch.cat([self.hidden(u), u], dim=1))}
 
 
+LR_HALVING = 150 / 400  # = 300 / 800: Dai & Wipf halve at the same fraction of both stages
+
+
+def posterior_draw(posteriors: torch.Tensor) -> torch.Tensor:
+    """A batch of concatenated (mu, logvar) rows -> z = mu + exp(logvar / 2) * eps, a fresh eps each call."""
+    mu, logvar = posteriors.chunk(2, dim=1)
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
 class TwoStageVAE(nn.Module):
     def __init__(self, spec, cfg):
         super().__init__()
@@ -60,10 +74,13 @@ class TwoStageVAE(nn.Module):
         return self.stage1.decode(z)
 
     def stages(self) -> list:
-        return [Stage("stage1", self.stage1, lambda images: images),
-                Stage("stage2", self.stage2, lambda images: latent_means(self.stage1, images),
-                      self.stage2_epoch_factor)]
+        return [Stage("stage1", self.stage1, lambda images: images, lr_halving=LR_HALVING),
+                Stage("stage2", self.stage2, lambda images: torch.cat(latent_posteriors(self.stage1, images), dim=1),
+                      self.stage2_epoch_factor, batch_transform=posterior_draw, lr_halving=LR_HALVING)]
 
     def second_stage_latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        u = torch.randn(n, self.stage2.encoder.mu.out_features, generator=generator)
-        return decode(self.stage2, u)["x_hat"]
+        """z = f2(u) + sqrt(gamma_z) * eps with u, eps ~ N(0, I) from the generator."""
+        dim = self.stage2.encoder.mu.out_features
+        u = torch.randn(n, dim, generator=generator)
+        noise = torch.randn(n, dim, generator=generator)
+        return decode(self.stage2, u)["x_hat"] + self.stage2.likelihood.current().sqrt().cpu() * noise

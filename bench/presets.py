@@ -27,6 +27,7 @@ class Settings:
     fid_samples: int = 10000
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
+    search: bool = True  # tune the searched baselines' knobs on a validation split first (bench/search.py)
 
 
 def paper_model_config(dataset: str) -> ModelConfig:
@@ -39,7 +40,8 @@ def paper(dataset: str) -> Settings:
 
 
 def smoke(dataset: str) -> Settings:
-    """Minutes on two CPU cores: a narrow network, 2,000 images, three epochs, fd_domain on 500 samples.
+    """Minutes on two CPU cores: a narrow network, 2,000 images, three epochs, fd_domain on 500 samples,
+    no baseline search (--search turns it on).
 
     Smaller batches, a larger learning rate and a faster BatchNorm momentum let ~190 steps learn
     something visible (gamma balancing needs steps to fall from 1); the figures only show that the
@@ -49,12 +51,15 @@ def smoke(dataset: str) -> Settings:
                     backbone=BackboneConfig(base_width=16, embedding_dim=64, bn_momentum=0.1),
                     stage2_width=128, stage2_depth=2)
     return Settings(model=model, epochs=3, batch_size=32, lr=1e-3, train_subset=2000, fid_backbone="domain",
-                    fid_samples=500, gmm=GMMConfig(components=10, max_iter=100, fit_n=2000))
+                    fid_samples=500, gmm=GMMConfig(components=10, max_iter=100, fit_n=2000), search=False)
 
 
 PRESETS = {"paper": paper, "smoke": smoke}
 
 
-def settings_for(preset: str, dataset: str, **overrides) -> Settings:
+def settings_for(preset: str, dataset: str, gmm_fit_on: Optional[str] = None, **overrides) -> Settings:
+    """The preset's settings with the overrides that are not None; gmm_fit_on sets settings.gmm.fit_on."""
     settings = choose("preset", preset, PRESETS)(dataset)
+    if gmm_fit_on is not None:
+        settings = replace(settings, gmm=replace(settings.gmm, fit_on=gmm_fit_on))
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -22,11 +22,11 @@ from bench.trial import FAULT_ENV, REFERENCE_SPLIT, Evaluation, TrialSpec, setti
 from svae.data import SPECS, default_data_root, load_images
 from svae.errors import HarnessError, choose
 from svae.io import atomic_write_json
-from svae.samplers import SAMPLERS
+from svae.samplers import COMPONENT_RULE, SAMPLERS
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
-DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone")
+DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "gmm_fit_on", "search")
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
@@ -59,6 +59,12 @@ def parse_args(argv):
     p.add_argument("--data-root", default=str(default_data_root()), help="folder holding the datasets")
     p.add_argument("--download", action="store_true", help="download missing datasets through torchvision")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    p.add_argument("--gmm-fit-on", choices=["train", "test"], default=None,
+                   help="fit the GMM sampler on training images (leak-free), or on the FID reference (test) "
+                        "images as the SVAE authors did (default: the preset's, train)")
+    p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
+                   help="tune each searched baseline's knob on a validation split first (bench/search.py) "
+                        "(default: the preset's; paper on, smoke off)")
     return p.parse_args(argv)
 
 
@@ -87,11 +93,11 @@ def check_args(args) -> dict:
         raise HarnessError("--address needs --storage: a path mounted on every node, or s3://...")
     datasets = list(dict.fromkeys(args.datasets))
     models = list(dict.fromkeys(args.models))
-    settings = {d: settings_for(args.preset, d, fid_samples=args.fid_samples, fid_backbone=args.fid_backbone)
-                for d in datasets}
+    settings = {d: settings_for(args.preset, d, gmm_fit_on=args.gmm_fit_on, fid_samples=args.fid_samples,
+                                fid_backbone=args.fid_backbone, search=args.search) for d in datasets}
     return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
-            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone,
-            "settings": settings}
+            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
+            "search": args.search, "settings": settings}
 
 
 def check_data(args, settings: dict) -> None:
@@ -207,7 +213,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                      "weights_hash": weights_hash or "per dataset: see results.csv",
                      "n_samples": first.fid_samples, "reference_split": REFERENCE_SPLIT,
                      "reference_n": first.fid_samples,
-                     "quantize": True,
+                     "quantize": True, "components": COMPONENT_RULE,
                      "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
                      "samplers": {"gmm": settings_json(first)["gmm"]}},
         "registry": registry_facts(),
@@ -281,9 +287,14 @@ def main(argv=None) -> int:
     # Real statistics and fd_domain classifiers are shared through the storage; object storage cannot
     # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
     fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
+    evaluation = Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
+                            data_root=str(Path(args.data_root).resolve()), download=args.download)
+    from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
+    config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
+                                      {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                      enabled=next(iter(config["settings"].values())).search)
     plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
-                     evaluation=Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
-                                           data_root=str(Path(args.data_root).resolve()), download=args.download),
+                     evaluation=evaluation,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
                      resume=args.resume, fault=os.environ.get(FAULT_ENV))
     run_sweep(plan)

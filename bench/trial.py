@@ -22,7 +22,7 @@ from bench.models import MODELS, build_model
 from bench.presets import Settings
 from svae.data import SPECS, load_images
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
-from svae.samplers import decode, sample_latents, samplers_for
+from svae.samplers import decode, orient_components, oriented, sample_latents, samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 REFERENCE_SPLIT = "test"
@@ -101,9 +101,11 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
                 os.kill(os.getpid(), signal.SIGKILL)
 
         config = TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
-                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False)
+                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False,
+                             lr_halving=stage.lr_halving)
         trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
-        finished += [{"stage": stage.name, **m} for m in trainer.fit(stage.module, stage.make_data(train))]
+        history = trainer.fit(stage.module, stage.make_data(train), stage.batch_transform)
+        finished += [{"stage": stage.name, **m} for m in history]
     _write_metrics(folder, finished)
     return finished
 
@@ -126,11 +128,13 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
                        download=evaluation.download)
     n = settings.fid_samples
     real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
+    orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
+    atomic_write_json(folder / "orientation.json", orientation)
     rows = []
     for sampler in samplers_for(spec.model):
         z = sample_latents(model, sampler, n, train_images=train, test_images=test, gmm=settings.gmm,
                            seed=spec.seed)
-        outputs = decode(model, z)
+        outputs = oriented(decode(model, z), orientation)
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()

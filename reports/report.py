@@ -36,6 +36,9 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines += ["## What was run", ""]
     lines += [f"- {key}: {_value(m[key])}" for key in
               ("created", "config", "protocol", "versions", "git_commit", "host") if key in m]
+    lines += ["", "Every known difference from the reference codes (the SVAE authors', Dai & Wipf's), with "
+              f"its reason and expected effect: `docs/fidelity.md` in svae-bench at commit "
+              f"{m.get('git_commit', 'unrecorded')}.", ""] + _search_section(m.get("search"))
     lines += ["", "## Main table", ""] + markdown_table(tables[0], heading="###")
     lines += ["", "All samplers' tables: [table.md](table.md), [table.tex](table.tex), "
               "[table.csv](table.csv).", "", *_verdict_section(verdicts), "", "## Figures", ""]
@@ -53,6 +56,28 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
 
 def _value(value) -> str:
     return value if isinstance(value, str) else f"`{json.dumps(value, ensure_ascii=False)}`"
+
+
+def _search_section(search) -> list:
+    """The baseline search (bench/search.py): what was tuned, on what, and what was chosen."""
+    if not search or not search.get("table"):
+        return []
+    lines = ["## Baseline search", ""]
+    if not search.get("enabled"):
+        knobs = ", ".join(f"{m} ({t['knob']})" for m, t in search["table"].items())
+        return lines + [f"Not run: {knobs} kept the preset's value(s).", ""]
+    lines += [f"Each searched baseline's knob was tuned before the seeded runs: one candidate per grid "
+              f"value, trained for {search['epoch_fraction']:g} of the preset's epochs on the training "
+              "images minus a validation split carved from them, sampled with its own sampler and "
+              "scored on the validation images (never the FID reference split); the lowest score "
+              "was chosen for every seed.", "",
+              "| dataset | model | knob | grid: score | chosen |", "|---|---|---|---|---:|"]
+    for r in search["results"]:
+        scores = ", ".join(f"{s['value']:g}: {'failed' if s['score'] is None else format(s['score'], '.2f')}"
+                           for s in r["scores"])
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['knob']} | {scores} ({r['metric']}, "
+                     f"{r['epochs']} epochs) | {r['chosen']:g} |")
+    return lines + [""]
 
 
 def _verdict_section(verdicts: list) -> list:

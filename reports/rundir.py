@@ -66,6 +66,11 @@ class Run:
                 return facts["label"]
         return model
 
+    @property
+    def split_model(self):
+        """The model under test: the one whose outputs include x1 and x2 (the SVAE); None without one."""
+        return next((m for m in self.models if {"x1", "x2"} <= set(self.outputs(m))), None)
+
     def compared_at(self, model: str) -> str:
         """The sampler a model's own paper samples with, where it is compared (default: gmm)."""
         return self._model_facts(model).get("compared_at", "gmm")

@@ -4,8 +4,9 @@ import statistics
 
 from scipy import stats
 
-LEVEL = 0.95
-MIN_SEEDS = 3  # below this a verdict is "inconclusive" whatever the numbers say
+ALPHA = 0.05  # a test's level: 95% intervals, p < 0.05
+LEVEL = 1 - ALPHA
+MIN_SEEDS = 3  # below this a verdict is "too few seeds" whatever the numbers say
 
 
 def summarize(values) -> tuple:
@@ -46,13 +47,55 @@ def welch_interval(a, b) -> tuple:
     return diff, _interval(diff, se, df)
 
 
-def decide(n: int, interval, all_agree: bool = True) -> str:
-    """The verdict on "difference < 0" (lower FID is better) from n seeds and a 95% interval."""
+def paired_p(diffs):
+    """Two-sided p-value of the one-sample t-test "mean difference = 0" (None with fewer than two)."""
+    mean, std, n = summarize(diffs)
+    if n < 2:
+        return None
+    if std == 0:  # identical differences: certain, unless they are all zero
+        return 0.0 if mean != 0 else 1.0
+    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def welch_p(a, b):
+    """Two-sided p-value of Welch's t-test "mean(a) = mean(b)" (None unless both have two or more)."""
+    (mean_a, std_a, n_a), (mean_b, std_b, n_b) = summarize(a), summarize(b)
+    if n_a < 2 or n_b < 2:
+        return None
+    if std_a == 0 and std_b == 0:
+        return 0.0 if mean_a != mean_b else 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def holm(pvalues: list) -> list:
+    """Holm's step-down adjustment of p-values (None passes through and does not count)."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted, running = list(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))  # monotone in rank
+        adjusted[i] = running
+    return adjusted
+
+
+SUPPORTED, CONTRADICTED, NO_DIFFERENCE = "supported", "contradicted", "no significant difference"
+
+
+def too_few(n: int) -> str:
+    return f"too few seeds (n = {n} < {MIN_SEEDS})"
+
+
+def decide_interval(n: int, interval) -> str:
+    """The verdict on "difference < 0" (lower FID is better) from n seeds and its 95% interval."""
     if n < MIN_SEEDS or interval is None:
-        return "inconclusive"
+        return too_few(n)
     low, high = interval
-    if high < 0 and all_agree:
-        return "supported"
-    if low > 0:
-        return "not supported"
-    return "inconclusive"
+    return SUPPORTED if high < 0 else CONTRADICTED if low > 0 else NO_DIFFERENCE
+
+
+def decide_p(n: int, p, difference) -> str:
+    """The verdict on "difference < 0" from n seeds (the smaller side) and a (corrected) two-sided p."""
+    if n < MIN_SEEDS or p is None:
+        return too_few(n)
+    if p >= ALPHA:
+        return NO_DIFFERENCE
+    return SUPPORTED if difference < 0 else CONTRADICTED

@@ -15,8 +15,6 @@ from reports.stats import summarize
 LITERATURE = Path(__file__).with_name("literature_fid.csv")
 OUR_INCEPTION = "tf-2015-12-05"  # pytorch-fid's port of the TF 2015-12-05 Inception = "inception-fid"
 
-# Only claims.py reads these, until it reads Run.label (the tables and figures read the manifest).
-MODEL_LABELS = {"svae": "SVAE", "vae": "VAE", "beta-vae": "beta-VAE", "two-stage": "two-stage VAE"}
 MISSING = "—"
 BEST_CSV = " *"
 OTHER_INCEPTION, OTHER_N, UNSTATED = "†", "‡", "§"
@@ -46,10 +44,6 @@ class Table:
     measured: list  # (label, [Cell per dataset])
     reported: list  # (label, [str per dataset])
     footnotes: list
-
-
-def model_label(model: str) -> str:
-    return MODEL_LABELS.get(model, model)
 
 
 def row_label(run: Run, model: str, output: str) -> str:
@@ -95,7 +89,7 @@ def caption(run: Run, sampler: str) -> str:
             f"of the {p.get('reference_split', '?')} split; quantize={p.get('quantize', '?')}, "
             f"resize: {p.get('resize', '?')}. Mean ± sample std over seeds; (n=k): only k of the "
             f"seeds asked finished; best measured figure of each column in bold; {MISSING}: no "
-            "finished seed.")
+            "finished seed." + (f" SVAE components: {p['components']}" if "components" in p else ""))
 
 
 def _reported_rows(run: Run, sampler: str) -> tuple:

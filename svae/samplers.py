@@ -3,6 +3,13 @@
 A sampler draws latents from a model (svae/interface.py); `decode` turns them into a dict of float
 images in [0, 1] on the CPU: x_hat, and for the SVAE also x1, x2, sigma and mix (x1 for the first
 half of the samples, x2 for the second).
+
+"recon" decodes z = mu(x) + exp(logvar(x) / 2) * eps, a posterior sample, as both reference codes
+do; "recon-mean" decodes mu(x) itself. It is labelled as such and not scored by default.
+
+Which of the SVAE's two components is "x1" is an accident of initialisation; `orient_components`
+names them by a rule fixed in advance (COMPONENT_RULE), once per trial, on a draw that no scored
+sample comes from.
 """
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -28,15 +35,24 @@ def model_device(model) -> torch.device:
 
 
 @torch.no_grad()
-def latent_means(model, images, batch_size: int = 500) -> torch.Tensor:
-    """mu(x) for every image, in evaluation mode, on the CPU."""
+def latent_posteriors(model, images, batch_size: int = 500) -> tuple:
+    """(mu(x), logvar(x)) for every image, in evaluation mode, on the CPU."""
     was_training = model.training
     model.eval()
     device = model_device(model)
-    means = [model.encode(as_float(images[i:i + batch_size]).to(device))[0].float().cpu()
-             for i in range(0, len(images), batch_size)]
+    parts = [model.encode(as_float(images[i:i + batch_size]).to(device)) for i in range(0, len(images), batch_size)]
     model.train(was_training)
-    return torch.cat(means)
+    return tuple(torch.cat([p[k].float().cpu() for p in parts]) for k in (0, 1))
+
+
+def latent_means(model, images, batch_size: int = 500) -> torch.Tensor:
+    """mu(x) for every image, in evaluation mode, on the CPU."""
+    return latent_posteriors(model, images, batch_size)[0]
+
+
+def posterior_sample(mu, logvar, generator: torch.Generator) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from the given generator."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)
 
 
 @torch.no_grad()
@@ -47,11 +63,41 @@ def decode(model, z, batch_size: int = 500) -> dict:
     device = model_device(model)
     parts = [model.decode(z[i:i + batch_size].to(device)) for i in range(0, len(z), batch_size)]
     model.train(was_training)
-    outputs = {name: torch.cat([p[name].float().cpu() for p in parts]) for name in parts[0]}
+    return _with_mix({name: torch.cat([p[name].float().cpu() for p in parts]) for name in parts[0]})
+
+
+def _with_mix(outputs: dict) -> dict:
     if "x1" in outputs:
-        half = len(z) // 2
+        half = len(outputs["x1"]) // 2
         outputs["mix"] = torch.cat([outputs["x1"][:half], outputs["x2"][half:]])
     return outputs
+
+
+ORIENTATION_IMAGES = 1000
+COMPONENT_RULE = ("x1 is the component that sigma weights more on average (mean sigma >= 0.5), decided "
+                  f"once per seed on reconstructions (sampled z) of the first {ORIENTATION_IMAGES} training "
+                  "images, never on scored samples; where sigma weighted the decoder's second component "
+                  "more, the two are swapped and sigma replaced by 1 - sigma, so x_hat is unchanged.")
+ORIENTATION_SEED_OFFSET = 7919  # the draw's generator: seed + this, apart from every sampler's
+
+
+def orient_components(model, train_images, seed: int):
+    """{"swapped": bool, "mean_sigma": float} by COMPONENT_RULE, or None for a model without sigma."""
+    g = torch.Generator().manual_seed(seed + ORIENTATION_SEED_OFFSET)
+    mu, logvar = latent_posteriors(model, train_images[:ORIENTATION_IMAGES])
+    outputs = decode(model, posterior_sample(mu, logvar, g))
+    if "sigma" not in outputs:
+        return None
+    mean_sigma = float(outputs["sigma"].double().mean())
+    return {"swapped": mean_sigma < 0.5, "mean_sigma": mean_sigma}
+
+
+def oriented(outputs: dict, orientation) -> dict:
+    """outputs with x1 and x2 named by the orientation: swapped (and sigma -> 1 - sigma) if it says so."""
+    if not orientation or not orientation["swapped"]:
+        return outputs
+    swapped = {**outputs, "x1": outputs["x2"], "x2": outputs["x1"], "sigma": 1 - outputs["sigma"]}
+    return _with_mix(swapped)
 
 
 def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int) -> GaussianMixture:
@@ -76,6 +122,10 @@ def _second_stage_latents(model, n, g, **_):
 
 
 def _recon_latents(model, n, g, *, test_images, **_):
+    return posterior_sample(*latent_posteriors(model, test_images[:n]), g)
+
+
+def _recon_mean_latents(model, n, g, *, test_images, **_):
     return latent_means(model, test_images[:n])
 
 
@@ -85,21 +135,27 @@ class SamplerEntry:
     description: str  # how it draws z, for captions and the manifest
     draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed) -> n x d latents
     models: Optional[tuple] = None  # the models it applies to; None: every model
+    scored: bool = True  # run by every trial; False: available by name only
 
 
 SAMPLERS = {
     "gmm": SamplerEntry("GMM sampler (ex-post Gaussian mixture, the paper's)",
                         "z from a Gaussian mixture fitted ex post to latent means mu(x)", _gmm_latents),
     "prior": SamplerEntry("prior sampler (z ~ N(0, I))", "z ~ N(0, I)", _prior_latents),
-    "second-stage": SamplerEntry("second-stage sampler (two-stage VAE)", "stage-2 decoder of u ~ N(0, I)",
+    "second-stage": SamplerEntry("second-stage sampler (two-stage VAE)", "z = f2(u) + sqrt(gamma_z) * eps, u ~ N(0, I)",
                                  _second_stage_latents, models=("two-stage",)),
-    "recon": SamplerEntry("reconstructions of test images", "mu(x) of the first n test images", _recon_latents),
+    "recon": SamplerEntry("reconstructions of test images (a posterior sample z decoded, as the reference codes)",
+                          "z = mu(x) + exp(logvar(x) / 2) * eps for the first n test images", _recon_latents),
+    "recon-mean": SamplerEntry("reconstructions of test images from the posterior mean",
+                               "mu(x) of the first n test images (not the reference codes' protocol)",
+                               _recon_mean_latents, scored=False),
 }
 
 
 def samplers_for(model: str) -> list:
-    """The names of the samplers that apply to a model, in registry order."""
-    return [name for name, entry in SAMPLERS.items() if entry.models is None or model in entry.models]
+    """The names of the scored samplers that apply to a model, in registry order."""
+    return [name for name, entry in SAMPLERS.items()
+            if entry.scored and (entry.models is None or model in entry.models)]
 
 
 def sample_latents(model, sampler: str, n: int, *, train_images, test_images, gmm: GMMConfig, seed: int):

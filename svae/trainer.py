@@ -9,6 +9,7 @@ buffers, epoch, history and every RNG state), and `fit` resumes from it, so that
 interrupted-and-resumed run ends with the same weights as an uninterrupted one.
 """
 import contextlib
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast, on CUDA only
     num_workers: int = 0
     progress: bool = True
+    # Halve the learning rate every lr_halving * epochs epochs (Dai & Wipf: 150 of 400); None: constant.
+    lr_halving: Optional[float] = None
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of epoch 1, 2, ...: lr * 0.5 ** floor((epoch - 1) / (lr_halving * epochs)),
+    Dai & Wipf's demo.py schedule (their epochs count from 0)."""
+    if cfg.lr_halving is None:
+        return cfg.lr
+    return cfg.lr * 0.5 ** math.floor((epoch - 1) / (cfg.lr_halving * cfg.epochs))
 
 
 def pick_device(name: Optional[str]) -> torch.device:
@@ -87,6 +98,11 @@ class Trainer:
     """Trains a Trainable (svae/interface.py) on a tensor of examples (uint8 images are scaled to
     [0, 1] per batch) with Adam at a fixed learning rate.
 
+    Every epoch runs len(data) // batch_size full batches in a fresh shuffled order (the tail is
+    dropped, as in both reference codes), so no short batch feeds gamma's running MSE or BatchNorm.
+    A batch_transform, if given, maps each batch to the model's input (two-stage VAE: a fresh draw
+    from the stage-1 posteriors); it draws from torch's global generator, which checkpoints save.
+
     on_epoch_end(history) is called with every epoch's metrics so far, after the epoch's checkpoint is
     written: the sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
     """
@@ -97,8 +113,11 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.device = pick_device(cfg.device)
 
-    def fit(self, model: torch.nn.Module, data: torch.Tensor) -> list:
+    def fit(self, model: torch.nn.Module, data: torch.Tensor, batch_transform: Optional[Callable] = None) -> list:
         cfg = self.cfg
+        if len(data) < cfg.batch_size:
+            raise HarnessError(f"{len(data)} training examples are fewer than one batch of {cfg.batch_size}; "
+                               f"use more data or a smaller batch size")
         seed_everything(cfg.seed)
         model.to(self.device).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -111,9 +130,12 @@ class Trainer:
             _restore_rng_states(state["rng"], shuffle)
             history, start_epoch = state["history"], state["epoch"]
         loader = DataLoader(TensorDataset(data), batch_size=cfg.batch_size, shuffle=True, generator=shuffle,
-                            num_workers=cfg.num_workers, worker_init_fn=_seed_worker, drop_last=False)
+                            num_workers=cfg.num_workers, worker_init_fn=_seed_worker, drop_last=True)
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            metrics = self._epoch(model, optimizer, loader, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, epoch)
+            metrics = self._epoch(model, optimizer, loader, epoch, batch_transform)
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
             history.append(metrics)
             if self.checkpoint_path:
                 atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -128,13 +150,15 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _epoch(self, model, optimizer, loader, epoch: int) -> dict:
+    def _epoch(self, model, optimizer, loader, epoch: int, batch_transform) -> dict:
         started = time.perf_counter()
         totals, means, seen = {}, [], 0
         losses = torch.empty(len(loader), device=self.device)
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.cfg.progress)
         for step, (batch,) in enumerate(bar):
             x = as_float(batch.to(self.device, non_blocking=True))
+            if batch_transform is not None:
+                x = batch_transform(x)
             with self._autocast():
                 out = model(x)
                 terms = model.loss(x, out)

@@ -6,7 +6,7 @@ Gaussian likelihood's variance gamma is balanced (the SVAE and VAE), fixed (beta
 """
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -75,11 +75,19 @@ def kl_to_standard_normal(mu, logvar):
 
 @dataclass
 class Stage:
-    """One training stage: the module to train and how its data derives from the training images."""
+    """One training stage: the module to train and how its data derives from the training images.
+
+    batch_transform, if set, turns each batch of that tensor into the module's input, drawing any
+    randomness from torch's global generator (saved in every checkpoint, so resume stays exact).
+    lr_halving, if set, halves the learning rate every lr_halving * epochs epochs (a fraction, so
+    a preset with fewer epochs keeps the schedule's shape).
+    """
     name: str
     module: nn.Module
     make_data: Callable  # training images (uint8) -> this stage's training tensor
     epoch_factor: float = 1.0
+    batch_transform: Optional[Callable] = None
+    lr_halving: Optional[float] = None
 
 
 class GaussianVAE(nn.Module):

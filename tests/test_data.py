@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from svae.data import DEBIAN_FASHION_MNIST, celeba_preprocess, load_images, read_idx
+from svae.data import DEBIAN_FASHION_MNIST, SPECS, celeba_preprocess, load_images, read_idx
 from svae.errors import HarnessError
 
 
@@ -123,12 +123,12 @@ def test_celeba_folder_uses_the_official_partition_and_paper_crop(tmp_path):
     train = load_images("celeba", "train", root=tmp_path)
     test = load_images("celeba", "test", root=tmp_path)
     assert train.images.shape == (2, 3, 64, 64) and test.images.shape == (2, 3, 64, 64)
-    original = np.asarray(Image.open(folder / "img_align_celeba" / "000004.png"))
-    crop = original[45:173, 25:153].astype(np.float64)
-    # bilinear halving with half-pixel centres is the mean of each 2x2 block
-    expected = crop.reshape(64, 2, 64, 2, 3).mean(axis=(1, 3))
-    assert np.abs(test.images[0].permute(1, 2, 0).numpy() - expected).max() <= 0.5 + 1e-6
-    assert (folder / "preprocessed-64-test.npy").exists()  # decoded once, then cached
+    original = Image.open(folder / "img_align_celeba" / "000004.png")
+    # the authors' load_data.py: crop, then Pillow's bilinear resize
+    expected = np.asarray(original.crop((25, 45, 153, 173)).resize((64, 64), Image.BILINEAR)).astype(int)
+    assert np.abs(test.images[0].permute(1, 2, 0).numpy().astype(int) - expected).max() <= 1
+    # decoded once, then cached under the preprocessing's version
+    assert (folder / f"preprocessed-{SPECS['celeba'].preprocessing}-test.npy").exists()
     assert torch.equal(load_images("celeba", "test", root=tmp_path).images, test.images)
 
 
@@ -136,6 +136,30 @@ def test_celeba_without_partition_file_says_where_to_put_it(tmp_path):
     write_celeba(tmp_path, partition=False)
     with pytest.raises(HarnessError, match=r"missing .*list_eval_partition.txt.*copy"):
         load_images("celeba", "train", root=tmp_path)
+
+
+def test_celeba_resize_is_pillows_bilinear_filter():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    ours = celeba_preprocess(image).permute(1, 2, 0).numpy().astype(int)
+    pil = np.asarray(Image.fromarray(image[45:173, 25:153]).resize((64, 64), Image.BILINEAR)).astype(int)
+    # Pillow filters in fixed point with rounded 8-bit coefficients: off by one at most, rarely
+    assert np.abs(ours - pil).max() <= 1 and np.abs(ours - pil).mean() < 0.2
+    # the filter has 4 taps at 2x (weights 1, 3, 3, 1 / 8), not the 2x2 mean of torch's default
+    box = image[45:173, 25:153].astype(float).reshape(64, 2, 64, 2, 3).mean(axis=(1, 3))
+    assert np.abs(ours - box).max() > 10
+
+
+def test_a_new_preprocessing_version_does_not_reuse_the_old_cache(tmp_path, monkeypatch):
+    import dataclasses
+    import svae.data
+    folder = write_celeba(tmp_path)
+    first = load_images("celeba", "test", root=tmp_path)
+    stale = folder / f"preprocessed-{SPECS['celeba'].preprocessing}-test.npy"
+    np.save(stale, np.zeros_like(first.images.numpy()))  # what an older pipeline might have left
+    monkeypatch.setitem(svae.data.SPECS, "celeba", dataclasses.replace(SPECS["celeba"], preprocessing="test-v9"))
+    assert torch.equal(load_images("celeba", "test", root=tmp_path).images, first.images)
+    assert (folder / "preprocessed-test-v9-test.npy").exists()
 
 
 def test_celeba_preprocess_rejects_nothing_and_keeps_range():

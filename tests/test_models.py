@@ -19,6 +19,7 @@ def test_every_model_runs_forward_with_the_right_shapes(name, spec, tiny_cfg):
     x = torch.rand(4, spec.channels, spec.size, spec.size)
     for stage in model.stages():
         data = stage.make_data(x)
+        data = stage.batch_transform(data) if stage.batch_transform else data
         out = stage.module(data)
         assert out["x_hat"].shape == data.shape
         assert out["mu"].shape == (4, tiny_cfg.latent_dim)
@@ -70,3 +71,23 @@ def test_samplers_per_model():
 def test_unknown_model_is_a_clear_error(tiny_cfg):
     with pytest.raises(HarnessError, match="unknown model 'gan'; choose from svae, vae"):
         build_model("gan", SPECS["mnist"], tiny_cfg)
+
+
+@pytest.mark.parametrize("sigma_bias, swapped", [(-3.0, True), (3.0, False)])
+def test_components_are_named_by_which_one_sigma_weights_more(sigma_bias, swapped, tiny_cfg):
+    from svae.data import make_synthetic
+    from svae.samplers import orient_components, oriented
+    torch.manual_seed(0)
+    model = build_model("svae", SPECS["synthetic"], tiny_cfg)
+    with torch.no_grad():
+        model.decoder.head.conv.bias[0] = sigma_bias  # channel 0 is sigma: mostly below/above 0.5
+    orientation = orient_components(model, make_synthetic(64, seed=0).images, seed=0)
+    assert orientation["swapped"] is swapped and (orientation["mean_sigma"] < 0.5) is swapped
+    raw = decode(model, torch.randn(10, tiny_cfg.latent_dim))
+    named = oriented(raw, orientation)
+    first, second = ("x2", "x1") if swapped else ("x1", "x2")
+    assert torch.equal(named["x1"], raw[first]) and torch.equal(named["x2"], raw[second])
+    assert float(named["sigma"].mean()) >= 0.5  # x1 is the component sigma weights more
+    assert torch.allclose(named["sigma"] * named["x1"] + (1 - named["sigma"]) * named["x2"], raw["x_hat"], atol=1e-6)
+    assert torch.equal(named["mix"][:5], named["x1"][:5]) and torch.equal(named["mix"][5:], named["x2"][5:])
+    assert orient_components(build_model("vae", SPECS["synthetic"], tiny_cfg), make_synthetic(8, seed=0).images, 0) is None

@@ -17,7 +17,7 @@ from reports.__main__ import main
 from reports.claims import check_claims, high_frequency_share, split_kind, split_kinds
 from reports.figures import decomposition_grid, fid_bars, sample_grid, training_curves
 from reports.rundir import load_run
-from reports.stats import decide, t_interval, welch_interval
+from reports.stats import decide_interval, decide_p, holm, paired_p, t_interval, welch_interval, welch_p
 from tests.report_fixtures import (COMMAND, SVAE_GMM, VAE_GMM, blobs, checkerboard, make_run,
                                    trial_id)
 
@@ -153,30 +153,102 @@ def test_intervals_match_independent_computations():
     assert t_interval([1.0]) == (1.0, None) and welch_interval([1.0], []) == (None, None)
 
 
+def test_the_svae_authors_published_rows_say_their_gmm_saw_the_reference_images(run_dir):
+    table = (run_dir / "table.md").read_text()
+    assert "SVAE [asperti/Split-VAE README]" in table
+    footnote = next(line for line in table.splitlines() if line.startswith("SVAE [asperti/Split-VAE README]:"))
+    assert "GMM fitted on the reference images" in footnote
+
+
 def test_verdict_rule():
-    assert decide(5, (-3.0, -1.0)) == "supported"
-    assert decide(5, (-3.0, -1.0), all_agree=False) == "inconclusive"
-    assert decide(5, (0.5, 2.0)) == "not supported"
-    assert decide(5, (-1.0, 2.0)) == "inconclusive"
-    assert decide(2, (-3.0, -1.0)) == "inconclusive"  # fewer than 3 seeds
-    assert decide(5, None) == "inconclusive"
+    assert decide_interval(5, (-3.0, -1.0)) == "supported"
+    assert decide_interval(5, (0.5, 2.0)) == "contradicted"
+    assert decide_interval(5, (-1.0, 2.0)) == "no significant difference"
+    assert decide_interval(2, (-3.0, -1.0)) == "too few seeds (n = 2 < 3)"
+    assert decide_interval(1, None) == "too few seeds (n = 1 < 3)"
+    assert decide_p(4, 0.01, -2.0) == "supported" and decide_p(4, 0.01, 2.0) == "contradicted"
+    assert decide_p(4, 0.05, -2.0) == "no significant difference"  # p must be below 0.05
+    assert decide_p(2, 0.001, -2.0) == "too few seeds (n = 2 < 3)"
+
+
+def test_holm_matches_a_hand_worked_table():
+    # sorted: 0.005 * 4 = 0.02; 0.01 * 3 = 0.03; 0.03 * 2 = 0.06; 0.04 * 1 = 0.04 -> 0.06 (monotone)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.01, None, 0.04]) == pytest.approx([0.02, None, 0.04])  # None does not count: two tests
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1, and never below an earlier step
+
+
+def test_p_values_match_independent_computations():
+    diffs = [-2.0, -3.0, -2.5, -3.0, -2.0]
+    t = statistics.mean(diffs) / (statistics.stdev(diffs) / math.sqrt(5))
+    assert paired_p(diffs) == pytest.approx(2 * scipy_stats.t.sf(abs(t), 4))
+    a, b = [21.0, 22.0, 19.5, 23.0, 20.0], [25.0, 26.0, 24.0, 27.0]
+    assert welch_p(a, b) == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert paired_p([1.0]) is None and welch_p([1.0, 2.0], [3.0]) is None
 
 
 def test_claim_verdicts(run_dir):
     _, verdicts = check_claims(load_run(run_dir))
     assert {(v.dataset, v.claim): v.verdict for v in verdicts} == {
-        ("mnist", "decomposition helps"): "supported",  # min diffs -2, -3, -2.5, -3, -2
+        ("mnist", "decomposition helps"): "supported",  # x1: -2, -3, -2.5, -3, -2; x2: -1, -1, -1, -0.5, -1
         ("mnist", "SVAE beats baselines"): "supported",  # x1 18.5 and x_hat 21 vs VAE 25.5 (n=4)
-        ("mnist", "semantic splits help"): "supported",  # seeds 1-4: -3, -2.5, -3, -2
-        ("cifar10", "decomposition helps"): "not supported",  # min diffs +2, +1.5, +2
-        ("cifar10", "SVAE beats baselines"): "inconclusive",  # no VAE seed finished
-        ("cifar10", "semantic splits help"): "inconclusive",  # no sigma maps saved
+        ("mnist", "semantic splits help"): "supported",  # seeds 1-4, both components below x_hat
+        ("cifar10", "decomposition helps"): "contradicted",  # x1 - x_hat: +2, +3, +2
+        ("cifar10", "SVAE beats baselines"): "too few seeds (n = 0 < 3)",  # no VAE seed finished
+        ("cifar10", "semantic splits help"): "too few seeds (n = 0 < 3)",  # no sigma maps saved
     }
     text = (run_dir / "claims.md").read_text()
-    assert "| min(x1, x2) - x_hat | 0 of 3 | +1.83 |" in text
-    assert "| syntactic | 1 of 1 | -2.00 | n/a (fewer than 2 seeds) | inconclusive |" in text
-    assert "no test reaches high confidence" in text
-    assert text.count("**Verdict:") == 6 and text.count("Rule:") == 6
+    assert "| min(x1, x2) - x_hat | 0 of 3 | +1.83 |" in text and "no (descriptive)" in text
+    assert "no test reaches high confidence" in text and "Holm" in text
+    assert "this project's operational definition" in text and "above 0.25 cycles per pixel" in text
+    assert text.count("**Verdict:") == 6 and text.count("Why:") == 6
+
+
+def with_svae_fids(run, fids: dict, seeds):
+    """Replace the run's SVAE GMM rows on mnist by fids {output: value or [per seed]} for the given seeds."""
+    import pandas as pd
+    table = pd.read_csv(run / "results.csv")
+    keep = table[~((table["model"] == "svae") & (table["dataset"] == "mnist"))]
+    template = table[(table["model"] == "svae") & (table["dataset"] == "mnist")].iloc[0]
+    rows = []
+    for i, seed in enumerate(seeds):
+        for output, value in fids.items():
+            row = template.copy()
+            row["trial_id"], row["seed"], row["output"] = trial_id("mnist", "svae", seed), seed, output
+            row["fid"] = value[i] if isinstance(value, list) else value + 0.1 * seed
+            rows.append(row)
+    pd.concat([keep, pd.DataFrame(rows)]).to_csv(run / "results.csv", index=False)
+    return run
+
+
+def mnist_verdicts(run) -> dict:
+    _, verdicts = check_claims(load_run(run))
+    return {v.claim: v.verdict for v in verdicts if v.dataset == "mnist"}
+
+
+def test_one_component_much_better_and_the_other_much_worse_is_not_decomposition_helping(tmp_path):
+    # min(x1, x2) beats x_hat on every seed, yet the paper's claim (both beat x_hat) is contradicted.
+    run = with_svae_fids(make_run(tmp_path), {"x_hat": 20.0, "x1": 12.0, "x2": 30.0, "mix": 21.0}, range(5))
+    assert mnist_verdicts(run)["decomposition helps"] == "contradicted"
+    text, _ = check_claims(load_run(run))
+    assert "| min(x1, x2) - x_hat | 5 of 5 | -8.00 |" in text  # shown, deciding nothing
+
+
+def test_two_seeds_are_too_few_and_the_verdict_says_how_many(tmp_path):
+    run = with_svae_fids(make_run(tmp_path), {"x_hat": 20.0, "x1": 12.0, "x2": 13.0, "mix": 12.5}, range(2))
+    assert mnist_verdicts(run)["decomposition helps"] == "too few seeds (n = 2 < 3)"
+
+
+def test_claim_two_compares_outputs_fixed_in_advance_whatever_the_figures(tmp_path):
+    # x2 is by far the best output on the tested figures; the comparison still takes x_hat and x1.
+    figures = [{"x_hat": 20.0, "x1": 19.0, "x2": 5.0, "mix": 12.0},
+               {"x_hat": 20.0, "x1": 30.0, "x2": 29.0, "mix": 29.5}]
+    compared = []
+    for i, fids in enumerate(figures):
+        run = with_svae_fids(make_run(tmp_path / str(i)), fids, range(5))
+        text, _ = check_claims(load_run(run))
+        compared.append(sorted(re.findall(r"\| SVAE (\w+) vs VAE \|", text)))
+    assert compared[0] == compared[1] == ["x1", "x_hat"]
 
 
 def test_split_kind_from_sigma_spectrum(run_dir):
@@ -224,7 +296,8 @@ def test_figures_written_with_expected_panels(run_dir):
 def test_report_page(run_dir):
     text = (run_dir / "report.md").read_text()
     assert "| mnist | supported | supported | supported |" in text
-    assert "| cifar10 | not supported | inconclusive | inconclusive |" in text
+    assert "| cifar10 | contradicted | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) |" in text
+    assert "docs/fidelity.md" in text
     assert "| mnist-vae-s4 | failed | RuntimeError: CUDA out of memory / tried to allocate 2 GiB |" in text
     assert "| GMM sampler (ex-post Gaussian mixture, the paper's) | VAE | cifar10 |" in text
     assert f"```\n{COMMAND}\n```" in text
@@ -257,7 +330,8 @@ def test_run_with_no_results_renders_all_missing(tmp_path):
     gmm = markdown_tables((run / "table.md").read_text())[
         "GMM sampler (ex-post Gaussian mixture, the paper's)"]
     assert gmm["SVAE x_hat"] == ["—", "—"] and gmm["VAE"] == ["—", "—"]
-    assert "| mnist | inconclusive | inconclusive | inconclusive |" in (run / "report.md").read_text()
+    assert "| mnist | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) |" \
+        in (run / "report.md").read_text()
 
 
 def test_cli_on_missing_directory_exits_2_with_one_line(tmp_path):
@@ -300,5 +374,6 @@ def test_two_stage_is_compared_at_its_own_second_stage_sampler(run_dir):
             extra.append(",".join(str(row[c]) for c in header))
     results.write_text(results.read_text().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
     text, verdicts = check_claims(load_run(run_dir))
-    assert {(v.dataset, v.claim): v.verdict for v in verdicts}[("mnist", "SVAE beats baselines")] == "not supported"
-    assert "| SVAE x1 vs two-stage VAE x_hat (second-stage) | 18.50 (n=5) | 16.00 (n=3) |" in text
+    assert {(v.dataset, v.claim): v.verdict for v in verdicts}[("mnist", "SVAE beats baselines")] == "contradicted"
+    assert "| SVAE x1 vs two-stage VAE | second-stage | 18.50 (n=5) | 16.00 (n=3) |" in text
+    assert "| SVAE x_hat vs VAE | gmm | 21.00 (n=5) | 25.50 (n=4) |" in text

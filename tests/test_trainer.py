@@ -27,8 +27,9 @@ def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, 
     for stage in model.stages():
         path = checkpoint.with_name(f"{checkpoint.stem}-{stage.name}.pt") if checkpoint else None
         trainer = Trainer(TrainConfig(epochs=round(epochs * stage.epoch_factor), batch_size=50, lr=lr, seed=seed,
-                                      progress=False), checkpoint_path=path, on_epoch_end=count_epoch)
-        histories[stage.name] = trainer.fit(stage.module, stage.make_data(images))
+                                      progress=False, lr_halving=stage.lr_halving),
+                          checkpoint_path=path, on_epoch_end=count_epoch)
+        histories[stage.name] = trainer.fit(stage.module, stage.make_data(images), stage.batch_transform)
     return model, histories
 
 
