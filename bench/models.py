@@ -5,7 +5,7 @@ Adding a model is one file (svae/ or baselines/) with a builder, and one line he
 The facts travel into every run's manifest, so reports read labels and samplers from there.
 """
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from baselines.beta_vae import build_beta_vae
 from baselines.rae import build_rae
@@ -24,12 +24,14 @@ class ModelEntry:
     compared_at: str = "gmm"  # the sampler its own paper samples with: where it is compared
     outputs: tuple = ("x_hat",)  # the decoded outputs that are scored (svae.samplers.decode's names)
     literature: tuple = ()  # other names of its rows in reports/literature_fid.csv
+    search: Optional[tuple] = None  # (ModelConfig field, grid): a free knob tuned first (bench/search.py)
 
 
 MODELS = {
     "svae": ModelEntry(build_svae, "SVAE", outputs=SPLIT_OUTPUTS),
     "vae": ModelEntry(build_vae, "VAE"),
-    "beta-vae": ModelEntry(build_beta_vae, "beta-VAE"),
+    # beta on a log grid (powers of 2 around Higgins et al.'s 4), gamma fixed at the preset's value
+    "beta-vae": ModelEntry(build_beta_vae, "beta-VAE", search=("beta_vae_beta", (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0))),
     "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage"),
     "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",)),
 }

@@ -1,7 +1,8 @@
 """Baseline search: tune each searched baseline's free knob on a validation split, before the seeded runs.
 
 A fixed knob is a straw man (beta = 4 with gamma fixed may over-regularise the beta-VAE several
-times over), so each model named in SEARCHED has its knob chosen by evidence: one Ray Tune trial per
+times over), so each model whose registry entry names a `search` (bench/models.py) has its knob
+chosen by evidence: one Ray Tune trial per
 grid value trains the model for a short budget (EPOCH_FRACTION of the preset's epochs) on the
 training images minus a validation split carved from their end (never the FID reference split),
 samples it with its own sampler (GMM, fitted on the images it trained on), and scores x_hat against
@@ -10,7 +11,7 @@ seeded runs of every seed use it.
 
 Each finished search is kept in RUN_DIR/search/<dataset>-<model>.json (written atomically), so a
 resumed sweep never repeats it; the table, the scores and the chosen values go into the manifest.
-Adding a model's knob is one entry in SEARCHED: (ModelConfig field, grid).
+Adding a model's knob is its registry entry's `search`: (ModelConfig field, grid).
 """
 import json
 import math
@@ -18,7 +19,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.models import build_model
+from bench.models import MODELS, build_model
 from bench.presets import Settings
 from bench.trial import Evaluation, TrialSpec, _train, settings_json
 from svae.data import SPECS, load_images
@@ -27,9 +28,6 @@ from svae.io import atomic_write_json
 from svae.samplers import decode, sample_latents
 from svae.trainer import seed_everything
 
-# model -> (the ModelConfig field it tunes, its grid). beta-VAE: beta on a log grid (powers of 2
-# around Higgins et al.'s 4), gamma fixed at the preset's value.
-SEARCHED = {"beta-vae": ("beta_vae_beta", (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0))}
 EPOCH_FRACTION = 0.25  # of the preset's epochs (at least one)
 VALIDATION_FRACTION = 1 / 6  # of the training images, capped at fid_samples: MNIST 10,000 of 60,000
 SAMPLER = "gmm"
@@ -109,7 +107,7 @@ def tune_scores(job: dict, grid: tuple, storage: str, resources: dict) -> dict:
 def search(run_dir: Path, dataset: str, model: str, settings: Settings, evaluation: Evaluation, storage: str,
            resources: dict, scores_of=tune_scores) -> dict:
     """The search record for one (dataset, model): read from the run directory if done, else run and saved."""
-    knob, grid = SEARCHED[model]
+    knob, grid = MODELS[model].search
     path = search_path(run_dir, dataset, model)
     if path.exists():
         record = json.loads(path.read_text())
@@ -134,7 +132,7 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
                  resources: dict, enabled: bool, scores_of=tune_scores) -> dict:
     """Search every searched model of the sweep (if enabled), record it in the manifest, and return the
     settings the seeded runs use: the preset's, with each chosen knob in place."""
-    searched = [m for m in models if m in SEARCHED]
+    searched = [m for m in models if MODELS[m].search]
     records = []
     if enabled:
         for dataset, settings in settings_by_dataset.items():
@@ -145,7 +143,7 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
             settings_by_dataset = {**settings_by_dataset, dataset: settings}
     manifest_path = Path(run_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["search"] = {"enabled": enabled, "table": {m: {"knob": SEARCHED[m][0], "grid": list(SEARCHED[m][1])}
+    manifest["search"] = {"enabled": enabled, "table": {m: {"knob": MODELS[m].search[0], "grid": list(MODELS[m].search[1])}
                                                         for m in searched},
                           "epoch_fraction": EPOCH_FRACTION, "results": records}
     for dataset, settings in settings_by_dataset.items():

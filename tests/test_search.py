@@ -1,4 +1,5 @@
 """The baseline search (bench/search.py): argmin on a validation split, recorded, never repeated."""
+import dataclasses
 import json
 import math
 
@@ -7,7 +8,8 @@ import torch
 
 import bench.search
 from bench.presets import settings_for
-from bench.search import SEARCHED, run_searches, search_path, validation_split
+from bench.models import MODELS
+from bench.search import run_searches, search_path, validation_split
 from bench.trial import Evaluation
 from svae.data import load_images
 
@@ -31,7 +33,7 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
     assert chosen["synthetic"].model.beta == settings["synthetic"].model.beta  # other models untouched
     assert calls == [("synthetic", "beta-vae")]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["search"]["table"] == {"beta-vae": {"knob": "beta_vae_beta", "grid": list(SEARCHED["beta-vae"][1])}}
+    assert manifest["search"]["table"] == {"beta-vae": {"knob": "beta_vae_beta", "grid": list(MODELS["beta-vae"].search[1])}}
     [record] = manifest["search"]["results"]
     assert record["chosen"] == 0.5 and {"value": 8.0, "score": None} in record["scores"]
     assert manifest["config"]["settings"]["synthetic"]["model"]["beta_vae_beta"] == 0.5
@@ -66,7 +68,7 @@ def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_
     trainings = []
     real_train = bench.search._train
     monkeypatch.setattr(bench.search, "_train", lambda *a: trainings.append(1) or real_train(*a))
-    monkeypatch.setitem(SEARCHED, "beta-vae", ("beta_vae_beta", (0.25, 4.0)))
+    monkeypatch.setitem(MODELS, "beta-vae", dataclasses.replace(MODELS["beta-vae"], search=("beta_vae_beta", (0.25, 4.0))))
 
     def in_process(job, grid, storage, resources):
         return {v: bench.search.score_candidate(job["dataset"], job["model"], job["knob"], v, job["settings"],
