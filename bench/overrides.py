@@ -62,7 +62,7 @@ def convert(key: str, text: str, kind) -> Any:
         if kind is str:
             return text
     except ValueError:
-        raise HarnessError(f"--set {key}={text}: {key} takes a {_type_name(kind)}") from None
+        raise HarnessError(f"--set {key}={text}: {key} takes type {_type_name(kind)}") from None
     raise HarnessError(f"--set {key}: fields of type {_type_name(kind)} cannot be set from the command line")
 
 

@@ -1,4 +1,5 @@
-"""What a sweep will do and cost, printed before anything runs; `--dry-run` prints it and stops.
+"""What a sweep will do and cost, printed before anything runs; `--dry-run` prints it and stops
+(without reading the data or the FID weights).
 
 The plan lists the trials, every stage's epochs, the samples each trial scores, and the resources.
 The cost comes from a probe on this machine: every model's every stage trains a few batches at the

@@ -259,17 +259,18 @@ def main(argv=None) -> int:
             args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
         run_dir = Path(args.out).resolve()
         check_run_dir(run_dir, config, args.resume)
+        weights_hash = None
+        if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
+            check_data(args, config["settings"])
+            if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+                from bench.fid import FIDEngine
+                # missing weights: fail now, not after hours of training
+                weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]
         plan = print_plan(args, config, grid)
         if args.dry_run:
             return 0
-        check_data(args, config["settings"])
-        weights_hash = None
-        if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-            from bench.fid import FIDEngine
-            # missing weights: fail now, not after hours of training
-            weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
         check_writable(run_dir)  # created only once everything else is known to be good
         storage = args.storage or str(run_dir / "ray")
         if args.resume and not args.storage:

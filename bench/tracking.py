@@ -1,11 +1,14 @@
 """Metrics to the tools people already use, through Ray Tune's loggers.
 
 Every trial reports each epoch's training metrics and, at its end, every final score; Ray Tune's
-default loggers write them to <storage>/sweep/<trial_id>/ (progress.csv, result.json and a
-TensorBoard event file). `--tracker mlflow` adds Ray's own MLflow callback, which keeps one MLflow
-run per trial, tagged with its dataset, model and seed, in a file store at <out>/mlflow.
+default loggers write them to <storage>/sweep/<trial_id>/: a TensorBoard event file and result.json
+hold all of them; progress.csv keeps the first result's columns, so only the per-epoch metrics. `--tracker mlflow` adds Ray's own MLflow callback, which keeps one MLflow
+run per trial, tagged with its dataset, model and seed, in a file store at <out>/mlflow: offline,
+and readable without a server (MLflow 3 keeps that store in maintenance mode and asks for
+MLFLOW_ALLOW_FILE_STORE=true, which this module sets for the driver).
 """
 import importlib.util
+import os
 from pathlib import Path
 
 from svae.errors import HarnessError
@@ -35,6 +38,8 @@ def tracker_callbacks(name: str, run_dir: Path, experiment: str) -> list:
     if name != "mlflow":
         return []
     from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
     class TrialTaggedMLflowCallback(MLflowLoggerCallback):
         """Ray's MLflow callback, with each trial's run tagged by its dataset, model and seed."""
