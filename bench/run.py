@@ -268,7 +268,7 @@ def main(argv=None) -> int:
                 weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]
-        plan = print_plan(args, config, grid)
+        cost = print_plan(args, config, grid)
         if args.dry_run:
             return 0
         check_writable(run_dir)  # created only once everything else is known to be good
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
                                            reference_split=args.reference_split),
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
                      resume=args.resume, fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
-                     estimates=plan.trial_seconds(), concurrency=plan.concurrency)
+                     estimates=cost.trial_seconds(), concurrency=cost.concurrency)
     run_sweep(plan)
     return finish(run_dir, grid)
 
