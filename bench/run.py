@@ -16,9 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cli import HelpFormatter, add_options
 from bench.models import MODELS
-from bench.presets import PRESETS, settings_for
-from bench.trial import FAULT_ENV, REFERENCE_SPLIT, Evaluation, TrialSpec, settings_json
+from bench.overrides import apply_overrides, parse_overrides, typed_overrides
+from bench.plan import confirm, make_plan
+from bench.presets import PRESETS, Settings, settings_for
+from bench.tracking import check_tracker
+from bench.trial import FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import SPECS, default_data_root, load_images
 from svae.errors import HarnessError, choose
 from svae.io import atomic_write_json
@@ -26,13 +30,16 @@ from svae.samplers import COMPONENT_RULE, SAMPLERS
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
-DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "gmm_fit_on", "search")
+DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "gmm_fit_on", "search",
+            "overrides", "reference_split")
+# what manifests written before these keys meant
+ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test"}
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--datasets", nargs="*", default=["mnist", "cifar10", "celeba"],
                    help=f"datasets, from: {', '.join(SPECS)}")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds per cell (seeds 0..N-1)")
@@ -65,6 +72,7 @@ def parse_args(argv):
     p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
                    help="tune each searched baseline's knob on a validation split first (bench/search.py) "
                         "(default: the preset's; paper on, smoke off)")
+    add_options(p)
     return p.parse_args(argv)
 
 
@@ -91,22 +99,26 @@ def check_args(args) -> dict:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     if args.address and not args.storage:
         raise HarnessError("--address needs --storage: a path mounted on every node, or s3://...")
+    check_tracker(args.tracker)
+    overrides = typed_overrides(parse_overrides(args.overrides), Settings)
     datasets = list(dict.fromkeys(args.datasets))
     models = list(dict.fromkeys(args.models))
-    settings = {d: settings_for(args.preset, d, gmm_fit_on=args.gmm_fit_on, fid_samples=args.fid_samples,
-                                fid_backbone=args.fid_backbone, search=args.search) for d in datasets}
+    settings = {d: apply_overrides(settings_for(args.preset, d, gmm_fit_on=args.gmm_fit_on,
+                                                 fid_samples=args.fid_samples, fid_backbone=args.fid_backbone,
+                                                 search=args.search), overrides) for d in datasets}
     return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
             "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
-            "search": args.search, "settings": settings}
+            "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
+            "settings": settings}
 
 
 def check_data(args, settings: dict) -> None:
     """Every dataset readable and its reference split large enough, before any trial starts."""
     for dataset, s in settings.items():
         load_images(dataset, "train", args.data_root, args.download)
-        reference = len(load_images(dataset, REFERENCE_SPLIT, args.data_root, args.download).images)
+        reference = len(load_images(dataset, args.reference_split, args.data_root, args.download).images)
         if s.fid_samples > reference:
-            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {REFERENCE_SPLIT} split "
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {args.reference_split} split "
                                f"({reference} images), the FID reference; pass --fid-samples {reference} or less")
 
 
@@ -118,9 +130,9 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool) -> None:
             old = json.loads(manifest.read_text())["config"]
         except (OSError, ValueError, KeyError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
-        changed = [k for k in DEFINING if old.get(k) != config[k]]
+        changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k]]
         if changed:
-            diffs = ", ".join(f"{k}: {old.get(k)!r} there, {config[k]!r} now" for k in changed)
+            diffs = ", ".join(f"{k}: {old.get(k, ADDED_LATER.get(k))!r} there, {config[k]!r} now" for k in changed)
             raise HarnessError(f"{run_dir} holds a different sweep ({diffs}); choose another --out")
         if not resume:
             raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
@@ -206,12 +218,12 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                    "settings": {d: settings_json(s) for d, s in settings.items()},
                    "storage": storage, "data_root": args.data_root, "fid_weights": args.fid_weights,
                    "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": gpus,
-                   "max_concurrent": args.max_concurrent,
+                   "max_concurrent": args.max_concurrent, "tracker": args.tracker,
                    "command": "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
         "grid": [{"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed} for s in grid],
         "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
-                     "n_samples": first.fid_samples, "reference_split": REFERENCE_SPLIT,
+                     "n_samples": first.fid_samples, "reference_split": args.reference_split,
                      "reference_n": first.fid_samples,
                      "quantize": True, "components": COMPONENT_RULE,
                      "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
@@ -264,15 +276,19 @@ def main(argv=None) -> int:
             args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
         run_dir = Path(args.out).resolve()
         check_run_dir(run_dir, config, args.resume)
-        check_data(args, config["settings"])
         weights_hash = None
-        if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-            from bench.fid import FIDEngine
-            # missing weights: fail now, not after hours of training
-            weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
-        check_writable(run_dir)  # created only once everything else is known to be good
+        if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
+            check_data(args, config["settings"])
+            if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+                from bench.fid import FIDEngine
+                # missing weights: fail now, not after hours of training
+                weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]
+        cost = print_plan(args, config, grid)
+        if args.dry_run:
+            return 0
+        check_writable(run_dir)  # created only once everything else is known to be good
         storage = args.storage or str(run_dir / "ray")
         if args.resume and not args.storage:
             storage = json.loads((run_dir / "manifest.json").read_text())["config"]["storage"]
@@ -288,7 +304,8 @@ def main(argv=None) -> int:
     # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
     fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
     evaluation = Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
-                            data_root=str(Path(args.data_root).resolve()), download=args.download)
+                            data_root=str(Path(args.data_root).resolve()), download=args.download,
+                            reference_split=args.reference_split)
     from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
     config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
                                       {"cpu": args.cpus_per_trial, "gpu": gpus},
@@ -296,9 +313,21 @@ def main(argv=None) -> int:
     plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                      evaluation=evaluation,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
-                     resume=args.resume, fault=os.environ.get(FAULT_ENV))
+                     resume=args.resume, fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
+                     estimates=cost.trial_seconds(), concurrency=cost.concurrency)
     run_sweep(plan)
     return finish(run_dir, grid)
+
+
+def print_plan(args, config: dict, grid: list):
+    """The plan and its estimated cost, before anything runs; a plan of days on CPUs must be confirmed."""
+    print("probing this machine's throughput for the plan...", flush=True)
+    plan = make_plan(grid, args.preset, config["settings"], args.cpus_per_trial, args.gpus_per_trial,
+                     args.max_concurrent, remote=bool(args.address))
+    print("\n".join(plan.lines()), flush=True)
+    if plan.days_on_cpus and not args.dry_run:
+        confirm("This sweep would take days on CPUs only. Run it?", getattr(args, "yes", False))
+    return plan
 
 
 def finish(run_dir: Path, grid: list) -> int:

@@ -16,6 +16,8 @@ from typing import Optional
 import pandas as pd
 from ray import tune
 
+from bench.plan import duration
+from bench.tracking import tracker_callbacks
 from bench.trial import Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
@@ -38,6 +40,9 @@ class SweepPlan:
     max_concurrent: Optional[int]
     resume: bool
     fault: Optional[str] = None
+    tracker: str = "none"  # or "mlflow" (bench.tracking)
+    estimates: Optional[dict] = None  # trial_id -> the plan's estimated seconds, for the ETA
+    concurrency: int = 1  # trials at once, as the plan expects
 
 
 def trainable(config: dict) -> None:
@@ -130,13 +135,26 @@ def write_results(run_dir: Path, grid: list) -> pd.DataFrame:
 
 
 class Progress:
-    """One line per trial start, finish or failure, and an overall line; also written to logs/driver.log."""
+    """A line per trial start, finish or failure and every few epochs, and an overall line with an ETA;
+    also written to logs/driver.log.
 
-    def __init__(self, run_dir: Path, total: int, already_done: int):
+    The ETA is the work left divided by the trials that run at once: each unfinished trial's planned
+    seconds, scaled by how long the finished trials took against their plan (or the mean finished
+    trial without a plan), less what a running trial has already spent. It does not jump when the
+    first of several concurrent trials finishes, as elapsed time / trials done would.
+    """
+    EPOCH_LINES = 5  # progress lines per training stage, besides its first and last epoch
+
+    def __init__(self, run_dir: Path, total: int, already_done: int, pending=(), estimates=None,
+                 concurrency: int = 1):
         self.log = run_dir / "logs" / "driver.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.total, self.done, self.started = total, already_done, time.time()
         self.trial_seconds = 0.0
+        self.pending = set(pending)  # trial ids not finished or failed
+        self.estimates, self.concurrency = estimates or {}, max(1, concurrency)
+        self.running = {}  # trial_id -> when it (last) started
+        self.measured = {}  # trial_id -> seconds, for the trials this driver saw finish
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -144,13 +162,40 @@ class Progress:
         with open(self.log, "a") as f:
             f.write(f"[{stamp}] {text}\n")
 
+    def trial_started(self, trial_id: str) -> None:
+        self.running[trial_id] = time.time()
+        self.line(f"started {trial_id}")
+
+    def epoch(self, trial_id: str, result: dict) -> None:
+        epoch, epochs = result["epoch"], result["stage_epochs"]
+        if epoch in (1, epochs) or epoch % max(1, epochs // self.EPOCH_LINES) == 0:
+            self.line(f"{trial_id} {result['stage']} epoch {epoch}/{epochs}: loss {result['loss']:.4g}, "
+                      f"{result['images_per_s']:.0f} images/s")
+
     def finished(self, trial_id: str, seconds: float) -> None:
         self.done += 1
         self.trial_seconds += seconds
-        elapsed = time.time() - self.started
-        left = (self.total - self.done) * elapsed / max(1, self.done)
-        self.line(f"finished {trial_id} ({seconds:.0f} s)")
-        self.line(f"{self.done}/{self.total} trials done, {elapsed:.0f} s elapsed, about {left:.0f} s left")
+        self.measured[trial_id] = seconds
+        self.pending.discard(trial_id)
+        self.running.pop(trial_id, None)
+        self.line(f"finished {trial_id} ({duration(seconds)})")
+        self.line(f"{self.done}/{self.total} trials done, {duration(time.time() - self.started)} elapsed, "
+                  f"about {duration(self.seconds_left())} left")
+
+    def failed(self, trial_id: str, error: str) -> None:
+        self.pending.discard(trial_id)
+        self.running.pop(trial_id, None)
+        self.line(f"FAILED {trial_id}: {error}")
+
+    def seconds_left(self) -> float:
+        planned = sum(self.estimates.get(t, 0) for t in self.measured)
+        scale = sum(self.measured.values()) / planned if planned else 1.0
+        mean = sum(self.measured.values()) / len(self.measured) if self.measured else 0.0
+        now, left = time.time(), 0.0
+        for trial_id in self.pending:
+            expected = self.estimates[trial_id] * scale if trial_id in self.estimates else mean
+            left += max(0.0, expected - (now - self.running.get(trial_id, now)))
+        return left / self.concurrency
 
 
 # The driver's live state per run directory. Ray pickles callbacks into the sweep's state and
@@ -164,7 +209,11 @@ class SweepCallback(tune.Callback):
         self.run_dir = run_dir
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        ACTIVE_SWEEPS[self.run_dir][1].line(f"started {_trial_id(trial)}")
+        ACTIVE_SWEEPS[self.run_dir][1].trial_started(_trial_id(trial))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "stage_epochs" in result:  # an epoch's metrics (the final result carries the scores)
+            ACTIVE_SWEEPS[self.run_dir][1].epoch(_trial_id(trial), result)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         ACTIVE_SWEEPS[self.run_dir][1].line(f"retrying {_trial_id(trial)} from its last checkpoint")
@@ -183,7 +232,7 @@ class SweepCallback(tune.Callback):
         plan, progress = ACTIVE_SWEEPS[self.run_dir]
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
-        progress.line(f"FAILED {_trial_id(trial)}: {error}")
+        progress.failed(_trial_id(trial), error)
 
 
 def _error_summary(error_file: Optional[str]) -> str:
@@ -202,7 +251,8 @@ def _trial_id(trial) -> str:
 def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     """Run (or resume) the sweep on the Ray cluster that is already initialised; return the results."""
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
-    progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo))
+    progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo), [s.trial_id for s in todo],
+                        plan.estimates, plan.concurrency)
     ACTIVE_SWEEPS[plan.run_dir] = (plan, progress)
     if not todo:
         progress.line("every trial has finished already")
@@ -224,7 +274,8 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                                         trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
-                callbacks=[SweepCallback(plan.run_dir)],
+                callbacks=[SweepCallback(plan.run_dir), *tracker_callbacks(plan.tracker, plan.run_dir,
+                                                                           plan.run_dir.name)],
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "

@@ -20,6 +20,7 @@ import torch
 
 from bench.models import MODELS, build_model
 from bench.presets import Settings
+from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 from svae.samplers import decode, orient_components, oriented, sample_latents, samplers_for
@@ -50,6 +51,7 @@ class Evaluation:
     fid_cache: Optional[str] = None
     data_root: Optional[str] = None
     download: bool = False
+    reference_split: str = REFERENCE_SPLIT  # FID's real images, and the recon sampler's inputs
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
@@ -63,7 +65,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     started = time.time()
     train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
     train = train[:settings.train_subset] if settings.train_subset else train
-    test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
+    test = load_images(spec.dataset, evaluation.reference_split, evaluation.data_root, evaluation.download).images
     fault = (fault or "").split(":")
     if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
@@ -86,7 +88,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
               "attempt_id": uuid.uuid4().hex}
     atomic_write_json(folder / "status.json", status)
     atomic_write_json(folder / "rows.json", rows)
-    report({"done": True, "attempt_id": status["attempt_id"]}, folder)
+    report({"done": True, "attempt_id": status["attempt_id"], **final_metrics(rows)}, folder)
     return rows
 
 
@@ -96,7 +98,7 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
     for stage in model.stages():
         def on_epoch_end(history, name=stage.name):
             _write_metrics(folder, finished + [{"stage": name, **m} for m in history])
-            report({"stage": name, "epoch": history[-1]["epoch"], "loss": history[-1]["loss"], "done": False}, folder)
+            report({**history[-1], "stage": name, "stage_epochs": config.epochs, "done": False}, folder)
             if history[-1]["epoch"] == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -127,7 +129,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
                        cache_dir=evaluation.fid_cache, data_root=evaluation.data_root,
                        download=evaluation.download)
     n = settings.fid_samples
-    real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
+    real = engine.real_stats(spec.dataset, evaluation.reference_split, n)
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
     rows = []

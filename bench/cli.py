@@ -1,0 +1,25 @@
+"""Command-line pieces of bench.run: the help formatter, and the options for the plan, overrides,
+reference split and tracking (their logic lives in bench.plan, bench.overrides and bench.tracking)."""
+import argparse
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: a help text that states its own default gets none added."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or "") or action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override a preset setting, e.g. --set epochs=20 model.beta=4 "
+                        "model.backbone.base_width=16 gmm.components=10 (part of the sweep's definition)")
+    p.add_argument("--reference-split", choices=["test", "train"], default="test",
+                   help="the split whose images are FID's real side (and the recon sampler's inputs)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and its estimated time and disk from a short probe, then exit")
+    p.add_argument("--tracker", choices=["none", "mlflow"], default="none",
+                   help="also send metrics to MLflow, in a file store at <out>/mlflow (needs the mlflow extra); "
+                        "Ray Tune's TensorBoard and CSV logs are always written under the storage")

@@ -1,0 +1,268 @@
+"""What a sweep will do and cost, printed before anything runs; `--dry-run` prints it and stops
+(without reading the data or the FID weights).
+
+The plan lists the trials, every stage's epochs, the samples each trial scores, and the resources.
+The cost comes from a probe on this machine: every model's every stage trains a few batches at the
+preset's settings (images/s), the model encodes and decodes a batch without gradients (the sampling
+pass), and the feature network that scores samples runs a few batches. The probe writes nothing and
+starts no Ray. Not included, because they are paid once per dataset or are small: the real-image
+statistics, the fd_domain classifier's training, and the GMM fits.
+"""
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.models import MODELS, build_model
+from svae.data import SPECS
+from svae.errors import HarnessError
+from svae.samplers import decode, samplers_for
+from svae.trainer import TrainConfig, Trainer, seed_everything
+
+DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
+RAY_CHECKPOINTS_KEPT = 2  # bench/sweep.py's CheckpointConfig(num_to_keep=2): copies per trial in the storage
+PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
+TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "celeba": 162770,  # official splits
+                "synthetic": 1000}
+
+
+@dataclass
+class StageCost:
+    name: str
+    epochs: int
+    images: int  # training examples per epoch
+    images_per_s: float
+
+    @property
+    def seconds(self) -> float:
+        return self.epochs * self.images / self.images_per_s
+
+
+@dataclass
+class CellCost:
+    """One (dataset, model): what a trial of it does and what it costs here."""
+    stages: list
+    samplers: list
+    outputs: list  # scored outputs per sampler
+    samples: int  # generated images per output
+    forward_images: int  # images through the model to sample: encoded (GMM fit, recon) and decoded
+    forward_per_s: float
+    features_per_s: float
+    trial_bytes: int  # the trial folder: every stage's checkpoint (weights and Adam's moments) and grids
+
+    @property
+    def scored(self) -> int:
+        return len(self.samplers) * len(self.outputs) * self.samples
+
+    @property
+    def seconds(self) -> float:
+        return (sum(s.seconds for s in self.stages) + self.forward_images / self.forward_per_s
+                + self.scored / self.features_per_s)
+
+
+@dataclass
+class Plan:
+    grid: list  # TrialSpec
+    preset: str
+    settings: dict  # dataset -> Settings
+    cells: dict  # (dataset, model) -> CellCost
+    device: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    concurrency: int
+    notes: list = field(default_factory=list)
+
+    def trial_seconds(self) -> dict:
+        """trial_id -> estimated seconds."""
+        return {s.trial_id: self.cells[s.dataset, s.model].seconds for s in self.grid}
+
+    @property
+    def seconds(self) -> float:
+        times = self.trial_seconds().values()
+        return max(sum(times) / self.concurrency, max(times))
+
+    @property
+    def disk_bytes(self) -> int:
+        # the run directory keeps one copy of each trial folder, the storage the last checkpoints
+        return sum(self.cells[s.dataset, s.model].trial_bytes for s in self.grid) * (1 + RAY_CHECKPOINTS_KEPT)
+
+    @property
+    def days_on_cpus(self) -> bool:
+        return self.device == "cpu" and self.seconds > DAYS_ON_CPUS_S
+
+    def lines(self) -> list:
+        datasets = list(self.settings)
+        models = list(dict.fromkeys(s.model for s in self.grid))
+        seeds = sorted({s.seed for s in self.grid})
+        out = [f"plan: {len(self.grid)} trials = {len(datasets)} dataset(s) x {len(models)} model(s) x "
+               f"{len(seeds)} seed(s) (seeds {seeds[0]}..{seeds[-1]}), preset {self.preset}"]
+        for dataset in datasets:
+            s = self.settings[dataset]
+            out.append(f"  {dataset}: {self.cells[dataset, models[0]].stages[0].images} training images, "
+                       f"batch {s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, "
+                       f"scored with {s.fid_backbone}")
+            for model in models:
+                cell = self.cells[dataset, model]
+                stages = ", ".join(f"{st.name} {st.epochs} epochs at {st.images_per_s:.0f} images/s"
+                                   for st in cell.stages)
+                out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
+                           f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs); "
+                           f"~{duration(cell.seconds)} per trial")
+        gpus = f"{self.gpus_per_trial:g} GPU" if self.gpus_per_trial else "no GPU"
+        out.append(f"  resources: {self.cpus_per_trial:g} CPU and {gpus} per trial, {self.concurrency} "
+                   f"trial(s) at once; probe device {self.device}")
+        total = sum(self.trial_seconds().values())
+        out.append(f"  estimate: ~{duration(self.seconds)} wall time (trials {duration(total)} in all, "
+                   f"{self.concurrency} at once), ~{size(self.disk_bytes)} on disk (run directory and Ray storage)")
+        out += [f"  note: {n}" for n in self.notes]
+        if self.days_on_cpus:
+            out.append(f"  this plan would take days on CPUs only (more than {DAYS_ON_CPUS_S // 3600} h): run it "
+                       f"on GPUs, or shrink it (--preset smoke, --set epochs=N, fewer --datasets/--seeds)")
+        return out
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def concurrency(trials: int, cpus_per_trial: float, gpus_per_trial: float, max_concurrent=None) -> int:
+    """Trials at once on this machine, as Ray packs them: CPUs (and GPUs) divided by a trial's share."""
+    slots = math.floor(os.cpu_count() / cpus_per_trial)
+    if gpus_per_trial:
+        slots = min(slots, math.floor(torch.cuda.device_count() / gpus_per_trial))
+    if max_concurrent:
+        slots = min(slots, max_concurrent)
+    return max(1, min(slots, trials))
+
+
+def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
+              max_concurrent=None, remote: bool = False) -> Plan:
+    """Probe every (dataset, model) of the grid on this machine and return the plan with its costs."""
+    if gpus_per_trial is None:  # as bench.run decides once Ray is up: a GPU per trial when there are GPUs
+        gpus_per_trial = 1.0 if torch.cuda.device_count() > 0 else 0.0
+    device = "cuda" if gpus_per_trial and torch.cuda.is_available() else "cpu"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cpus_per_trial)))  # as a trial runs
+    try:
+        cells = {}
+        for dataset, s in settings.items():
+            features = features_per_second(s.fid_backbone, SPECS[dataset], device)
+            for model in dict.fromkeys(spec.model for spec in grid):
+                cells[dataset, model] = cell_cost(dataset, model, s, device, features)
+    finally:
+        torch.set_num_threads(threads)
+    notes = [f"probe: this machine, {PROBE_BATCHES} batches per stage, {max(1, int(cpus_per_trial))} torch "
+             f"thread(s); not included: real-image statistics, the fd_domain classifier and GMM fits"]
+    if remote:
+        notes.append("the cluster's nodes and free resources are known only once Ray starts: the estimate "
+                     "assumes nodes like this machine" + ("" if max_concurrent else " and this machine's CPUs"))
+    return Plan(grid=grid, preset=preset, settings=settings, cells=cells, device=device,
+                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                concurrency=concurrency(len(grid), cpus_per_trial, gpus_per_trial, max_concurrent), notes=notes)
+
+
+def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: float) -> CellCost:
+    spec = SPECS[dataset]
+    seed_everything(0)
+    model = build_model(model_name, spec, s.model)
+    n_train = min(s.train_subset or TRAIN_IMAGES[dataset], TRAIN_IMAGES[dataset])
+    images = torch.randint(0, 256, (s.batch_size * (1 + PROBE_BATCHES), spec.channels, spec.size, spec.size),
+                           dtype=torch.uint8)
+    stages, trial_bytes = [], 0
+    for stage in model.stages():
+        data = stage.make_data(images)
+        rate = train_images_per_second(stage.module, data, s, device)
+        stages.append(StageCost(stage.name, max(1, round(s.epochs * stage.epoch_factor)), n_train, rate))
+        trial_bytes += 3 * state_bytes(stage.module)  # weights, and Adam's two moments of the same size
+    outputs = decode(model.cpu(), torch.zeros(2, s.model.latent_dim))
+    scored = list(MODELS[model_name].outputs)
+    samplers = samplers_for(model_name)
+    trial_bytes += len(samplers) * s.grid_samples * len(outputs) * spec.channels * spec.size ** 2  # npz grids
+    n = s.fid_samples
+    forward_images = len(samplers) * n + min(s.gmm.fit_n, n_train) + n  # decode all; encode GMM fit and recon
+    return CellCost(stages=stages, samplers=samplers, outputs=scored, samples=n, forward_images=forward_images,
+                    forward_per_s=forward_images_per_second(model, images, device),
+                    features_per_s=features_per_s, trial_bytes=trial_bytes)
+
+
+def train_images_per_second(module, data: torch.Tensor, s, device: str) -> float:
+    """Images/s of the shared Trainer on PROBE_BATCHES batches, after one warm-up batch."""
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=s.batch_size, lr=s.lr, amp=s.amp, device=device,
+                                  progress=False))
+    trainer.fit(module, data[:s.batch_size])
+    started = time.perf_counter()
+    trainer.fit(module, data[s.batch_size:])
+    _synchronize(device)
+    return (len(data) - s.batch_size) / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def forward_images_per_second(model, images: torch.Tensor, device: str) -> float:
+    """Images/s through the encoder and decoder without gradients: the pass that makes samples."""
+    model.to(device).eval()
+    x = images.to(device).float() / 255
+    model.decode(model.encode(x[:8])[0])
+    started = time.perf_counter()
+    model.decode(model.encode(x)[0])
+    _synchronize(device)
+    return len(x) / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def features_per_second(backbone: str, spec, device: str) -> float:
+    """Images/s through the network that scores samples, at its input size, with random weights."""
+    if backbone == "inception":
+        import torchvision
+        # pytorch-fid's FID Inception has torchvision's Inception-v3 structure; images go in at 299 px
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).to(device)
+        run, x = net.eval(), torch.rand(8, 3, 299, 299)
+    else:
+        from bench.domain import DomainNet
+        net = DomainNet(spec.channels, spec.size, 10).to(device).eval()
+        run, x = net.features, torch.rand(100, spec.channels, spec.size, spec.size)
+    x = x.to(device)
+    run(x[:2])
+    started = time.perf_counter()
+    run(x)
+    _synchronize(device)
+    return len(x) / (time.perf_counter() - started)
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def state_bytes(module) -> int:
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return buffer.tell()
+
+
+def confirm(question: str, assume_yes: bool) -> None:
+    """Go on if assume_yes or the user answers yes at a terminal; otherwise a HarnessError naming --yes."""
+    if assume_yes:
+        return
+    if sys.stdin.isatty():
+        if input(f"{question} [y/N] ").strip().lower() in ("y", "yes"):
+            return
+        raise HarnessError(f"not confirmed: {question}; nothing was started")
+    raise HarnessError(f"{question} Not started: pass --yes to run it anyway")

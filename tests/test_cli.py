@@ -1,0 +1,258 @@
+"""The command line around a sweep: the plan and --dry-run, --set overrides, --reference-split,
+the help text, progress lines and the ETA."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import bench.run
+import bench.sweep
+import bench.tracking
+from bench.overrides import apply_overrides, typed_overrides
+from bench.plan import DAYS_ON_CPUS_S, CellCost, Plan, StageCost, confirm
+from bench.presets import Settings, settings_for
+from bench.trial import TrialSpec
+from svae.errors import HarnessError
+
+SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stub_plan(seconds_per_trial):
+    """bench.run.make_plan's stand-in: no probe, every trial takes seconds_per_trial on a CPU."""
+    def make_plan(grid, preset, settings, cpus_per_trial, gpus_per_trial, max_concurrent=None, remote=False):
+        cell = CellCost(stages=[StageCost("main", 1, 100, 100 / seconds_per_trial)], samplers=["gmm"],
+                        outputs=["x_hat"], samples=0, forward_images=0, forward_per_s=1.0, features_per_s=1.0,
+                        trial_bytes=1000)
+        return Plan(grid=grid, preset=preset, settings=settings, device="cpu", cpus_per_trial=cpus_per_trial,
+                    gpus_per_trial=0.0, concurrency=1, cells={(s.dataset, s.model): cell for s in grid})
+    return make_plan
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(bench.run, "start_ray", refuse)
+
+
+# ---------------------------------------------------------------- --dry-run and the plan
+
+def test_dry_run_prints_the_plan_starts_no_ray_and_writes_nothing(tmp_path, monkeypatch, capsys, no_ray):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    code = bench.run.main([*SMALL, "--models", "svae", "two-stage", "--seeds", "3", "--set", "epochs=2",
+                           "--out", str(tmp_path / "run"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+    assert "plan: 6 trials = 1 dataset(s) x 2 model(s) x 3 seed(s) (seeds 0..2)" in out
+    # the two-stage VAE's second stage trains stage2_epoch_factor (2) times the first stage's epochs
+    assert "stage1 2 epochs" in out and "stage2 4 epochs" in out and "main 2 epochs" in out
+    # 200 samples per output: the SVAE scores 3 samplers x 4 outputs, the two-stage VAE 4 samplers x x_hat
+    assert "2400 samples scored (3 samplers x 4 outputs)" in out
+    assert "800 samples scored (4 samplers x 1 outputs)" in out
+    assert "1 CPU and no GPU per trial" in out and "estimate: ~" in out and "on disk" in out
+
+
+def test_plan_time_is_trial_time_over_concurrency_and_disk_counts_every_copy():
+    grid = [TrialSpec("synthetic", "vae", seed) for seed in range(4)]
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+    plan = stub_plan(100.0)(grid, "smoke", settings, 1.0, None)
+    plan.concurrency = 2
+    assert plan.seconds == pytest.approx(200.0)  # 4 trials x 100 s, 2 at once
+    assert plan.disk_bytes == 4 * 1000 * 3  # run directory + the two checkpoints Ray keeps
+    plan.concurrency = 8  # more slots than trials: the longest trial
+    assert plan.seconds == pytest.approx(100.0)
+
+
+def test_a_plan_of_days_on_cpus_is_refused_unless_confirmed(tmp_path, monkeypatch, capsys, no_ray):
+    monkeypatch.setattr(bench.run, "make_plan", stub_plan(DAYS_ON_CPUS_S))  # 4 trials one at a time: 4 days
+    args = [*SMALL, "--models", "vae", "--seeds", "4", "--out", str(tmp_path / "run")]
+    assert bench.run.main([*args, "--dry-run"]) == 0
+    assert "would take days on CPUs only" in capsys.readouterr().out
+    assert bench.run.main(args) == 2  # stdin is not a terminal under pytest: nobody to ask
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "pass --yes" in err
+    assert not (tmp_path / "run").exists()
+    confirm("Run it?", assume_yes=True)  # --yes (issue 14's flag) goes through
+    with pytest.raises(HarnessError, match="pass --yes"):
+        confirm("Run it?", assume_yes=False)
+
+
+# ---------------------------------------------------------------- --set
+
+def test_overrides_are_typed_by_the_settings_dataclass():
+    raw = {"epochs": "20", "model.beta": "4", "model.backbone.base_width": "16", "gmm.components": "10",
+           "train_subset": "none", "amp": "true", "gmm.fit_on": "test"}
+    typed = typed_overrides(raw, Settings)
+    assert typed == {"epochs": 20, "model.beta": 4.0, "model.backbone.base_width": 16, "gmm.components": 10,
+                     "train_subset": None, "amp": True, "gmm.fit_on": "test"}
+    assert type(typed["model.beta"]) is float
+    base = settings_for("paper", "mnist")
+    s = apply_overrides(base, typed)
+    assert (s.epochs, s.model.beta, s.model.backbone.base_width, s.gmm.components) == (20, 4.0, 16, 10)
+    assert s.model.latent_dim == base.model.latent_dim and s.model.backbone.embedding_dim == 512  # the rest kept
+    assert s.train_subset is None and s.amp is True and s.gmm.fit_on == "test"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.betta=4", "--set model.betta: no such setting; valid keys: model.latent_dim (int), model.beta (float)"),
+    ("epochs=many", "--set epochs=many: epochs takes type int"),
+    ("amp=maybe", "amp takes type bool"),
+    ("model=4", "--set model: no such setting"),
+    ("epochs", "--set 'epochs' is not KEY=VALUE"),
+])
+def test_a_bad_override_is_one_line_naming_the_key(override, message, tmp_path, capsys, no_ray):
+    code = bench.run.main([*SMALL, "--out", str(tmp_path / "run"), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def started_run(tmp_path, monkeypatch):
+    """bench.run up to the sweep itself: the run directory with its manifest, no Ray, no training."""
+    monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
+    monkeypatch.setattr(bench.run, "start_ray", lambda args: 0.0)
+    monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 0)
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "--models", "vae", "--seeds", "1", "--out", str(run_dir)]
+    assert bench.run.main([*args, "--set", "epochs=2", "model.beta=4"]) == 0
+    return run_dir, args
+
+
+def test_an_override_is_recorded_and_a_resume_must_match_it(started_run, capsys):
+    run_dir, args = started_run
+    config = json.loads((run_dir / "manifest.json").read_text())["config"]
+    assert config["overrides"] == {"epochs": 2, "model.beta": 4.0}
+    assert config["settings"]["synthetic"]["epochs"] == 2 and config["settings"]["synthetic"]["model"]["beta"] == 4.0
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    for other in (["--set", "epochs=3", "model.beta=4"], []):
+        assert bench.run.main([*args, *other, "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "holds a different sweep (overrides: {'epochs': 2, 'model.beta': 4.0} there" in err
+    assert snapshot(run_dir) == before
+    # the same overrides, in another order and spelling, resume
+    assert bench.run.main([*args, "--set", "model.beta=4.0", "epochs=2", "--resume"]) == 0
+
+
+def test_a_manifest_from_before_overrides_resumes_as_no_overrides(started_run):
+    run_dir, args = started_run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for key in ("overrides", "reference_split"):
+        del manifest["config"][key]
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert bench.run.main([*args, "--resume"]) == 0
+
+
+# ---------------------------------------------------------------- --reference-split
+
+def test_the_reference_split_bounds_the_samples_and_is_recorded(started_run, capsys):
+    run_dir, args = started_run
+    other = [a.replace("200", "600") for a in args[:-1]] + [str(run_dir.parent / "train-ref")]
+    assert bench.run.main(other) == 2  # synthetic's test split holds 500 images
+    assert "larger than synthetic's test split (500 images)" in capsys.readouterr().err
+    assert bench.run.main([*other, "--reference-split", "train"]) == 0  # its train split holds 1000
+    protocol = json.loads((run_dir.parent / "train-ref" / "manifest.json").read_text())["protocol"]
+    assert protocol["reference_split"] == "train"
+
+
+def test_a_trial_scores_against_the_reference_split(tmp_path):
+    from bench.trial import Evaluation, run_trial
+    from svae.data import load_images
+
+    settings = replace(settings_for("smoke", "synthetic"), epochs=1, train_subset=100, fid_samples=50)
+    evaluation = Evaluation(fid_cache=str(tmp_path / "cache"), reference_split="train")
+    run_trial(TrialSpec("synthetic", "vae", 0), settings, evaluation, tmp_path / "trial", lambda m, f: None)
+    original = np.load(tmp_path / "trial" / "samples" / "recon.npz")["original"]
+    train = load_images("synthetic", "train").images[:len(original)].numpy()
+    test = load_images("synthetic", "test").images[:len(original)].numpy()
+    assert np.array_equal(original, train) and not np.array_equal(original, test)
+
+
+# ---------------------------------------------------------------- --help
+
+def test_help_shows_each_default_once():
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    blocks = out.stdout.split("\n  -")[1:]  # one block per option
+    assert len(blocks) > 15
+    for block in blocks:
+        assert block.count("default") <= 1, block
+    text = " ".join(out.stdout.split())
+    for shown in ("(default: 5)", "(default: paper)", "(default: test)", "(default: none)", "(default: 1 if"):
+        assert text.count(shown) == 1, shown
+
+
+# ---------------------------------------------------------------- progress and ETA
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_eta_does_not_jump_when_the_first_concurrent_trial_finishes(tmp_path, monkeypatch, capsys):
+    """8 trials of 60 s, 2 at once, planned at 50 s each: 4 rounds, 240 s in all."""
+    clock = Clock()
+    monkeypatch.setattr(bench.sweep.time, "time", clock)
+    ids = [f"t{i}" for i in range(8)]
+    progress = bench.sweep.Progress(tmp_path, 8, 0, ids, {t: 50.0 for t in ids}, concurrency=2)
+    assert progress.seconds_left() == pytest.approx(200.0)  # the plan alone
+    for round_ in range(4):
+        progress.trial_started(ids[2 * round_])
+        progress.trial_started(ids[2 * round_ + 1])
+        clock.now += 60
+        progress.finished(ids[2 * round_], 60.0)
+        truth = 60.0 * (3 - round_)  # the partner finishes now too, then the remaining rounds
+        assert progress.seconds_left() == pytest.approx(truth)
+        progress.finished(ids[2 * round_ + 1], 60.0)
+        assert progress.seconds_left() == pytest.approx(truth)
+    assert "8/8 trials done" in capsys.readouterr().out
+
+
+def test_eta_without_a_plan_uses_the_mean_finished_trial(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(bench.sweep.time, "time", clock)
+    progress = bench.sweep.Progress(tmp_path, 4, 0, ["a", "b", "c", "d"], None, concurrency=2)
+    progress.trial_started("a")
+    progress.trial_started("b")
+    clock.now += 30
+    progress.finished("a", 30.0)
+    assert progress.seconds_left() == pytest.approx((0 + 30 + 30) / 2)  # b is due now; c and d to run
+
+
+def test_a_line_every_few_epochs_with_loss_and_throughput(tmp_path, capsys):
+    progress = bench.sweep.Progress(tmp_path, 1, 0)
+    for epoch in range(1, 11):
+        progress.epoch("synthetic-vae-s0", {"stage": "main", "epoch": epoch, "stage_epochs": 10, "loss": 12.5,
+                                            "images_per_s": 321.4})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("epoch ")[1].split(":")[0] for line in lines] == ["1/10", "2/10", "4/10", "6/10", "8/10",
+                                                                           "10/10"]
+    assert lines[0].endswith("synthetic-vae-s0 main epoch 1/10: loss 12.5, 321 images/s")
+
+
+# ---------------------------------------------------------------- --tracker
+
+def test_tracker_mlflow_without_mlflow_is_one_line(tmp_path, monkeypatch, capsys, no_ray):
+    monkeypatch.setattr(bench.tracking.importlib.util, "find_spec", lambda name: None)
+    code = bench.run.main([*SMALL, "--out", str(tmp_path / "run"), "--tracker", "mlflow"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--tracker mlflow needs MLflow: pip install -e '.[mlflow]'" in err

@@ -1,0 +1,69 @@
+"""Metrics reach Ray Tune's loggers (CSV, TensorBoard) and, with --tracker mlflow, an MLflow file store."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
+# each trial's epochs: one; the two-stage VAE's second stage trains stage2_epoch_factor (2) times as many
+STAGES = {"synthetic-vae-s0": ["main"], "synthetic-two-stage-s0": ["stage1", "stage2", "stage2"]}
+
+
+@pytest.fixture(scope="module")
+def tracked_sweep(tmp_path_factory):
+    """Two one-epoch trials on synthetic data with the MLflow tracker, as users run it."""
+    pytest.importorskip("mlflow")
+    run_dir = tmp_path_factory.mktemp("tracked") / "run"
+    out = subprocess.run([sys.executable, "-m", "bench.run", *SMALL, "--models", "vae", "two-stage", "--seeds", "1",
+                          "--set", "epochs=1", "--tracker", "mlflow", "--out", str(run_dir)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return run_dir, out
+
+
+def expected_scores(run_dir, trial_id):
+    """results.csv's scores of a trial, under the names the trackers use."""
+    table = pd.read_csv(run_dir / "results.csv")
+    rows = table[table["trial_id"] == trial_id]
+    return {f"{r.sampler}/{r.output}/fd_domain": r.fid for r in rows.itertuples()}
+
+
+def test_ray_tune_logs_hold_every_epoch_and_every_final_score(tracked_sweep):
+    run_dir, out = tracked_sweep
+    for trial_id, stages in STAGES.items():
+        folder = run_dir / "ray" / "sweep" / trial_id
+        # progress.csv: Ray's CSV logger keeps the columns of the first result, an epoch's metrics
+        progress = pd.read_csv(folder / "progress.csv")
+        epochs = progress.dropna(subset=["stage_epochs"])
+        assert list(epochs["stage"]) == stages
+        assert epochs["loss"].notna().all() and (epochs["images_per_s"] > 0).all()
+        # result.json: every result whole, the last one with the scores
+        final = json.loads((folder / "result.json").read_text().splitlines()[-1])
+        for name, value in expected_scores(run_dir, trial_id).items():
+            assert final[name] == pytest.approx(value)
+        events = [p for p in folder.iterdir() if p.name.startswith("events.out.tfevents")]
+        assert events and events[0].stat().st_size > 0
+    assert "epoch 1/1: loss" in out.stdout
+
+
+def test_mlflow_store_has_one_run_per_trial_with_its_metrics_and_tags(tracked_sweep):
+    from mlflow.tracking import MlflowClient
+
+    run_dir, _ = tracked_sweep
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=(run_dir / "mlflow").as_uri())
+    experiment = client.get_experiment_by_name(run_dir.name)
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["trial_name"] for r in runs) == sorted(STAGES)
+    grid = {t["trial_id"]: t for t in json.loads((run_dir / "manifest.json").read_text())["grid"]}
+    for run in runs:
+        trial = grid[run.data.tags["trial_name"]]
+        assert {k: run.data.tags[k] for k in ("dataset", "model", "seed")} == {
+            "dataset": trial["dataset"], "model": trial["model"], "seed": str(trial["seed"])}
+        losses = client.get_metric_history(run.info.run_id, "loss")
+        assert len(losses) == len(STAGES[trial["trial_id"]])  # every epoch of every stage
+        for name, value in expected_scores(run_dir, trial["trial_id"]).items():
+            assert run.data.metrics[name] == pytest.approx(value)
