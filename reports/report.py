@@ -75,8 +75,10 @@ def _search_section(search) -> list:
     for r in search["results"]:
         scores = ", ".join(f"{s['value']:g}: {'failed' if s['score'] is None else format(s['score'], '.2f')}"
                            for s in r["scores"])
+        at_edge = r["chosen"] in (r["grid"][0], r["grid"][-1])
+        edge = " (at the grid's edge: the best value may lie beyond it)" if at_edge else ""
         lines.append(f"| {r['dataset']} | {r['model']} | {r['knob']} | {scores} ({r['metric']}, "
-                     f"{r['epochs']} epochs) | {r['chosen']:g} |")
+                     f"{r['epochs']} epochs) | {r['chosen']:g}{edge} |")
     return lines + [""]
 
 

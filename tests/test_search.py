@@ -38,6 +38,10 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
     assert record["chosen"] == 0.5 and {"value": 8.0, "score": None} in record["scores"]
     assert manifest["config"]["settings"]["synthetic"]["model"]["beta_vae_beta"] == 0.5
     assert search_path(tmp_path, "synthetic", "beta-vae").exists()
+    from reports.report import _search_section
+    section = "\n".join(_search_section(manifest["search"]))
+    assert "| synthetic | beta-vae | beta_vae_beta | 0.125: 12.00, 0.25: 11.00, 0.5: 10.00," in section
+    assert "8: failed" in section and section.endswith("| 0.5 |\n")
 
     again = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
     assert calls == [("synthetic", "beta-vae")]  # resumed: read back, not searched again

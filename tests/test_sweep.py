@@ -131,6 +131,8 @@ def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
         (s, o) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix")}
     samples = np.load(tmp_path / "trial" / "samples" / "recon.npz")
     assert samples["sigma"].shape == (64, 1, 32, 32) and samples["original"].dtype == np.uint8
+    orientation = json.loads((tmp_path / "trial" / "orientation.json").read_text())
+    assert orientation["swapped"] == (orientation["mean_sigma"] < 0.5)  # x1 named by the fixed rule
     status = json.loads((tmp_path / "trial" / "status.json").read_text())
     again = run_trial(TrialSpec("synthetic", "svae", 0), settings, evaluation, tmp_path / "trial",
                       lambda metrics, folder: reports.append(metrics))
