@@ -40,7 +40,7 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
     assert search_path(tmp_path, "synthetic", "beta-vae").exists()
     from reports.report import _search_section
     section = "\n".join(_search_section(manifest["search"]))
-    assert "| synthetic | beta-vae | beta_vae_beta | 0.125: 12.00, 0.25: 11.00, 0.5: 10.00," in section
+    assert "| synthetic | beta-vae | beta_vae_beta | 0.03125: 14.00, 0.0625: 13.00, 0.125: 12.00, 0.25: 11.00," in section
     assert "8: failed" in section and section.endswith("| 0.5 |\n")
 
     again = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
