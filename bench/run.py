@@ -25,7 +25,7 @@ from svae.io import atomic_write_json
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
-DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone")
+DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "amp")
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
@@ -55,6 +55,8 @@ def parse_args(argv):
                    help="inception: real FID; domain: the offline fd_domain stand-in (default: the preset's)")
     p.add_argument("--fid-weights", default=None,
                    help="path to pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
+    p.add_argument("--amp", action="store_true",
+                   help="train in bfloat16 autocast on GPUs (the preset's amp setting; no effect on CPUs)")
     p.add_argument("--data-root", default=str(default_data_root()), help="folder holding the datasets")
     p.add_argument("--download", action="store_true", help="download missing datasets through torchvision")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
@@ -89,10 +91,10 @@ def check_args(args) -> dict:
         raise HarnessError("--address needs --storage: a path mounted on every node, or s3://...")
     datasets = list(dict.fromkeys(args.datasets))
     models = list(dict.fromkeys(args.models))
-    settings = {d: settings_for(args.preset, d, fid_samples=args.fid_samples, fid_backbone=args.fid_backbone)
-                for d in datasets}
+    settings = {d: settings_for(args.preset, d, fid_samples=args.fid_samples, fid_backbone=args.fid_backbone,
+                                amp=args.amp or None) for d in datasets}
     return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
-            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone,
+            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "amp": args.amp,
             "settings": settings}
 
 
