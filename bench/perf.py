@@ -230,9 +230,9 @@ def machine() -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["all", *BENCHMARKS],
-                   help="all, or one of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
-    p.add_argument("--out", default="perf", help="folder for results.json and results.md (all only)")
+    p.add_argument("what", nargs="+", choices=["all", *BENCHMARKS],
+                   help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
+    p.add_argument("--out", default="perf", help="folder for results.json and results.md")
     p.add_argument("--n", type=int, default=None,
                    help="images to featurise (fid, default 100) or to train on per round (train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
@@ -244,7 +244,8 @@ def main(argv=None):
     if args.device.startswith("cuda"):  # float32 means float32: compare against references without TF32
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    names = [k for k, v in BENCHMARKS.items() if v[1] or args.device != "cpu"] if args.what == "all" else [args.what]
+    names = ([k for k, v in BENCHMARKS.items() if v[1] or args.device != "cpu"] if "all" in args.what
+             else list(dict.fromkeys(args.what)))
     rows, seconds = [], {}
     for name in names:
         started = time.perf_counter()
@@ -253,13 +254,12 @@ def main(argv=None):
         print(f"[{name}: {seconds[name]:.0f} s]", flush=True)
     table = markdown_table(rows)
     print(table)
-    if args.what == "all":
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        info = {**machine(), "seconds": seconds}
-        (out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
-        (out / "results.md").write_text(f"# bench.perf all, {info['date']}\n\n{json.dumps(info)}\n\n{table}")
-        print(f"written: {out / 'results.json'}, {out / 'results.md'}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {**machine(), "benchmarks": names, "seconds": seconds}
+    (out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
+    (out / "results.md").write_text(f"# bench.perf {' '.join(names)}, {info['date']}\n\n{json.dumps(info)}\n\n{table}")
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}")
 
 
 if __name__ == "__main__":
