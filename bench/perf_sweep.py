@@ -53,6 +53,21 @@ def _timed(name, function):
     return wrapper
 
 
+def _write_record_then(report):
+    """tune.report that, on a trial's final report, first writes the trial's timings: Ray may stop a
+    reused worker's trial thread as soon as that report is in, before any code after it runs."""
+    def wrapper(metrics, *args, **kwargs):
+        if metrics.get("done"):
+            trial = _PATCHED["trial"]
+            record = {**trial, "left": time.time(), "data_s": _PATCHED["data"], "report_s": _PATCHED["report"],
+                      "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+            folder = Path(_PATCHED["storage"]) / "perf"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{trial['trial_id']}-{os.getpid()}-{trial['entered']:.3f}.json").write_text(json.dumps(record))
+        return report(metrics, *args, **kwargs)
+    return wrapper
+
+
 def timed_trainable(config: dict) -> None:
     """bench.sweep.trainable, with its imports, data loading and reports timed (runs in a Ray worker)."""
     entered = time.time()
@@ -65,19 +80,12 @@ def timed_trainable(config: dict) -> None:
     from ray import tune
     if "wrapped" not in _PATCHED:  # once per process: reused workers keep the wrappers
         bench.trial.load_images = _timed("data", bench.trial.load_images)
-        tune.report = _timed("report", tune.report)
+        tune.report = _write_record_then(_timed("report", tune.report))
         _PATCHED["wrapped"] = True
-    _PATCHED.update(data=0.0, report=0.0)
-    try:
-        bench.sweep.trainable(config)
-    finally:
-        trial_id = "{dataset}-{model}-s{seed}".format(**config["trial"])
-        record = {"trial_id": trial_id, "pid": os.getpid(), "entered": entered, "left": time.time(),
-                  "imports_s": imports, "data_s": _PATCHED["data"], "report_s": _PATCHED["report"],
-                  "peak_rss_mb": _peak_rss_mb()}
-        folder = Path(config["storage"]) / "perf"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{trial_id}-{os.getpid()}-{entered:.3f}.json").write_text(json.dumps(record))
+    _PATCHED.update(data=0.0, report=0.0, storage=config["storage"],
+                    trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
+                           "imports_s": imports})
+    bench.sweep.trainable(config)
 
 
 def driver(argv: list, record_path: str) -> int:
@@ -181,8 +189,8 @@ def fresh_import_seconds() -> float:
 
 
 def sweep_figures(driver_figures, workers, computations, wall, sizes, size_all, fresh_imports) -> dict:
-    n = len(workers)
     events = driver_figures["events"]
+    n = len(events)  # every trial Ray started; a trial without a worker record counts as all overhead
     work = sum(w["left"] - w["entered"] - w["imports_s"] - w["data_s"] - w["report_s"] for w in workers)
     overhead = (CONCURRENCY * driver_figures["sweep_s"] - work) / n
     completions = sorted(e["completed"] for e in events.values() if "completed" in e)
@@ -199,7 +207,8 @@ def sweep_figures(driver_figures, workers, computations, wall, sizes, size_all, 
              "trainable returned -> driver done with the trial (collection)":
                  mean([events[w["trial_id"]]["completed"] - w["left"] for w in workers
                        if "completed" in events.get(w["trial_id"], {})])}
-    return {"trials": n, "concurrency": CONCURRENCY, "workers": len({w["pid"] for w in workers}),
+    return {"trials": n, "worker_records": len(workers), "concurrency": CONCURRENCY,
+            "workers": len({w["pid"] for w in workers}),
             "sweep_s": driver_figures["sweep_s"], "ray_start_s": driver_figures["ray_start_s"],
             "command_wall_s": wall, "work_s_per_trial": work / n, "overhead_s_per_trial": overhead,
             "parts_s_per_trial": parts, "cache_computations": computations,
@@ -211,7 +220,8 @@ def sweep_figures(driver_figures, workers, computations, wall, sizes, size_all, 
 def sweep_rows(device: str, part: str) -> list:
     """The rows of one part ("sweep", "cache" or "memory") of the measured sweep."""
     f = measure_sweep(device)
-    setting = f"{f['trials']} one-epoch trials, {f['concurrency']} at a time, {f['workers']} worker processes"
+    setting = (f"{f['trials']} one-epoch trials ({f['worker_records']} timed in their worker), "
+               f"{f['concurrency']} at a time, {f['workers']} worker processes")
     if part == "sweep":
         return [{"measure": "Ray overhead per trial (s)", "value": f["overhead_s_per_trial"], "target": ["<=", 2.0],
                  "note": f"{setting}; a trial's own work {f['work_s_per_trial']:.1f} s, sweep {f['sweep_s']:.0f} s, "
