@@ -1,6 +1,8 @@
-"""Benchmarks: `python -m bench.perf fid` and `python -m bench.perf train` (see bench/throughput.py).
+"""Benchmarks of every stage of a sweep: `python -m bench.perf all`, or one by name (see --help).
 
-The FID engine against pytorch-fid in one run, on the same images and the same weights: feature
+`all` runs the registry below in one process, prints each ratio against its target, and writes the
+table as JSON and markdown. Training: bench/throughput.py; the sweep, cache and memory: bench/perf_sweep.py.
+The FID engine's benchmark lives here: against pytorch-fid in one run, on the same images and the same weights: feature
 throughput (this engine on in-memory tensors vs pytorch-fid's path-based pipeline on PNG files),
 the largest feature difference, and the distance computation on realistic 2048-d statistics.
 The weights are seeded random ones (no download needed): throughput and agreement do not depend on
@@ -8,6 +10,7 @@ their values, only on their shapes, as long as activations are of a realistic sc
 calibrated on images, so no layer runs on denormals or zeros).
 """
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -153,24 +156,111 @@ def distance_benchmark(repeats=2):
           f"(target <= 1e-6)")
 
 
+def fid_rows(args) -> list:
+    """The FID engine against pytorch-fid, printed (its rows join the table once it returns them)."""
+    fid_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
+    if not args.skip_distance:
+        distance_benchmark()
+    return []
+
+
+def training_rows(args) -> list:
+    from bench.throughput import training_benchmark
+    return training_benchmark(args.device, **({"n": args.n} if args.n else {}))
+
+
+def throughput_rows(args) -> list:
+    from bench.throughput import throughput_benchmark
+    return throughput_benchmark(args.device, **({"n": args.n} if args.n else {}))
+
+
+def sweep_rows(args) -> list:
+    from bench.perf_sweep import sweep_rows
+    return sweep_rows(args.device, "sweep")
+
+
+def cache_rows(args) -> list:
+    from bench.perf_sweep import sweep_rows
+    return sweep_rows(args.device, "cache")
+
+
+def memory_rows(args) -> list:
+    from bench.perf_sweep import sweep_rows
+    return sweep_rows(args.device, "memory")
+
+
+# name -> (function of the parsed arguments returning rows, whether `all` runs it on a CPU, what it measures).
+# A row: {"measure", "value", "target": [op, bound] or None, "note"}. The three sweep benchmarks share
+# one measured sweep per process.
+BENCHMARKS = {
+    "train": (training_rows, True, "the Trainer against a bare loop, channels_last, the SVAE against the VAE"),
+    "throughput": (throughput_rows, False, "training images/s at the MNIST and CelebA paper settings, "
+                                           "float32 and bf16 (for GPUs: the CelebA network is slow on CPUs)"),
+    "sweep": (sweep_rows, True, "Ray's overhead per trial on a sweep of very short trials, and its parts"),
+    "cache": (cache_rows, True, "computations per real-statistics cache key in a sweep"),
+    "memory": (memory_rows, True, "peak resident memory of one trial and of the driver"),
+    "fid": (fid_rows, True, "the FID engine against pytorch-fid: features and the distance"),
+}
+
+
+def meets(row: dict):
+    """True or False against the row's target, None without one."""
+    if not row["target"]:
+        return None
+    op, bound = row["target"]
+    return row["value"] <= bound if op == "<=" else row["value"] >= bound
+
+
+def markdown_table(rows: list) -> str:
+    lines = ["| benchmark | measure | value | target | met | note |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        target = " ".join(map(str, row["target"])) if row["target"] else ""
+        met = {True: "yes", False: "**no**", None: ""}[meets(row)]
+        lines.append(f"| {row['benchmark']} | {row['measure']} | {row['value']:.3g} | {target} | {met} | "
+                     f"{row.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict:
+    import platform
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "platform": platform.platform(),
+            "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "load_average": os.getloadavg(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[1])
-    p.add_argument("what", choices=["fid", "train"],
-                   help="fid: this engine against pytorch-fid; train: SVAE against VAE training throughput")
-    p.add_argument("--n", type=int, default=100, help="images to featurise (fid) or to train on per round (train)")
+    p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    p.add_argument("what", nargs="+", choices=["all", *BENCHMARKS],
+                   help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
+    p.add_argument("--out", default="perf", help="folder for results.json and results.md")
+    p.add_argument("--n", type=int, default=None,
+                   help="images to featurise (fid, default 100) or to train on per round (train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--skip-distance", action="store_true")
     args = p.parse_args(argv)
-    if args.what == "train":
-        from bench.throughput import train_throughput
-        train_throughput(n_images=args.n, device=args.device)
-        return
-    fid_benchmark(args.n, args.batch_size, args.device, args.channels, args.size)
-    if not args.skip_distance:
-        distance_benchmark()
+    if args.device.startswith("cuda"):  # float32 means float32: compare against references without TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    names = ([k for k, v in BENCHMARKS.items() if v[1] or args.device != "cpu"] if "all" in args.what
+             else list(dict.fromkeys(args.what)))
+    rows, seconds = [], {}
+    for name in names:
+        started = time.perf_counter()
+        rows += [{"benchmark": name, **row} for row in BENCHMARKS[name][0](args)]
+        seconds[name] = round(time.perf_counter() - started, 1)
+        print(f"[{name}: {seconds[name]:.0f} s]", flush=True)
+    table = markdown_table(rows)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {**machine(), "benchmarks": names, "seconds": seconds}
+    (out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
+    (out / "results.md").write_text(f"# bench.perf {' '.join(names)}, {info['date']}\n\n{json.dumps(info)}\n\n{table}")
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}")
 
 
 if __name__ == "__main__":

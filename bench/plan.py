@@ -24,7 +24,7 @@ from svae.samplers import decode, samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
-RAY_CHECKPOINTS_KEPT = 2  # bench/sweep.py's CheckpointConfig(num_to_keep=2): copies per trial in the storage
+RAY_CHECKPOINTS_KEPT = 1  # bench/sweep.py's CheckpointConfig(num_to_keep=1): copies per trial in the storage
 PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
 TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "celeba": 162770,  # official splits
                 "synthetic": 1000}

@@ -31,9 +31,9 @@ from svae.samplers import COMPONENT_RULE, SAMPLERS
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
 DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "gmm_fit_on", "search",
-            "overrides", "reference_split")
+            "overrides", "reference_split", "amp")
 # what manifests written before these keys meant
-ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test"}
+ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test", "amp": False}
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
@@ -63,6 +63,8 @@ def parse_args(argv):
                    help="inception: real FID; domain: the offline fd_domain stand-in (default: the preset's)")
     p.add_argument("--fid-weights", default=None,
                    help="path to pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
+    p.add_argument("--amp", action="store_true",
+                   help="train in bfloat16 autocast on GPUs (the preset's amp setting; no effect on CPUs)")
     p.add_argument("--data-root", default=str(default_data_root()), help="folder holding the datasets")
     p.add_argument("--download", action="store_true", help="download missing datasets through torchvision")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
@@ -105,10 +107,12 @@ def check_args(args) -> dict:
     models = list(dict.fromkeys(args.models))
     settings = {d: apply_overrides(settings_for(args.preset, d, gmm_fit_on=args.gmm_fit_on,
                                                  fid_samples=args.fid_samples, fid_backbone=args.fid_backbone,
-                                                 search=args.search), overrides) for d in datasets}
+                                                 search=args.search, amp=args.amp or None), overrides)
+                for d in datasets}
     return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
             "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
             "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
+            "amp": args.amp,
             "settings": settings}
 
 

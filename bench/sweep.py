@@ -270,14 +270,17 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                  "storage": plan.storage}
         tuner = tune.Tuner(
             function, param_space=space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
+            # reuse_actors: a worker process (its start, its imports of torch and the harness) serves
+            # trial after trial; each trial still sets its own threads, seeds and working folder.
+            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True,
                                         trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
                 callbacks=[SweepCallback(plan.run_dir), *tracker_callbacks(plan.tracker, plan.run_dir,
                                                                            plan.run_dir.name)],
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}

@@ -1,45 +1,118 @@
-"""Training throughput of the SVAE against its controlled peer, the VAE, at the paper's settings.
+"""Training benchmarks: the Trainer's own cost, channels_last memory, the split head's cost, images/s.
 
-Both models train on the same batches (MNIST shape, batch 100, Adam 1e-4) through the same Trainer
-in one process, interleaved so that both see the same machine load; the split head's cost is the
-ratio of their images/s.
+Every comparison trains freshly built models on the same batches (MNIST shape, batch 100, Adam 1e-4,
+the paper's network unless said otherwise) in one process, the variants interleaved round by round so
+that drift in machine load hits all alike; each variant's best round counts. A ratio is the time per
+image of one variant over the other's.
 """
 import time
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from bench.models import build_model
 from bench.presets import paper_model_config
-from svae.data import SPECS
+from svae.data import SPECS, as_float
 from svae.trainer import TrainConfig, Trainer, pick_device, seed_everything
 
 
-def images_per_second(name: str, images: torch.Tensor, device: str) -> float:
-    """One epoch over images with a freshly built model, after a short warm-up."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _fresh_model(name: str, dataset: str = "mnist"):
     seed_everything(0)
-    model = build_model(name, SPECS["mnist"], paper_model_config("mnist"))
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=100, lr=1e-4, device=device, progress=False))
-    trainer.fit(model, images[:200])  # warm-up: allocator, kernels, BatchNorm buffers
+    return build_model(name, SPECS[dataset], paper_model_config(dataset))
+
+
+def trainer_seconds(name: str, images: torch.Tensor, device: torch.device, amp: bool = False,
+                    dataset: str = "mnist") -> float:
+    """One Trainer epoch over images with a freshly built model, after a warm-up epoch on one batch."""
+    model = _fresh_model(name, dataset)
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=100, lr=1e-4, device=str(device), amp=amp, progress=False))
+    trainer.fit(model, images[:100])  # warm-up: allocator, kernels, BatchNorm buffers
+    _sync(device)
     started = time.perf_counter()
     trainer.fit(model, images)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
-    return len(images) / (time.perf_counter() - started)
+    _sync(device)
+    return time.perf_counter() - started
 
 
-def train_throughput(n_images: int = 600, repeats: int = 3, device=None) -> dict:
-    device = str(pick_device(device))
-    images = torch.randint(0, 256, (n_images, 1, 32, 32), dtype=torch.uint8)
-    rates = {"svae": [], "vae": []}
-    for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
-        for name in rates:
-            rates[name].append(images_per_second(name, images, device))
-    best = {name: max(r) for name, r in rates.items()}
-    print(f"training throughput at the MNIST paper settings on {device} (torch threads: {torch.get_num_threads()}), "
-          f"{n_images} images x {repeats} rounds, best round:")
-    for name, rate in best.items():
-        print(f"  {name:5s} {rate:8.1f} images/s   (rounds: {', '.join(f'{r:.1f}' for r in rates[name])})")
-    overhead = best["vae"] / best["svae"] - 1
-    print(f"  split head overhead: SVAE takes {100 * overhead:+.1f}% time per image relative to the VAE "
-          f"(target: at most +10%)")
-    return {"device": device, **{f"{k}_images_per_s": v for k, v in best.items()}, "svae_overhead": overhead}
+def bare_seconds(name: str, images: torch.Tensor, device: torch.device,
+                 memory_format=torch.contiguous_format) -> float:
+    """The same epoch as `trainer_seconds` as a bare PyTorch loop: the same shuffled batches, no bookkeeping."""
+    model = _fresh_model(name).to(device, memory_format=memory_format).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def epoch(data):
+        seed_everything(0)
+        loader = DataLoader(TensorDataset(data), batch_size=100, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))
+        for (batch,) in loader:
+            x = as_float(batch.to(device)).contiguous(memory_format=memory_format)
+            loss = model.loss(x, model(x))["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    epoch(images[:100])  # warm-up, as above
+    _sync(device)
+    started = time.perf_counter()
+    epoch(images)
+    _sync(device)
+    return time.perf_counter() - started
+
+
+def interleaved_best(variants: dict, rounds: int) -> dict:
+    """The best of `rounds` timings of each variant (name -> function returning seconds), interleaved."""
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            times[name].append(run())
+    return {name: min(t) for name, t in times.items()}
+
+
+def mnist_like(n: int) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def training_benchmark(device=None, n: int = 200, rounds: int = 3) -> list:
+    """Rows: the Trainer against a bare loop, channels_last against contiguous, the SVAE against the VAE."""
+    device = pick_device(device)
+    images = mnist_like(n)
+    best = interleaved_best({
+        "trainer": lambda: trainer_seconds("svae", images, device),
+        "bare": lambda: bare_seconds("svae", images, device),
+        "bare channels_last": lambda: bare_seconds("svae", images, device, torch.channels_last),
+        "trainer vae": lambda: trainer_seconds("vae", images, device),
+    }, rounds)
+    setting = f"MNIST paper network, {n} images x {rounds} rounds, {device}, {torch.get_num_threads()} threads"
+    return [
+        {"measure": "Trainer / bare PyTorch loop (time per image, SVAE)", "value": best["trainer"] / best["bare"],
+         "target": ["<=", 1.03], "note": setting},
+        {"measure": "channels_last / contiguous (bare loop, SVAE)",
+         "value": best["bare channels_last"] / best["bare"], "target": None,
+         "note": "below 1: channels_last is faster on this device"},
+        {"measure": "SVAE / VAE (time per image, Trainer)", "value": best["trainer"] / best["trainer vae"],
+         "target": ["<=", 1.10], "note": f"SVAE {n / best['trainer']:.1f}, VAE {n / best['trainer vae']:.1f} images/s"},
+    ]
+
+
+def throughput_benchmark(device=None, n: int = 2000, rounds: int = 2) -> list:
+    """Rows: Trainer images/s at the MNIST and CelebA paper settings, float32 and bf16 autocast (a GPU's)."""
+    device = pick_device(device)
+    rows = []
+    for dataset in ("mnist", "celeba"):
+        spec = SPECS[dataset]
+        images = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))
+        best = interleaved_best({amp: lambda amp=amp: trainer_seconds("svae", images, device, amp, dataset)
+                                 for amp in (False, True)}, rounds)
+        for amp, seconds in best.items():
+            rows.append({"measure": f"SVAE training images/s, {dataset} paper settings, "
+                                    f"{'bf16 autocast' if amp else 'float32'}",
+                         "value": n / seconds, "target": None, "note": f"{n} images x {rounds} rounds, {device}"})
+        rows.append({"measure": f"bf16 / float32 time per image, {dataset}", "value": best[True] / best[False],
+                     "target": None, "note": "autocast only acts on CUDA"})
+    return rows

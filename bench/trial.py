@@ -22,9 +22,9 @@ from bench.models import MODELS, build_model
 from bench.presets import Settings
 from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
-from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
+from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 from svae.samplers import decode, orient_components, oriented, sample_latents, samplers_for
-from svae.trainer import TrainConfig, Trainer, seed_everything
+from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
 REFERENCE_SPLIT = "test"
 # Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
@@ -88,6 +88,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
               "attempt_id": uuid.uuid4().hex}
     atomic_write_json(folder / "status.json", status)
     atomic_write_json(folder / "rows.json", rows)
+    _keep_final_weights(folder)  # after status.json: a folder without it still holds resumable checkpoints
     report({"done": True, "attempt_id": status["attempt_id"], **final_metrics(rows)}, folder)
     return rows
 
@@ -110,6 +111,14 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
         finished += [{"stage": stage.name, **m} for m in history]
     _write_metrics(folder, finished)
     return finished
+
+
+def _keep_final_weights(folder: Path) -> None:
+    """Drop the optimizer and RNG states from a trained trial's checkpoints: only an unfinished trial
+    resumes, so its final checkpoint (copied to the run directory and kept by Ray) needs only the weights."""
+    for path in folder.glob("checkpoint-*.pt"):
+        state = load_checkpoint(path)
+        atomic_torch_save({key: state[key] for key in ("model", "epoch", "history")}, path)
 
 
 def _write_metrics(folder: Path, history: list) -> None:

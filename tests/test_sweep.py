@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import bench.run
 from bench.models import MODELS
@@ -15,8 +16,8 @@ from svae.samplers import samplers_for
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
-           "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--data-root", "--download",
-           "--resume"]
+           "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--amp", "--data-root",
+           "--download", "--resume"]
 
 
 def run_cli(args, **kwargs):
@@ -53,6 +54,13 @@ def test_bad_input_is_rejected_before_ray_starts(args, message, tmp_path, monkey
     assert code == 2
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
     assert not (out / "manifest.json").exists()
+
+
+def test_amp_flag_turns_on_the_presets_bf16_autocast_and_defines_the_sweep():
+    on = bench.run.check_args(bench.run.parse_args([*SMALL, "--amp"]))
+    off = bench.run.check_args(bench.run.parse_args(SMALL))
+    assert on["settings"]["synthetic"].amp is True and off["settings"]["synthetic"].amp is False
+    assert "amp" in bench.run.DEFINING and on["amp"] != off["amp"]
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
@@ -134,6 +142,8 @@ def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
     orientation = json.loads((tmp_path / "trial" / "orientation.json").read_text())
     assert orientation["swapped"] == (orientation["mean_sigma"] < 0.5)  # x1 named by the fixed rule
     status = json.loads((tmp_path / "trial" / "status.json").read_text())
+    final = torch.load(tmp_path / "trial" / "checkpoint-main.pt", weights_only=True)
+    assert set(final) == {"model", "epoch", "history"}  # a finished trial keeps its weights, not its optimizer
     again = run_trial(TrialSpec("synthetic", "svae", 0), settings, evaluation, tmp_path / "trial",
                       lambda metrics, folder: reports.append(metrics))
     assert again == json.loads(json.dumps(rows)) and reports[-1]["attempt_id"] == status["attempt_id"]
