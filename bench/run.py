@@ -241,13 +241,13 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
 
 
 def registry_facts() -> dict:
-    """The registries' names and facts, in registry order: reports read labels and samplers from here."""
-    return {"datasets": {name: {"label": s.label} for name, s in SPECS.items()},
-            "models": {name: {"label": m.label, "compared_at": m.compared_at, "outputs": list(m.outputs),
-                              "literature": list(m.literature)} for name, m in MODELS.items()},
-            "samplers": {name: {"title": s.title, "description": s.description,
-                                "models": None if s.models is None else list(s.models)}
-                         for name, s in SAMPLERS.items()}}
+    """The registries' names and facts as lists in registry order (JSON objects are written with
+    sorted keys): reports read labels, outputs, samplers and orders from here."""
+    return {"datasets": [{"name": name, "label": s.label} for name, s in SPECS.items()],
+            "models": [{"name": name, "label": m.label, "compared_at": m.compared_at, "outputs": list(m.outputs),
+                        "literature": list(m.literature)} for name, m in MODELS.items()],
+            "samplers": [{"name": name, "title": s.title, "description": s.description,
+                          "models": None if s.models is None else list(s.models)} for name, s in SAMPLERS.items()]}
 
 
 def _versions() -> dict:

@@ -145,7 +145,8 @@ def training_curves(run: Run, dataset: str):
             line, = ax.plot(spread.index, spread["mean"], label=run.label(model))
             ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(),
                             alpha=0.2)
-        ax.set_yscale(scale)
+        # A model without the term (the RAE has no KL or gamma) draws an empty line: no log scale on none.
+        ax.set_yscale(scale if ax.dataLim.ymin > 0 or scale == "linear" else "linear")
         ax.set_xlabel("epoch")
         ax.set_title(name)
     figure.axes[0].legend()

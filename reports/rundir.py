@@ -51,17 +51,16 @@ class Run:
     def grid(self) -> list:
         return self.manifest["grid"]
 
-    @property
-    def registry(self) -> dict:
-        """The manifest's record of the registries (bench.run.registry_facts); {} in older runs."""
-        return self.manifest.get("registry", {})
+    def registry(self, kind: str) -> dict:
+        """name -> facts of one of the manifest's registries (bench.run.registry_facts), in order."""
+        return registry_of(self.manifest, kind)
 
     def _model_facts(self, model: str) -> dict:
-        return self.registry.get("models", {}).get(model, {})
+        return self.registry("models").get(model, {})
 
     def label(self, model: str) -> str:
         """A model's display name; a literature name (e.g. rae-l2) takes its model's; else the name."""
-        for name, facts in self.registry.get("models", {}).items():
+        for name, facts in self.registry("models").items():
             if model == name or model in facts.get("literature", ()):
                 return facts["label"]
         return model
@@ -76,7 +75,7 @@ class Run:
         return self._model_facts(model).get("compared_at", "gmm")
 
     def sampler_title(self, sampler: str) -> str:
-        return self.registry.get("samplers", {}).get(sampler, {}).get("title", sampler)
+        return self.registry("samplers").get(sampler, {}).get("title", sampler)
 
     def outputs(self, model: str) -> list:
         """The outputs scored for a model: those its registry entry names, then any others found."""
@@ -86,7 +85,7 @@ class Run:
 
     def applies(self, sampler: str, model: str) -> bool:
         """Whether the sampler applies to the model (registry), or the model has figures for it."""
-        facts = self.registry.get("samplers", {}).get(sampler)
+        facts = self.registry("samplers").get(sampler)
         return (facts is not None and (facts["models"] is None or model in facts["models"])) \
             or any(k[0] == sampler and k[2] == model for k in self.fids)
 
@@ -185,17 +184,21 @@ def load_run(run_dir) -> Run:
     fids = {key: dict(sorted(by_seed.items())) for key, by_seed in fids.items()}
     grid = manifest["grid"]
     # Tables and figures list names in registry order, names the registry lacks after, sorted.
-    registry = manifest.get("registry", {})
     return Run(
         path=path, manifest=manifest, results=results, fids=fids,
         datasets=ordered(list(config["datasets"]) + [t["dataset"] for t in grid]
-                         + list(results["dataset"]), registry.get("datasets", ())),
+                         + list(results["dataset"]), registry_of(manifest, "datasets")),
         models=ordered(list(config["models"]) + [t["model"] for t in grid]
-                       + list(results["model"]), registry.get("models", ())),
+                       + list(results["model"]), registry_of(manifest, "models")),
         # Samplers asked in the config or found in the results; an empty run still gets a GMM table.
         samplers=ordered(list(config.get("samplers", [])) + list(results["sampler"]),
-                         registry.get("samplers", ())) or ["gmm"],
+                         registry_of(manifest, "samplers")) or ["gmm"],
     )
+
+
+def registry_of(manifest: dict, kind: str) -> dict:
+    """name -> facts of manifest["registry"][kind], a list in registry order; {} in older runs."""
+    return {facts["name"]: facts for facts in manifest.get("registry", {}).get(kind, [])}
 
 
 def _load_manifest(file: Path) -> dict:

@@ -31,17 +31,18 @@ COMMAND = "python -m bench.run --preset paper --datasets mnist cifar10 --models 
 
 # The manifest's record of the registries, written by hand (bench.run.registry_facts writes real ones).
 REGISTRY = {
-    "datasets": {"mnist": {"label": "MNIST"}, "cifar10": {"label": "CIFAR-10"}},
-    "models": {"svae": {"label": "SVAE", "compared_at": "gmm", "outputs": ["x_hat", "x1", "x2", "mix"],
-                        "literature": []},
-               "vae": {"label": "VAE", "compared_at": "gmm", "outputs": ["x_hat"], "literature": []},
-               "two-stage": {"label": "two-stage VAE", "compared_at": "second-stage", "outputs": ["x_hat"],
-                             "literature": []},
-               "rae": {"label": "RAE-L2", "compared_at": "gmm", "outputs": ["x_hat"], "literature": ["rae-l2"]}},
-    "samplers": {"gmm": {"title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None},
-                 "prior": {"title": "prior sampler (z ~ N(0, I))", "models": None},
-                 "second-stage": {"title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
-                 "recon": {"title": "reconstructions of test images", "models": None}},
+    "datasets": [{"name": "mnist", "label": "MNIST"}, {"name": "cifar10", "label": "CIFAR-10"}],
+    "models": [{"name": "svae", "label": "SVAE", "compared_at": "gmm", "outputs": ["x_hat", "x1", "x2", "mix"],
+                "literature": []},
+               {"name": "vae", "label": "VAE", "compared_at": "gmm", "outputs": ["x_hat"], "literature": []},
+               {"name": "two-stage", "label": "two-stage VAE", "compared_at": "second-stage",
+                "outputs": ["x_hat"], "literature": []},
+               {"name": "rae", "label": "RAE-L2", "compared_at": "gmm", "outputs": ["x_hat"],
+                "literature": ["rae-l2"]}],
+    "samplers": [{"name": "gmm", "title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None},
+                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None},
+                 {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
+                 {"name": "recon", "title": "reconstructions of test images", "models": None}],
 }
 
 COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "fid", "n_samples",

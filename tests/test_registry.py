@@ -1,11 +1,14 @@
 """The registries and the model interface: every registered model satisfies svae/interface.py,
 and every name a registry holds resolves, or fails in one line that lists the choices."""
+import json
+
 import pytest
 import torch
 
 from bench.models import MODELS, build_model
 from bench.presets import settings_for
 from bench.run import registry_facts
+from reports.rundir import registry_of
 from svae.data import SPECS, load_images
 from svae.errors import HarnessError, choose
 from svae.interface import Model, Trainable
@@ -58,14 +61,16 @@ def test_paper_preset_reads_the_dataset_spec():
         assert (settings.model.latent_dim, settings.model.beta, settings.epochs) == (latent_dim, beta, epochs)
 
 
-def test_manifest_records_every_registry():
-    facts = registry_facts()
-    assert list(facts["models"]) == list(MODELS) and list(facts["samplers"]) == list(SAMPLERS)
-    assert list(facts["datasets"]) == list(SPECS)
-    assert facts["models"]["two-stage"]["compared_at"] == "second-stage"
-    assert facts["models"]["svae"]["outputs"] == ["x_hat", "x1", "x2", "mix"]
-    assert facts["samplers"]["second-stage"]["models"] == ["two-stage"]
-    assert facts["samplers"]["gmm"]["models"] is None and facts["samplers"]["prior"]["description"]
+def test_manifest_records_every_registry_in_order_and_reports_read_it(tmp_path):
+    # Through JSON with sorted keys, as atomic_write_json writes the manifest: the order must survive.
+    manifest = json.loads(json.dumps({"registry": registry_facts()}, sort_keys=True))
+    models, samplers = registry_of(manifest, "models"), registry_of(manifest, "samplers")
+    assert list(models) == list(MODELS) and list(samplers) == list(SAMPLERS)
+    assert list(registry_of(manifest, "datasets")) == list(SPECS)
+    assert models["two-stage"]["compared_at"] == "second-stage"
+    assert models["svae"]["outputs"] == ["x_hat", "x1", "x2", "mix"]
+    assert samplers["second-stage"]["models"] == ["two-stage"]
+    assert samplers["gmm"]["models"] is None and samplers["prior"]["description"]
 
 
 @pytest.mark.parametrize("call, message", [
