@@ -189,7 +189,7 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
     stages, trial_bytes = [], 0
     for stage in model.stages():
         data = stage.make_data(images)
-        rate = train_images_per_second(stage.module, data, s, device)
+        rate = train_images_per_second(stage, data, s, device)
         stages.append(StageCost(stage.name, max(1, round(s.epochs * stage.epoch_factor)), n_train, rate))
         trial_bytes += 3 * state_bytes(stage.module)  # weights, and Adam's two moments of the same size
     outputs = decode(model.cpu(), torch.zeros(2, s.model.latent_dim))
@@ -203,13 +203,13 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
                     features_per_s=features_per_s, trial_bytes=trial_bytes)
 
 
-def train_images_per_second(module, data: torch.Tensor, s, device: str) -> float:
-    """Images/s of the shared Trainer on PROBE_BATCHES batches, after one warm-up batch."""
+def train_images_per_second(stage, data: torch.Tensor, s, device: str) -> float:
+    """Images/s of the shared Trainer on a stage's PROBE_BATCHES batches, after one warm-up batch."""
     trainer = Trainer(TrainConfig(epochs=1, batch_size=s.batch_size, lr=s.lr, amp=s.amp, device=device,
                                   progress=False))
-    trainer.fit(module, data[:s.batch_size])
+    trainer.fit(stage.module, data[:s.batch_size], stage.batch_transform)
     started = time.perf_counter()
-    trainer.fit(module, data[s.batch_size:])
+    trainer.fit(stage.module, data[s.batch_size:], stage.batch_transform)
     _synchronize(device)
     return (len(data) - s.batch_size) / (time.perf_counter() - started)
 

@@ -25,6 +25,8 @@ def test_every_registered_model_satisfies_the_interface(name, tiny_cfg):
         module = stage.module
         assert isinstance(module, Trainable)
         data = stage.make_data(x)
+        if stage.batch_transform is not None:  # as the Trainer applies it to every batch
+            data = stage.batch_transform(data)
         out = module(data)
         assert out["x_hat"].shape == data.shape and out["mu"].shape[0] == 4
         terms = module.loss(data, out)
