@@ -24,7 +24,7 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
-from bench.fid import FIDEngine, frechet_distance, statistics
+from bench.metrics import Scorer, frechet_distance, statistics
 
 
 def random_images(n, channels=3, size=32, seed=0, shift=0.0) -> torch.Tensor:
@@ -97,7 +97,7 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
               f"(not the FID weights)")
 
         model = pytorch_fid_inception(torch.load(weights, weights_only=True)).to(device)
-        engine = FIDEngine(weights_path=weights, device=device, batch_size=batch_size)
+        engine = Scorer(weights_path=weights, device=device, batch_size=batch_size)
         engine.features(images[:batch_size])  # warm-up: oneDNN picks its kernels on the first call
         times_ref, times_ours = [], []
         with mock.patch.object(pfs, "tqdm", lambda x: x):

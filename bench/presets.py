@@ -30,6 +30,7 @@ class Settings:
     train_subset: Optional[int] = None  # train on the first n training images; None: all
     fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID
     fid_samples: int = 10000
+    metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
 

@@ -254,9 +254,9 @@ def main(argv=None) -> int:
         check_data(args, config["settings"])
         weights_hash = None
         if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-            from bench.fid import FIDEngine
+            from bench.metrics import Scorer
             # missing weights: fail now, not after hours of training
-            weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
+            weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
         check_writable(run_dir)  # created only once everything else is known to be good
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]

@@ -22,7 +22,7 @@ from bench.models import build_model
 from bench.presets import Settings
 from svae.data import SPECS, load_images
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from svae.samplers import available_samplers, decode, sample_latents
+from svae.samplers import available_samplers, decode, mix_halves, sample_latents
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 SCORED_OUTPUTS = ("x_hat", "x1", "x2", "mix")  # sigma is saved for the figures, never scored
@@ -62,9 +62,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
         report({"done": True, "attempt_id": status["attempt_id"]}, folder)
         return json.loads((folder / "rows.json").read_text())
     started = time.time()
-    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
-    train = train[:settings.train_subset] if settings.train_subset else train
-    test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
+    train, test = load_data(spec, settings, evaluation)
     fault = (fault or "").split(":")
     if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
@@ -89,6 +87,16 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     atomic_write_json(folder / "rows.json", rows)
     report({"done": True, "attempt_id": status["attempt_id"]}, folder)
     return rows
+
+
+def restore_model(spec: TrialSpec, settings: Settings, train, checkpoints: Path):
+    """A finished trial's trained model from its final checkpoints (checkpoint-<stage>.pt in the folder
+    `checkpoints`): built and seeded as run_trial does; the Trainer loads each stage's last epoch and
+    has nothing left to train."""
+    seed_everything(spec.seed)
+    model = build_model(spec.model, SPECS[spec.dataset], settings.model)
+    _train(model, spec, settings, train, checkpoints, lambda metrics, folder: None, None)
+    return model
 
 
 def _train(model, spec, settings, train, folder, report, kill_after) -> list:
@@ -118,28 +126,61 @@ def _write_metrics(folder: Path, history: list) -> None:
     atomic_write_text(folder / "metrics.csv", buffer.getvalue())
 
 
-def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
-    from bench.fid import FIDEngine  # the Inception network is only needed once training is done
+def load_data(spec: TrialSpec, settings: Settings, evaluation: Evaluation) -> tuple:
+    """(training images, reference-split images) of a trial, as it trains and samples on them."""
+    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
+    train = train[:settings.train_subset] if settings.train_subset else train
+    test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
+    return train, test
 
-    engine = FIDEngine(backbone=settings.fid_backbone, weights_path=evaluation.fid_weights,
-                       cache_dir=evaluation.fid_cache, data_root=evaluation.data_root,
-                       download=evaluation.download)
-    n = settings.fid_samples
-    real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
+
+def make_scorer(backbone: str, evaluation: Evaluation, weights=None):
+    from bench.metrics import Scorer  # the Inception network is only needed once training is done
+    return Scorer(backbone=backbone, weights_path=weights or evaluation.fid_weights, cache_dir=evaluation.fid_cache,
+                  data_root=evaluation.data_root, download=evaluation.download)
+
+
+def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
+    scorer = make_scorer(settings.fid_backbone, evaluation)
     rows = []
-    for sampler in available_samplers(model):
-        z = sample_latents(model, sampler, n, train_images=train, test_images=test, gmm=settings.gmm,
-                           seed=spec.seed)
-        outputs = decode(model, z)
+    for sampler, outputs in generate(spec, settings, model, train, test):
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
-        for name in SCORED_OUTPUTS:
-            if name in outputs:
-                rows.append({"sampler": sampler, "output": name, "fid": engine.distance(outputs[name], real),
-                             "n_samples": len(outputs[name]), "fid_backbone": engine.backbone_id(spec.dataset),
-                             "weights_hash": engine.weights_hash(spec.dataset)})
+        rows += score_outputs(scorer, spec.dataset, sampler, outputs, settings.fid_samples, settings.metrics)
+    return rows
+
+
+def generate(spec: TrialSpec, settings: Settings, model, train, test):
+    """(sampler, {output: images}) for every sampler of the model: the same images for the same seed."""
+    for sampler in available_samplers(model):
+        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
+                           gmm=settings.gmm, seed=spec.seed)
+        yield sampler, decode(model, z)
+
+
+def output_features(extractor, outputs: dict) -> dict:
+    """Features of every scored output, one network pass per image set: mix is assembled from the
+    features of x1 and x2 (features are per image), so an SVAE sampler costs three passes, not four."""
+    feats = {name: extractor.features(outputs[name]) for name in SCORED_OUTPUTS if name in outputs and name != "mix"}
+    if "mix" in outputs:
+        feats["mix"] = mix_halves(feats["x1"], feats["x2"]).numpy()
+    return feats
+
+
+def score_outputs(scorer, dataset: str, sampler: str, outputs: dict, n: int, metrics) -> list:
+    """results.csv rows (without the trial's columns): one per output and metric figure."""
+    reference = scorer.reference(dataset, REFERENCE_SPLIT, n)
+    extractor = scorer.extractor(dataset)
+    rows = []
+    for output, feats in output_features(extractor, outputs).items():
+        for figure in scorer.score(feats, reference, metrics):
+            rows.append({"sampler": sampler, "output": output, "metric": figure.metric, "value": figure.value,
+                         "value_std": figure.std, "higher_is_better": figure.higher_is_better,
+                         "settings": figure.settings, "n_samples": len(feats), "reference_n": reference.n,
+                         "extractor": extractor.name, "extractor_id": extractor.id,
+                         "weights_hash": extractor.weights_hash})
     return rows
 
 

@@ -88,7 +88,11 @@ def test_csv_marks_best_and_keeps_reported_rows_apart(run_dir):
     assert "gmm,FID,measured,SVAE x1,18.50 ± 1.12 *,62.00 ± 1.00 (n=3)" in lines
     assert "gmm,FID,measured,VAE,25.50 ± 1.29 (n=4),—" in lines
     assert "gmm,FID,reported,SVAE [asperti/Split-VAE README],7.47†§," in lines
-    assert sum(line.count(" *") for line in lines) == 3  # two gmm columns, one prior column
+    assert sum(line.count(" *") for line in lines if ",FID," in line) == 3  # two gmm columns, one prior column
+    # precision: higher is better, so the best mnist cell is the VAE's (0.815), not the lowest
+    assert "gmm,precision,measured,VAE,0.81 ± 0.01 (n=4) *,—" in lines
+    assert [line for line in lines if ",precision," in line and " *" in line] == [
+        "gmm,precision,measured,VAE,0.81 ± 0.01 (n=4) *,—"]
 
 
 def check_latex(text: str) -> None:
@@ -294,7 +298,8 @@ def test_two_stage_is_compared_at_its_own_second_stage_sampler(run_dir):
         for sampler, fid in (("gmm", 40.0 + seed), ("second-stage", 15.0 + seed)):
             row = {c: "" for c in header}
             row.update(trial_id=f"mnist-two-stage-s{seed}", dataset="mnist", model="two-stage", seed=seed,
-                       sampler=sampler, output="x_hat", fid=fid, n_samples=10000, fid_backbone="inception-fid")
+                       sampler=sampler, output="x_hat", metric="fid", value=fid, higher_is_better=False,
+                       n_samples=10000, extractor="inception-fid")
             extra.append(",".join(str(row[c]) for c in header))
     results.write_text(results.read_text().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
     text, verdicts = check_claims(load_run(run_dir))
