@@ -1,4 +1,5 @@
-"""Benchmarks: `python -m bench.perf fid` and `python -m bench.perf train` (see bench/throughput.py).
+"""Benchmarks: `python -m bench.perf fid`, `python -m bench.perf eval` and `python -m bench.perf train`
+(see bench/throughput.py).
 
 The FID engine against pytorch-fid in one run, on the same images and the same weights: feature
 throughput (this engine on in-memory tensors vs pytorch-fid's path-based pipeline on PNG files),
@@ -152,10 +153,55 @@ def distance_benchmark(repeats=2):
           f"(target <= 1e-6)")
 
 
+def evaluation_benchmark(n, batch_size, device, channels, size, samplers=3):
+    """One SVAE trial's scoring (every sampler, x_hat, x1, x2 and mix, the trial's metrics) with
+    Inception: features of each output's images (4 passes per sampler) against features once, with
+    mix assembled from x1's and x2's (3 passes; bench/trial.py output_features). Same figures expected."""
+    from bench.metrics import reference_from_features
+    from bench.presets import Settings
+    from bench.trial import SCORED_OUTPUTS, output_features
+    from svae.samplers import mix_halves
+
+    metrics = Settings.__dataclass_fields__["metrics"].default
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "seeded-inception.pth"
+        torch.save(seeded_inception_weights(0, random_images(64, 3, size, seed=2).float() / 255), weights)
+        scorer = Scorer(weights_path=weights, device=device, batch_size=batch_size)
+    extractor = scorer.extractor()
+    reference = reference_from_features(extractor.features(random_images(n, channels, size, seed=3)))
+    sets = []
+    for s in range(samplers):
+        outputs = {name: random_images(n, channels, size, seed=10 * s + i, shift=0.05 * i).float() / 255
+                   for i, name in enumerate(("x_hat", "x1", "x2"))}
+        sets.append({**outputs, "mix": mix_halves(outputs["x1"], outputs["x2"])})
+    extractor.features(sets[0]["x_hat"][:batch_size])  # warm-up: oneDNN picks its kernels on the first call
+
+    def score(features_of):
+        return [[(f.metric, f.value) for feats in features_of(outputs).values()
+                 for f in scorer.score(feats, reference, metrics)] for outputs in sets]
+
+    t = time.perf_counter()
+    before = score(lambda outputs: {name: extractor.features(outputs[name]) for name in SCORED_OUTPUTS})
+    t_before = time.perf_counter() - t
+    t = time.perf_counter()
+    after = score(lambda outputs: output_features(extractor, outputs))
+    t_after = time.perf_counter() - t
+    pairs = [(a, b) for x, y in zip(before, after) for (_, a), (_, b) in zip(x, y)]
+    worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in pairs)
+    print(f"SVAE trial evaluation: {samplers} samplers x (x_hat, x1, x2, mix), {n} images {channels}x{size}x{size} "
+          f"each, metrics {', '.join(metrics)}, device {device}, {torch.get_num_threads()} threads; seeded "
+          f"random Inception weights")
+    print(f"  features per output (4 passes per sampler): {t_before:7.2f} s")
+    print(f"  features once, mix assembled (3 passes):    {t_after:7.2f} s   ratio {t_before / t_after:.2f}x "
+          f"(target >= 1.25x)")
+    print(f"  {len(pairs)} figures, largest relative difference {worst:.1e} (same figures: summation order only)")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[1])
-    p.add_argument("what", choices=["fid", "train"],
-                   help="fid: this engine against pytorch-fid; train: SVAE against VAE training throughput")
+    p.add_argument("what", choices=["fid", "eval", "train"],
+                   help="fid: this engine against pytorch-fid; eval: an SVAE trial's scoring, features per output "
+                        "against features once; train: SVAE against VAE training throughput")
     p.add_argument("--n", type=int, default=100, help="images to featurise (fid) or to train on per round (train)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -166,6 +212,9 @@ def main(argv=None):
     if args.what == "train":
         from bench.throughput import train_throughput
         train_throughput(n_images=args.n, device=args.device)
+        return
+    if args.what == "eval":
+        evaluation_benchmark(args.n, args.batch_size, args.device, args.channels, args.size)
         return
     fid_benchmark(args.n, args.batch_size, args.device, args.channels, args.size)
     if not args.skip_distance:

@@ -87,7 +87,7 @@ class Run:
     def measured_metrics(self) -> list:
         """The metrics in results.csv, deciding metric first; an empty run: the deciding one."""
         names = set(self.directions) or {self.deciding_metric}
-        return ordered(names, (self.deciding_metric,) + METRICS)
+        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRICS)))
 
     @property
     def deciding_metric(self) -> str:

@@ -96,16 +96,18 @@ def _build(run: Run, sampler: str, metric: str) -> Table:
 
 
 def _metric_text(run: Run, metric: str) -> str:
-    p = run.protocol
-    networks = ", ".join(sorted(set(run.results.loc[run.results["metric"] == metric, "extractor"])))
+    """What the figures are: the metric, its network and weights (as results.csv records them)."""
+    rows = run.results[run.results["metric"] == metric]
+    networks = ", ".join(sorted(set(rows["extractor"]))) or ", ".join(sorted(set(run.backbones().values())))
+    weights = ", ".join(sorted(set(rows["weights_hash"].dropna().astype(str)))) if "weights_hash" in rows else ""
+    weights = weights or run.protocol.get("weights_hash", "unrecorded")
     if metric == "fid":
-        return f"FID (pytorch-fid Inception, weights {p.get('weights_hash', 'unrecorded')})"
+        return f"FID (pytorch-fid Inception, weights {weights})"
     if metric.startswith("fd_"):
-        return (f"{metric} on {networks or ', '.join(sorted(set(run.backbones().values())))} (weights "
-                f"{p.get('weights_hash', 'unrecorded')}), NOT FID: an offline stand-in, not comparable "
+        return (f"{metric} on {networks} (weights {weights}), NOT FID: an offline stand-in, not comparable "
                 "with any published FID")
-    settings = ", ".join(sorted(set(run.results.loc[run.results["metric"] == metric, "settings"].dropna())))
-    return f"{metric_label(metric)} on {networks} features ({settings})"
+    settings = ", ".join(sorted(set(rows["settings"].dropna().astype(str)))) if "settings" in rows else ""
+    return f"{metric_label(metric)} on {networks} features, weights {weights} ({settings})"
 
 
 def caption(run: Run, sampler: str, metric: str) -> str:
