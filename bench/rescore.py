@@ -10,6 +10,8 @@ re-score resumes where it stopped. The reports are rendered again at the end. It
 (no Ray cluster: re-scoring costs one generation and one feature pass per trial, not training).
 """
 import argparse
+import csv
+import io
 import json
 import math
 import shutil
@@ -86,8 +88,12 @@ def plan(args) -> dict:
         status = folder / "status.json"
         if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
             continue
-        if not list(folder.glob("checkpoint-final-*.pt")):
-            raise HarnessError(f"missing checkpoint: {folder} has no checkpoint-final-*.pt; re-run that trial "
+        stages = sorted({row["stage"] for row in csv.DictReader(io.StringIO((folder / "metrics.csv").read_text()))}
+                        if (folder / "metrics.csv").is_file() else {"main"})
+        missing = [f"checkpoint-final-{stage}.pt" for stage in stages
+                   if not (folder / f"checkpoint-final-{stage}.pt").is_file()]
+        if missing:
+            raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
         trials.append((TrialSpec(entry["dataset"], entry["model"], entry["seed"]), folder))
     if not trials:
