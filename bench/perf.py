@@ -27,7 +27,7 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
-from bench.fid import FIDEngine, frechet_distance, statistics
+from bench.metrics import Scorer, frechet_distance, statistics
 from svae.trainer import pick_device
 
 
@@ -101,7 +101,7 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
               f"(not the FID weights)")
 
         model = pytorch_fid_inception(torch.load(weights, weights_only=True)).to(device)
-        engine = FIDEngine(weights_path=weights, device=device, batch_size=batch_size)
+        engine = Scorer(weights_path=weights, device=device, batch_size=batch_size)
         engine.features(images[:batch_size])  # warm-up: oneDNN picks its kernels on the first call
         times_ref, times_ours = [], []
         with mock.patch.object(pfs, "tqdm", lambda x: x):
@@ -156,12 +156,63 @@ def distance_benchmark(repeats=2):
           f"(target <= 1e-6)")
 
 
+def evaluation_benchmark(n, batch_size, device, channels, size, samplers=3):
+    """One SVAE trial's scoring (every sampler, x_hat, x1, x2 and mix, the trial's metrics) with
+    Inception: features of each output's images (4 passes per sampler) against features once, with
+    mix assembled from x1's and x2's (3 passes; bench/trial.py output_features). Same figures expected."""
+    from bench.metrics import reference_from_features
+    from bench.presets import Settings
+    from bench.models import MODELS
+    from bench.trial import output_features
+    from svae.samplers import mix_halves
+
+    metrics = Settings.__dataclass_fields__["metrics"].default
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "seeded-inception.pth"
+        torch.save(seeded_inception_weights(0, random_images(64, 3, size, seed=2).float() / 255), weights)
+        scorer = Scorer(weights_path=weights, device=device, batch_size=batch_size)
+    extractor = scorer.extractor()
+    reference = reference_from_features(extractor.features(random_images(n, channels, size, seed=3)))
+    sets = []
+    for s in range(samplers):
+        outputs = {name: random_images(n, channels, size, seed=10 * s + i, shift=0.05 * i).float() / 255
+                   for i, name in enumerate(("x_hat", "x1", "x2"))}
+        sets.append({**outputs, "mix": mix_halves(outputs["x1"], outputs["x2"])})
+    extractor.features(sets[0]["x_hat"][:batch_size])  # warm-up: oneDNN picks its kernels on the first call
+
+    def score(features_of):
+        return [[(f.metric, f.value) for feats in features_of(outputs).values()
+                 for f in scorer.score(feats, reference, metrics)] for outputs in sets]
+
+    t = time.perf_counter()
+    before = score(lambda outputs: {name: extractor.features(outputs[name]) for name in MODELS['svae'].outputs})
+    t_before = time.perf_counter() - t
+    t = time.perf_counter()
+    after = score(lambda outputs: output_features(extractor, outputs, MODELS['svae'].outputs))
+    t_after = time.perf_counter() - t
+    pairs = [(a, b) for x, y in zip(before, after) for (_, a), (_, b) in zip(x, y)]
+    worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in pairs)
+    print(f"SVAE trial evaluation: {samplers} samplers x (x_hat, x1, x2, mix), {n} images {channels}x{size}x{size} "
+          f"each, metrics {', '.join(metrics)}, device {device}, {torch.get_num_threads()} threads; seeded "
+          f"random Inception weights")
+    print(f"  features per output (4 passes per sampler): {t_before:7.2f} s")
+    print(f"  features once, mix assembled (3 passes):    {t_after:7.2f} s   ratio {t_before / t_after:.2f}x "
+          f"(target >= 1.25x)")
+    print(f"  {len(pairs)} figures, largest relative difference {worst:.1e} (same figures: summation order only)")
+    return [{"measure": "SVAE trial scoring: features per output / features once", "value": t_before / t_after,
+             "target": [">=", 1.25], "note": f"{len(pairs)} figures, largest relative difference {worst:.1e}"}]
+
+
 def fid_rows(args) -> list:
     """The FID engine against pytorch-fid, printed (its rows join the table once it returns them)."""
     fid_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
     if not args.skip_distance:
         distance_benchmark()
     return []
+
+
+def evaluation_rows(args) -> list:
+    return evaluation_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
 
 
 def training_rows(args) -> list:
@@ -199,6 +250,7 @@ BENCHMARKS = {
     "sweep": (sweep_rows, True, "Ray's overhead per trial on a sweep of very short trials, and its parts"),
     "cache": (cache_rows, True, "computations per real-statistics cache key in a sweep"),
     "memory": (memory_rows, True, "peak resident memory of one trial and of the driver"),
+    "eval": (evaluation_rows, True, "an SVAE trial's scoring: features per output against features once"),
     "fid": (fid_rows, True, "the FID engine against pytorch-fid: features and the distance"),
 }
 

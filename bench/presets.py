@@ -7,6 +7,7 @@ two-stage VAE's second stage trains twice the first stage's epochs, as in Dai & 
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
+from bench.overrides import apply_overrides
 from svae.backbone import BackboneConfig
 from svae.config import ModelConfig
 from svae.data import check_dataset
@@ -25,6 +26,7 @@ class Settings:
     train_subset: Optional[int] = None  # train on the first n training images; None: all
     fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID
     fid_samples: int = 10000
+    metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
     search: bool = True  # tune the searched baselines' knobs on a validation split first (bench/search.py)
@@ -63,3 +65,13 @@ def settings_for(preset: str, dataset: str, gmm_fit_on: Optional[str] = None, **
     if gmm_fit_on is not None:
         settings = replace(settings, gmm=replace(settings.gmm, fit_on=gmm_fit_on))
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def sweep_settings(config: dict, dataset: str) -> Settings:
+    """A dataset's settings from a sweep's defining config (bench.run's, or a manifest's): the preset,
+    the flags that change it, then the --set overrides; the baseline search's choices come after
+    (bench/search.py with_choices)."""
+    settings = settings_for(config["preset"], dataset, gmm_fit_on=config.get("gmm_fit_on"),
+                            fid_samples=config.get("fid_samples"), fid_backbone=config.get("fid_backbone"),
+                            search=config.get("search"), amp=config.get("amp") or None)
+    return apply_overrides(settings, config.get("overrides") or {})

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
 from bench.models import MODELS
-from bench.overrides import apply_overrides, parse_overrides, typed_overrides
+from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
-from bench.presets import PRESETS, Settings, settings_for
+from bench.presets import PRESETS, Settings, sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import SPECS, default_data_root, load_images
@@ -105,15 +105,11 @@ def check_args(args) -> dict:
     overrides = typed_overrides(parse_overrides(args.overrides), Settings)
     datasets = list(dict.fromkeys(args.datasets))
     models = list(dict.fromkeys(args.models))
-    settings = {d: apply_overrides(settings_for(args.preset, d, gmm_fit_on=args.gmm_fit_on,
-                                                 fid_samples=args.fid_samples, fid_backbone=args.fid_backbone,
-                                                 search=args.search, amp=args.amp or None), overrides)
-                for d in datasets}
-    return {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
-            "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
-            "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
-            "amp": args.amp,
-            "settings": settings}
+    config = {"datasets": datasets, "models": models, "seeds": args.seeds, "preset": args.preset,
+              "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
+              "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
+              "amp": args.amp}
+    return {**config, "settings": {d: sweep_settings(config, d) for d in datasets}}
 
 
 def check_data(args, settings: dict) -> None:
@@ -284,9 +280,9 @@ def main(argv=None) -> int:
         if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
             check_data(args, config["settings"])
             if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-                from bench.fid import FIDEngine
+                from bench.metrics import Scorer
                 # missing weights: fail now, not after hours of training
-                weights_hash = FIDEngine(backbone="inception", weights_path=args.fid_weights).weights_hash(None)
+                weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
         grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
                 for seed in range(args.seeds)]
         cost = print_plan(args, config, grid)

@@ -128,6 +128,13 @@ def search(run_dir: Path, dataset: str, model: str, settings: Settings, evaluati
     return record
 
 
+def with_choices(settings: Settings, records: list) -> Settings:
+    """settings with each search record's chosen value in place of its knob."""
+    for record in records:
+        settings = replace(settings, model=replace(settings.model, **{record["knob"]: record["chosen"]}))
+    return settings
+
+
 def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluation: Evaluation, storage: str,
                  resources: dict, enabled: bool, scores_of=tune_scores) -> dict:
     """Search every searched model of the sweep (if enabled), record it in the manifest, and return the
@@ -138,8 +145,8 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
         for dataset, settings in settings_by_dataset.items():
             for model in searched:
                 record = search(run_dir, dataset, model, settings, evaluation, storage, resources, scores_of)
-                settings = replace(settings, model=replace(settings.model, **{record["knob"]: record["chosen"]}))
                 records.append(record)
+                settings = with_choices(settings, [record])
             settings_by_dataset = {**settings_by_dataset, dataset: settings}
     manifest_path = Path(run_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

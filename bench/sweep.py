@@ -22,7 +22,9 @@ from bench.trial import Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
-RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "fid", "n_samples", "fid_backbone",
+# docs/run_directory.md describes each column; tests/test_run_directory.py holds the two together
+RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
+                  "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
                   "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
                   "active_units", "train_seconds"]
 MAX_RETRIES = 2

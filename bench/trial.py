@@ -23,7 +23,7 @@ from bench.presets import Settings
 from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
 from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
-from svae.samplers import decode, orient_components, oriented, sample_latents, samplers_for
+from svae.samplers import decode, mix_halves, orient_components, oriented, sample_latents, samplers_for
 from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
 REFERENCE_SPLIT = "test"
@@ -63,9 +63,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
         report({"done": True, "attempt_id": status["attempt_id"]}, folder)
         return json.loads((folder / "rows.json").read_text())
     started = time.time()
-    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
-    train = train[:settings.train_subset] if settings.train_subset else train
-    test = load_images(spec.dataset, evaluation.reference_split, evaluation.data_root, evaluation.download).images
+    train, test = load_data(spec, settings, evaluation)
     fault = (fault or "").split(":")
     if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
@@ -91,6 +89,15 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     _keep_final_weights(folder)  # after status.json: a folder without it still holds resumable checkpoints
     report({"done": True, "attempt_id": status["attempt_id"], **final_metrics(rows)}, folder)
     return rows
+
+
+def restore_model(spec: TrialSpec, settings: Settings, folder: Path):
+    """A finished trial's trained model from its final checkpoints (checkpoint-final-<stage>.pt in
+    `folder`): sampling draws from seeded generators only, so nothing else of the trial is needed."""
+    model = build_model(spec.model, SPECS[spec.dataset], settings.model)
+    for stage in model.stages():
+        stage.module.load_state_dict(load_checkpoint(folder / f"checkpoint-final-{stage.name}.pt")["model"])
+    return model
 
 
 def _train(model, spec, settings, train, folder, report, kill_after) -> list:
@@ -131,29 +138,64 @@ def _write_metrics(folder: Path, history: list) -> None:
     atomic_write_text(folder / "metrics.csv", buffer.getvalue())
 
 
-def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
-    from bench.fid import FIDEngine  # the Inception network is only needed once training is done
+def load_data(spec: TrialSpec, settings: Settings, evaluation: Evaluation) -> tuple:
+    """(training images, reference-split images) of a trial, as it trains and samples on them."""
+    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
+    train = train[:settings.train_subset] if settings.train_subset else train
+    test = load_images(spec.dataset, evaluation.reference_split, evaluation.data_root, evaluation.download).images
+    return train, test
 
-    engine = FIDEngine(backbone=settings.fid_backbone, weights_path=evaluation.fid_weights,
-                       cache_dir=evaluation.fid_cache, data_root=evaluation.data_root,
-                       download=evaluation.download)
-    n = settings.fid_samples
-    real = engine.real_stats(spec.dataset, evaluation.reference_split, n)
+
+def make_scorer(backbone: str, evaluation: Evaluation, weights=None):
+    from bench.metrics import Scorer  # the Inception network is only needed once training is done
+    return Scorer(backbone=backbone, weights_path=weights or evaluation.fid_weights, cache_dir=evaluation.fid_cache,
+                  data_root=evaluation.data_root, download=evaluation.download)
+
+
+def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
+    scorer = make_scorer(settings.fid_backbone, evaluation)
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
     rows = []
-    for sampler in samplers_for(spec.model):
-        z = sample_latents(model, sampler, n, train_images=train, test_images=test, gmm=settings.gmm,
-                           seed=spec.seed)
-        outputs = oriented(decode(model, z), orientation)
+    for sampler, outputs in generate(spec, settings, model, train, test, orientation):
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
-        for name in MODELS[spec.model].outputs:  # sigma is saved for the figures, never scored
-            rows.append({"sampler": sampler, "output": name, "fid": engine.distance(outputs[name], real),
-                         "n_samples": len(outputs[name]), "fid_backbone": engine.backbone_id(spec.dataset),
-                         "weights_hash": engine.weights_hash(spec.dataset)})
+        rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
+    return rows
+
+
+def generate(spec: TrialSpec, settings: Settings, model, train, test, orientation):
+    """(sampler, {output: images}) for every sampler of the model, x1 and x2 named by the trial's
+    orientation: the same images for the same seed."""
+    for sampler in samplers_for(spec.model):
+        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
+                           gmm=settings.gmm, seed=spec.seed)
+        yield sampler, oriented(decode(model, z), orientation)
+
+
+def output_features(extractor, outputs: dict, scored) -> dict:
+    """Features of every scored output, one network pass per image set: mix is assembled from the
+    features of x1 and x2 (features are per image), so an SVAE sampler costs three passes, not four."""
+    feats = {name: extractor.features(outputs[name]) for name in scored if name != "mix"}
+    if "mix" in scored:
+        feats["mix"] = mix_halves(feats["x1"], feats["x2"]).numpy()
+    return {name: feats[name] for name in scored}
+
+
+def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str) -> list:
+    """results.csv rows (without the trial's columns): one per scored output and metric figure."""
+    reference = scorer.reference(spec.dataset, split, settings.fid_samples, SPECS[spec.dataset].preprocessing)
+    extractor = scorer.extractor(spec.dataset)
+    rows = []
+    for output, feats in output_features(extractor, outputs, MODELS[spec.model].outputs).items():
+        for figure in scorer.score(feats, reference, settings.metrics):
+            rows.append({"sampler": sampler, "output": output, "metric": figure.metric, "value": figure.value,
+                         "value_std": figure.std, "higher_is_better": figure.higher_is_better,
+                         "settings": figure.settings, "n_samples": len(feats), "reference_n": reference.n,
+                         "extractor": extractor.name, "extractor_id": extractor.id,
+                         "weights_hash": extractor.weights_hash})
     return rows
 
 

@@ -106,7 +106,7 @@ def _missing_section(run: Run, tables: list) -> list:
                          f"{error[-1].replace('|', '/') if error else ''} |")
     else:
         lines.append("None: every trial of the grid finished.")
-    cells = [(t.title, label, d) for t in tables for label, row in t.measured
+    cells = [(t.title, label, d) for t in tables if t.metric == run.deciding_metric for label, row in t.measured
              for d, cell in zip(t.datasets, row) if cell.n == 0]
     lines += ["", f"Table cells with no finished seed (shown as {MISSING}):", ""]
     if cells:

@@ -17,10 +17,17 @@ from svae.io import read_status
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 REAL_FID = "inception-fid"
+# Metrics in table order; a Frechet distance on another network than Inception is fd_<network>.
+METRICS = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
 
-REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "fid",
-                    "n_samples", "fid_backbone")
+REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
+                    "higher_is_better", "n_samples", "extractor")
+KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
+
+
+def metric_label(metric: str) -> str:
+    return metric.upper() if metric in ("fid", "kid") else metric
 
 
 def ordered(names, canonical) -> list:
@@ -37,7 +44,8 @@ class Run:
     datasets: list
     models: list
     samplers: list
-    fids: dict  # (sampler, dataset, model, output) -> {seed: fid}, seeds ascending
+    values: dict  # (metric, sampler, dataset, model, output) -> {seed: value}, seeds ascending
+    directions: dict  # metric -> True when higher is better
 
     @property
     def config(self) -> dict:
@@ -80,21 +88,48 @@ class Run:
     def outputs(self, model: str) -> list:
         """The outputs scored for a model: those its registry entry names, then any others found."""
         expected = self._model_facts(model).get("outputs", ["x_hat"])
-        seen = {key[3] for key in self.fids if key[2] == model}
+        seen = {key[4] for key in self.values if key[3] == model}
         return ordered(set(expected) | seen, expected)
 
     def applies(self, sampler: str, model: str) -> bool:
         """Whether the sampler applies to the model (registry), or the model has figures for it."""
         facts = self.registry("samplers").get(sampler)
         return (facts is not None and (facts["models"] is None or model in facts["models"])) \
-            or any(k[0] == sampler and k[2] == model for k in self.fids)
+            or any(k[1] == sampler and k[3] == model for k in self.values)
 
     def rows(self, sampler: str) -> list:
         """(model, output) rows of a sampler's table, for the models it applies to."""
         return [(m, o) for m in self.models if self.applies(sampler, m) for o in self.outputs(m)]
 
+    def seed_values(self, metric: str, sampler: str, dataset: str, model: str, output: str) -> dict:
+        """{seed: value} of any metric in results.csv (fid, kid, precision, ...)."""
+        return self.values.get((metric, sampler, dataset, model, output), {})
+
     def seed_fids(self, sampler: str, dataset: str, model: str, output: str) -> dict:
-        return self.fids.get((sampler, dataset, model, output), {})
+        """{seed: value} of the deciding metric: FID, or fd_domain where the run has no FID."""
+        return self.seed_values(self.deciding_metric, sampler, dataset, model, output)
+
+    @property
+    def measured_metrics(self) -> list:
+        """The metrics in results.csv, deciding metric first; an empty run: the deciding one."""
+        names = set(self.directions) or {self.deciding_metric}
+        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRICS)))
+
+    @property
+    def deciding_metric(self) -> str:
+        """The figure that claims and the main table use: FID when the run has FID rows (a run scored
+        with fd_domain and re-scored with FID decides on FID), else its fd_<network>, else the
+        manifest's protocol says which it will be."""
+        names = set(self.directions)
+        if "fid" in names:
+            return "fid"
+        frechet = sorted(n for n in names if n.startswith("fd_"))
+        if frechet:
+            return frechet[0]
+        return "fid" if self.protocol.get("fid_backbone", REAL_FID) == REAL_FID else "fd_domain"
+
+    def higher_is_better(self, metric: str) -> bool:
+        return self.directions.get(metric, False)
 
     def asked(self, dataset: str, model: str) -> int:
         """Seeds asked for a (dataset, model): its grid entries, or config.seeds without a grid."""
@@ -103,25 +138,26 @@ class Run:
         return n or (len(seeds) if isinstance(seeds, list) else int(seeds))
 
     def backbones(self) -> dict:
-        """dataset -> the distance's backbone (results.csv, else the manifest's protocol)."""
+        """dataset -> the network of its deciding metric (results.csv, else the manifest's protocol)."""
         default = self.protocol.get("fid_backbone", REAL_FID)
+        rows = self.results[self.results["metric"] == self.deciding_metric]
         found = {}
         for dataset in self.datasets:
-            names = sorted(set(self.results.loc[self.results["dataset"] == dataset, "fid_backbone"]))
+            names = sorted(set(rows.loc[rows["dataset"] == dataset, "extractor"]))
             if len(names) > 1:
-                raise HarnessError(f"results.csv mixes backbones {', '.join(names)} for {dataset}; "
-                                   "score every trial of a dataset with the same backbone")
+                raise HarnessError(f"results.csv mixes networks {', '.join(names)} for {dataset}'s "
+                                   f"{self.deciding_metric}; score every trial of a dataset with the same one")
             found[dataset] = names[0] if names else default
         return found
 
     @property
     def is_fid(self) -> bool:
-        """True only when every figure is the real FID; fd_domain must never pass for FID."""
-        return all(b == REAL_FID for b in self.backbones().values())
+        """True only when the deciding figures are the real FID; fd_domain must never pass for FID."""
+        return self.deciding_metric == "fid"
 
     @property
     def metric(self) -> str:
-        return "FID" if self.is_fid else "fd_domain"
+        return metric_label(self.deciding_metric)
 
     def trials(self, dataset: str, model: str) -> list:
         """(seed, trial_id) of the grid for a (dataset, model), seeds ascending."""
@@ -178,14 +214,15 @@ def load_run(run_dir) -> Run:
     manifest = _load_manifest(path / "manifest.json")
     results = _load_results(path / "results.csv")
     config = manifest["config"]
-    fids = {}
+    values, directions = {}, {}
     for row in results.itertuples(index=False):
-        fids.setdefault((row.sampler, row.dataset, row.model, row.output), {})[row.seed] = row.fid
-    fids = {key: dict(sorted(by_seed.items())) for key, by_seed in fids.items()}
+        values.setdefault((row.metric, row.sampler, row.dataset, row.model, row.output), {})[row.seed] = row.value
+        directions[row.metric] = bool(row.higher_is_better)
+    values = {key: dict(sorted(by_seed.items())) for key, by_seed in values.items()}
     grid = manifest["grid"]
     # Tables and figures list names in registry order, names the registry lacks after, sorted.
     return Run(
-        path=path, manifest=manifest, results=results, fids=fids,
+        path=path, manifest=manifest, results=results, values=values, directions=directions,
         datasets=ordered(list(config["datasets"]) + [t["dataset"] for t in grid]
                          + list(results["dataset"]), registry_of(manifest, "datasets")),
         models=ordered(list(config["models"]) + [t["model"] for t in grid]
@@ -225,11 +262,11 @@ def _load_manifest(file: Path) -> dict:
 def _load_results(file: Path) -> pd.DataFrame:
     # A run whose trials all failed may have no results.csv: every cell is then missing.
     if not file.exists():
-        return pd.DataFrame({c: pd.Series(dtype=float if c == "fid" else object)
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "value" else object)
                              for c in REQUIRED_COLUMNS})
     try:
-        results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str,
-                                           "sampler": str, "output": str, "fid_backbone": str})
+        results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str, "sampler": str,
+                                           "output": str, "metric": str, "extractor": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep")
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
@@ -237,10 +274,14 @@ def _load_results(file: Path) -> pd.DataFrame:
         raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
                            "it must follow docs/run_directory.md")
     try:
-        results["fid"] = pd.to_numeric(results["fid"])
+        results["value"] = pd.to_numeric(results["value"])
         results["seed"] = results["seed"].astype(int)
-    except (ValueError, TypeError) as e:
-        raise HarnessError(f"{file} has a non-numeric fid or seed ({e}); fix or re-score those rows")
-    # An unscored row (empty fid) is a missing figure, not a zero; a retried trial's last row wins.
-    results = results[results["fid"].apply(math.isfinite).astype(bool)]  # a Series: safe when empty
-    return results.drop_duplicates(["dataset", "model", "seed", "sampler", "output"], keep="last")
+        results["higher_is_better"] = results["higher_is_better"].map(
+            lambda v: {"True": True, "False": False, True: True, False: False}[v])
+    except (ValueError, TypeError, KeyError) as e:
+        raise HarnessError(f"{file} has a non-numeric value or seed, or a higher_is_better other than "
+                           f"True/False ({e}); fix or re-score those rows")
+    # An unscored row (empty value) is a missing figure, not a zero; for a figure scored twice (a
+    # retried trial, a re-score with other weights) the last row wins.
+    results = results[results["value"].apply(math.isfinite).astype(bool)]  # a Series: safe when empty
+    return results.drop_duplicates(KEY, keep="last")

@@ -1,4 +1,5 @@
-"""The paper-style tables: one per sampler, a column per dataset, a row per model and SVAE output.
+"""The paper-style tables: one per metric and sampler, a column per dataset, a row per model and SVAE
+output. The deciding metric's tables (FID, or fd_domain) come first; an arrow says which way is better.
 
 Each table is built once as data (`Table`) and then written three ways (Markdown, LaTeX, CSV), so
 the formats cannot disagree. Published figures come from reports/literature_fid.csv as "reported"
@@ -9,7 +10,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.rundir import Run
+from reports.rundir import Run, metric_label
 from reports.stats import summarize
 
 LITERATURE = Path(__file__).with_name("literature_fid.csv")
@@ -38,7 +39,9 @@ class Cell:
 @dataclass(frozen=True)
 class Table:
     sampler: str
-    title: str
+    metric: str
+    title: str  # the sampler's title
+    heading: str  # the title, with the metric and its direction for any but the deciding metric
     caption: str
     datasets: list
     measured: list  # (label, [Cell per dataset])
@@ -51,37 +54,57 @@ def row_label(run: Run, model: str, output: str) -> str:
     return run.label(model) if run.outputs(model) == ["x_hat"] else f"{run.label(model)} {output}"
 
 
+def arrow(run: Run, metric: str) -> str:
+    return "↑" if run.higher_is_better(metric) else "↓"
+
+
 def build_tables(run: Run) -> list:
-    return [_build(run, sampler) for sampler in run.samplers]
+    """The deciding metric's table for every sampler, then every other metric's."""
+    return [_build(run, sampler, metric) for metric in run.measured_metrics for sampler in run.samplers]
 
 
-def _build(run: Run, sampler: str) -> Table:
+def _build(run: Run, sampler: str, metric: str) -> Table:
     measured = []
     for model, output in run.rows(sampler):
         cells = []
         for dataset in run.datasets:
-            mean, std, n = summarize(run.seed_fids(sampler, dataset, model, output).values())
+            mean, std, n = summarize(run.seed_values(metric, sampler, dataset, model, output).values())
             cells.append(Cell(mean, std, n, run.asked(dataset, model)))
         measured.append((row_label(run, model, output), cells))
-    # Mark the lowest measured mean of each column (every tie is marked).
+    # Mark the best measured mean of each column, in the metric's direction (every tie is marked).
+    best = max if run.higher_is_better(metric) else min
     for j in range(len(run.datasets)):
         means = [cells[j].mean for _, cells in measured if cells[j].n]
         for _, cells in measured:
-            if cells[j].n and cells[j].mean == min(means):
+            if cells[j].n and cells[j].mean == best(means):
                 cells[j] = Cell(cells[j].mean, cells[j].std, cells[j].n, cells[j].asked, True)
-    reported, used, notes = _reported_rows(run, sampler) if run.is_fid else ([], set(), [])
-    return Table(sampler, run.sampler_title(sampler), caption(run, sampler), run.datasets, measured, reported,
-                 _footnotes(run, used) + notes)
+    reported, used, notes = _reported_rows(run, sampler) if metric == "fid" else ([], set(), [])
+    title = run.sampler_title(sampler)
+    heading = title if metric == run.deciding_metric else f"{metric_label(metric)} {arrow(run, metric)}: {title}"
+    footnotes = _footnotes(run, used) if metric == run.deciding_metric else []
+    return Table(sampler, metric, title, heading, caption(run, sampler, metric), run.datasets, measured, reported,
+                 footnotes + notes)
 
 
-def caption(run: Run, sampler: str) -> str:
+def _metric_text(run: Run, metric: str) -> str:
+    """What the figures are: the metric, its network and weights (as results.csv records them)."""
+    rows = run.results[run.results["metric"] == metric]
+    networks = ", ".join(sorted(set(rows["extractor"]))) or ", ".join(sorted(set(run.backbones().values())))
+    weights = ", ".join(sorted(set(rows["weights_hash"].dropna().astype(str)))) if "weights_hash" in rows else ""
+    weights = weights or run.protocol.get("weights_hash", "unrecorded")
+    if metric == "fid":
+        return f"FID (pytorch-fid Inception, weights {weights})"
+    if metric.startswith("fd_"):
+        return (f"{metric} on {networks} (weights {weights}), NOT FID: an offline stand-in, not comparable "
+                "with any published FID")
+    settings = ", ".join(sorted(set(rows["settings"].dropna().astype(str)))) if "settings" in rows else ""
+    return f"{metric_label(metric)} on {networks} features, weights {weights} ({settings})"
+
+
+def caption(run: Run, sampler: str, metric: str) -> str:
     p = run.protocol
-    if run.is_fid:
-        metric = f"FID (pytorch-fid Inception, weights {p.get('weights_hash', 'unrecorded')})"
-    else:
-        backbones = ", ".join(sorted(set(run.backbones().values())))
-        metric = (f"fd_domain on {backbones} (weights {p.get('weights_hash', 'unrecorded')}), "
-                  "NOT FID: an offline stand-in, not comparable with any published FID")
+    direction = "higher" if run.higher_is_better(metric) else "lower"
+    metric = f"{_metric_text(run, metric)}; {direction} is better ({arrow(run, metric)})"
     settings = p.get("samplers", {}).get(sampler, {})
     settings = f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
     return (f"{run.sampler_title(sampler)}{settings}. {metric} of "
@@ -139,7 +162,7 @@ def _footnotes(run: Run, used: set) -> list:
 # ---- Markdown --------------------------------------------------------------------------------
 
 def to_markdown(run: Run, tables: list) -> str:
-    lines = [f"# {run.metric} tables: {run.manifest.get('name', run.path.name)}", ""]
+    lines = [f"# {run.metric} tables (then every other metric): {run.manifest.get('name', run.path.name)}", ""]
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
     for table in tables:
@@ -153,7 +176,7 @@ def fd_domain_warning() -> str:
 
 
 def markdown_table(table: Table, heading: str = "##") -> list:
-    lines = [f"{heading} {table.title}", "", table.caption, "",
+    lines = [f"{heading} {table.heading}", "", table.caption, "",
              "| Model | " + " | ".join(table.datasets) + " |",
              "|---|" + "---:|" * len(table.datasets)]
     for label, cells in table.measured:
@@ -170,7 +193,7 @@ def markdown_table(table: Table, heading: str = "##") -> list:
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
         "±": r"$\pm$", "—": "---", "†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"\S{}",
-        "×": r"$\times$", "<": r"$<$", ">": r"$>$"}
+        "×": r"$\times$", "<": r"$<$", ">": r"$>$", "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
 
 
 def tex(text: str) -> str:
@@ -182,7 +205,7 @@ def to_latex(run: Run, tables: list) -> str:
     for table in tables:
         k = len(table.datasets) + 1
         lines += [r"\begin{table}[htbp]", r"\centering", r"\small",
-                  rf"\caption{{{tex(table.caption)}}}", rf"\label{{tab:{table.sampler}}}",
+                  rf"\caption{{{tex(table.caption)}}}", rf"\label{{tab:{table.sampler}-{table.metric.replace('_', '-')}}}",
                   r"\begin{tabular}{l" + "r" * (k - 1) + "}", r"\toprule",
                   "Model & " + " & ".join(tex(d) for d in table.datasets) + r" \\", r"\midrule"]
         for label, cells in table.measured:
@@ -209,7 +232,7 @@ def to_csv(run: Run, tables: list) -> str:
     writer.writerow(["sampler", "metric", "kind", "row", *run.datasets])
     for table in tables:
         for label, cells in table.measured:
-            writer.writerow([table.sampler, run.metric, "measured", label,
+            writer.writerow([table.sampler, metric_label(table.metric), "measured", label,
                              *(c.text() + BEST_CSV * c.best for c in cells)])
         for label, cells in table.reported:
             writer.writerow([table.sampler, "FID", "reported", label, *cells])

@@ -68,9 +68,15 @@ def decode(model, z, batch_size: int = 500) -> dict:
 
 def _with_mix(outputs: dict) -> dict:
     if "x1" in outputs:
-        half = len(outputs["x1"]) // 2
-        outputs["mix"] = torch.cat([outputs["x1"][:half], outputs["x2"][half:]])
+        outputs["mix"] = mix_halves(outputs["x1"], outputs["x2"])
     return outputs
+
+
+def mix_halves(first, second) -> torch.Tensor:
+    """The SVAE's `mix`: rows of first for the first half, of second for the rest. Features are per
+    image, so the features of mix are mix_halves of the features of x1 and x2 (bench/trial.py)."""
+    half = len(first) // 2
+    return torch.cat([torch.as_tensor(first[:half]), torch.as_tensor(second[half:])])
 
 
 ORIENTATION_IMAGES = 1000

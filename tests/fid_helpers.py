@@ -10,7 +10,7 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
-from bench.fid import FIDEngine
+from bench.metrics import Scorer
 from bench.perf import random_images, seeded_inception_weights
 
 
@@ -26,8 +26,8 @@ def inception_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(inception_weights) -> FIDEngine:
-    return FIDEngine(weights_path=inception_weights, device="cpu", batch_size=50)
+def engine(inception_weights) -> Scorer:
+    return Scorer(weights_path=inception_weights, device="cpu", batch_size=50)
 
 
 def save_pngs(images: torch.Tensor, folder: Path) -> Path:
@@ -47,9 +47,9 @@ def pytorch_fid_given_paths(paths, weights: Path) -> float:
                                                    dims=2048, num_workers=0))
 
 
-def real_stats_in_child(weights, cache_dir, log, barrier):
-    """Runs in a separate process: real statistics through a shared cache, noting each data load."""
-    engine = FIDEngine(weights_path=weights, cache_dir=cache_dir, device="cpu")
+def reference_in_child(weights, cache_dir, log, barrier):
+    """Runs in a separate process: a reference through a shared cache, noting each data load."""
+    engine = Scorer(weights_path=weights, cache_dir=cache_dir, device="cpu")
     load = engine._load
 
     def logged_load(*args):
@@ -59,7 +59,7 @@ def real_stats_in_child(weights, cache_dir, log, barrier):
 
     engine._load = logged_load
     barrier.wait()  # both processes ask for the same key at the same moment
-    return engine.real_stats("synthetic", "test", 8).mu
+    return engine.reference("synthetic", "test", 8).mu
 
 
 def sqrtm_distance(mu1, s1, mu2, s2) -> float:

@@ -1,4 +1,4 @@
-"""The FID engine: parity with pytorch-fid, the distance, errors, the command line."""
+"""FID: parity with pytorch-fid, the distance, errors, the command line (python -m bench.fid)."""
 import hashlib
 import os
 import subprocess
@@ -11,8 +11,9 @@ import torch
 
 import pytorch_fid.fid_score as pfs
 
-from bench.fid import (FID_WEIGHTS_FILE, FIDEngine, MissingWeightsError, RealStats, frechet_distance, main,
-                       statistics)
+from bench.fid import main
+from bench.metrics import (FID_WEIGHTS_FILE, MissingWeightsError, Scorer, frechet_distance, reference_from_features,
+                           statistics)
 from bench.perf import random_images, realistic_statistics
 from fid_helpers import engine, inception_weights, pytorch_fid_given_paths, save_pngs, sqrtm_distance  # noqa: F401
 from svae.errors import HarnessError
@@ -35,23 +36,23 @@ def test_fid_equals_pytorch_fid_on_png_files(engine, inception_weights, tmp_path
     # floats off the 1/255 grid by less than half a step: quantisation must bring back the PNG values
     jitter = (torch.rand(a.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.9
     a_float = ((a.float() + jitter) / 255).clamp(0, 1)
-    mu, sigma = statistics(engine.features(b))
-    ours = engine.distance(a_float, RealStats(mu, sigma, "none", "test", 16, "in-memory"))
+    ours = engine.distance(a_float, reference_from_features(engine.features(b)))
     assert reference > 1.0  # the sets differ: a relative comparison means something
     assert abs(ours - reference) / reference <= 1e-4, (ours, reference)
 
 
 def test_quantisation_can_be_turned_off(inception_weights):
     images = random_images(4, 3, 32, seed=3).float() / 255 + 0.4 / 255
-    exact = FIDEngine(weights_path=inception_weights, device="cpu", quantize=False).features(images)
-    rounded = FIDEngine(weights_path=inception_weights, device="cpu").features(images)
+    exact = Scorer(weights_path=inception_weights, device="cpu", quantize=False).features(images)
+    rounded = Scorer(weights_path=inception_weights, device="cpu").features(images)
     assert not np.allclose(exact, rounded, rtol=1e-6, atol=0)
 
 
 def test_weights_hash_and_names(engine, inception_weights):
-    assert engine.metric == "fid"
-    assert engine.backbone_id("cifar10") == "inception-fid"
-    assert hashlib.sha256(inception_weights.read_bytes()).hexdigest().startswith(engine.weights_hash("cifar10"))
+    extractor = engine.extractor("cifar10")
+    assert extractor.name == "inception-fid" and extractor.family == "inception"
+    assert hashlib.sha256(inception_weights.read_bytes()).hexdigest().startswith(extractor.weights_hash)
+    assert extractor.id == f"inception-fid:v1-q255:{extractor.weights_hash}"
 
 
 # ---------------------------------------------------------------- the distance
@@ -97,9 +98,9 @@ def test_distance_of_diagonal_gaussians_has_the_closed_form():
 
 def test_identical_image_sets_give_zero(engine):
     images = random_images(12, 3, 32, seed=4)
-    mu, sigma = statistics(engine.features(images))
-    fid = engine.distance(images, RealStats(mu, sigma, "none", "test", 12, "in-memory"))
-    assert abs(fid) <= 1e-6 * np.trace(sigma)  # singular covariance (12 < 2048): round-off of its trace
+    reference = reference_from_features(engine.features(images))
+    fid = engine.distance(images, reference)
+    assert abs(fid) <= 1e-6 * np.trace(reference.sigma)  # singular covariance (12 < 2048): round-off of its trace
 
 
 def test_non_finite_input_is_an_error(engine):
@@ -128,10 +129,12 @@ def test_missing_weights_offline_is_one_line_without_traceback(tmp_path):
 
 def test_missing_weights_path_is_named(tmp_path):
     with pytest.raises(MissingWeightsError, match="nowhere.pth"):
-        FIDEngine(weights_path=tmp_path / "nowhere.pth")
+        Scorer(weights_path=tmp_path / "nowhere.pth")
 
 
-def test_command_line_on_folders_image_npz_and_statistics(engine, inception_weights, tmp_path, capsys):
+def test_command_line_on_folders_image_npz_and_statistics(engine, inception_weights, tmp_path, capsys,
+                                                         monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     a, b = random_images(8, 1, 32, seed=20), random_images(8, 1, 32, seed=21, shift=0.2)
     save_pngs(a, tmp_path / "a")
     np.savez(tmp_path / "samples.npz", x_hat=b.numpy(), x1=a.numpy())  # as a run directory's samples
@@ -143,7 +146,35 @@ def test_command_line_on_folders_image_npz_and_statistics(engine, inception_weig
             mu, sigma = statistics(engine.features(images))
             np.testing.assert_allclose(saved["mu"], mu, rtol=1e-12)
             np.testing.assert_allclose(saved["sigma"], sigma, rtol=1e-12)
-    main([str(tmp_path / "a-stats.npz"), str(tmp_path / "b-stats.npz")] + weights)
+    # statistics alone need no network: no weights passed, none in the (empty) torch hub cache
+    main([str(tmp_path / "a-stats.npz"), str(tmp_path / "b-stats.npz")])
     printed = capsys.readouterr().out
-    assert printed.startswith("FID: ") and engine.weights_hash(None) in printed
-    assert float(printed.split()[1]) > 1.0
+    assert printed.startswith("FID: ") and "no network run" in printed
+    expected = frechet_distance(*statistics(engine.features(a)), *statistics(engine.features(b)))
+    assert float(printed.split()[1]) == pytest.approx(expected, rel=1e-12) and expected > 1.0
+
+
+def test_command_line_kid_and_precision_recall_on_a_folder_and_an_image_array(engine, inception_weights, tmp_path,
+                                                                                capsys):
+    a, b = random_images(8, 1, 32, seed=20), random_images(8, 1, 32, seed=21, shift=0.2)
+    save_pngs(a, tmp_path / "a")
+    np.savez(tmp_path / "b.npz", images=b.numpy())
+    main([str(tmp_path / "a"), str(tmp_path / "b.npz"), "--metrics", "fid", "kid", "pr",
+          "--weights", str(inception_weights)])
+    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert list(printed) == ["FID", "KID", "precision", "recall", "density", "coverage"]
+    assert engine.extractor().weights_hash in printed["FID"]
+    assert "subset_size=8" in printed["KID"]  # clamped from 1000 to the 8 images there are
+    kid_mean = float(printed["KID"].split()[0])
+    from torch_fidelity.metric_kid import kid_features_to_metric
+    reference = kid_features_to_metric(torch.from_numpy(engine.features(a)), torch.from_numpy(engine.features(b)),
+                                       kid_subset_size=8, verbose=False)
+    assert kid_mean == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-9)
+
+
+def test_command_line_kid_on_statistics_is_one_line_error(tmp_path, capsys):
+    np.savez(tmp_path / "s.npz", mu=np.zeros(3), sigma=np.eye(3))
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "s.npz"), str(tmp_path / "s.npz"), "--metrics", "kid"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "statistics" in err

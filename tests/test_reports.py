@@ -90,7 +90,10 @@ def test_csv_marks_best_and_keeps_reported_rows_apart(run_dir):
     assert "gmm,FID,measured,SVAE x1,18.50 ± 1.12 *,62.00 ± 1.00 (n=3)" in lines
     assert "gmm,FID,measured,VAE,25.50 ± 1.29 (n=4),—" in lines
     assert "gmm,FID,reported,SVAE [asperti/Split-VAE README],7.47†§," in lines
-    assert sum(line.count(" *") for line in lines) == 3  # two gmm columns, one prior column
+    assert sum(line.count(" *") for line in lines if ",FID," in line) == 3  # two gmm columns, one prior column
+    # precision: higher is better, so the one best mnist cell is the VAE's (seeds 0-3: 0.801-0.831)
+    vae = f"gmm,precision,measured,VAE,{expected_cell([0.801, 0.811, 0.821, 0.831])} *,—"
+    assert [line for line in lines if ",precision," in line and " *" in line] == [vae]
 
 
 def check_latex(text: str) -> None:
@@ -205,17 +208,17 @@ def test_claim_verdicts(run_dir):
 
 
 def with_svae_fids(run, fids: dict, seeds):
-    """Replace the run's SVAE GMM rows on mnist by fids {output: value or [per seed]} for the given seeds."""
+    """Replace the run's SVAE GMM FID rows on mnist by fids {output: value or [per seed]} for the given seeds."""
     import pandas as pd
     table = pd.read_csv(run / "results.csv")
-    keep = table[~((table["model"] == "svae") & (table["dataset"] == "mnist"))]
-    template = table[(table["model"] == "svae") & (table["dataset"] == "mnist")].iloc[0]
+    replaced = (table["model"] == "svae") & (table["dataset"] == "mnist") & (table["metric"] == "fid")
+    keep, template = table[~replaced], table[replaced].iloc[0]
     rows = []
     for i, seed in enumerate(seeds):
         for output, value in fids.items():
             row = template.copy()
             row["trial_id"], row["seed"], row["output"] = trial_id("mnist", "svae", seed), seed, output
-            row["fid"] = value[i] if isinstance(value, list) else value + 0.1 * seed
+            row["value"] = value[i] if isinstance(value, list) else value + 0.1 * seed
             rows.append(row)
     pd.concat([keep, pd.DataFrame(rows)]).to_csv(run / "results.csv", index=False)
     return run
@@ -371,7 +374,8 @@ def test_two_stage_is_compared_at_its_own_second_stage_sampler(run_dir):
         for sampler, fid in (("gmm", 40.0 + seed), ("second-stage", 15.0 + seed)):
             row = {c: "" for c in header}
             row.update(trial_id=f"mnist-two-stage-s{seed}", dataset="mnist", model="two-stage", seed=seed,
-                       sampler=sampler, output="x_hat", fid=fid, n_samples=10000, fid_backbone="inception-fid")
+                       sampler=sampler, output="x_hat", metric="fid", value=fid, higher_is_better=False,
+                       n_samples=10000, extractor="inception-fid")
             extra.append(",".join(str(row[c]) for c in header))
     results.write_text(results.read_text().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
     text, verdicts = check_claims(load_run(run_dir))

@@ -67,9 +67,12 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "results.csv")
 
 
+FIGURES = ("fd_domain", "kd_domain", "precision", "recall", "density", "coverage")  # the smoke preset's
+
+
 def expected_rows(seeds: int) -> int:
-    """models x their samplers x their scored outputs x seeds, from the registries."""
-    return seeds * sum(len(samplers_for(name)) * len(entry.outputs) for name, entry in MODELS.items())
+    """models x their samplers x their scored outputs x the figures x seeds, from the registries."""
+    return seeds * len(FIGURES) * sum(len(samplers_for(name)) * len(entry.outputs) for name, entry in MODELS.items())
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +90,10 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
     table = read_results(run_dir)
     assert len(table) == expected_rows(2)
     assert set(table["model"]) == set(MODELS) and set(table["seed"]) == {0, 1}
-    assert all(math.isfinite(v) and v >= 0 for v in table["fid"])
-    assert set(table["fid_backbone"]) == {"domain-synthetic"}  # never labelled FID
+    assert all(math.isfinite(v) and v >= 0 for v in table["value"])
+    assert set(table["metric"]) == set(FIGURES)  # fd_domain, never labelled FID
+    assert set(table["extractor"]) == {"domain-synthetic"}
+    assert (table.loc[table["metric"] == "kd_domain", "settings"] == "subsets=100,subset_size=200,kernel=poly3").all()
     assert (table["n_samples"] == 200).all()
     svae = table[(table["model"] == "svae") & (table["sampler"] == "gmm")]
     assert sorted(svae["output"].unique()) == ["mix", "x1", "x2", "x_hat"]
@@ -135,8 +140,8 @@ def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
     rows = run_trial(TrialSpec("synthetic", "svae", 0), settings, evaluation, tmp_path / "trial",
                      lambda metrics, folder: reports.append(metrics))
     assert [r["done"] for r in reports] == [False, True]  # one epoch checkpoint, then the final one
-    assert {(r["sampler"], r["output"]) for r in rows} == {
-        (s, o) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix")}
+    assert {(r["sampler"], r["output"], r["metric"]) for r in rows} == {
+        (s, o, m) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix") for m in FIGURES}
     samples = np.load(tmp_path / "trial" / "samples" / "recon.npz")
     assert samples["sigma"].shape == (64, 1, 32, 32) and samples["original"].dtype == np.uint8
     orientation = json.loads((tmp_path / "trial" / "orientation.json").read_text())

@@ -1,0 +1,218 @@
+"""Metrics as functions of features, the cached real side, and the Scorer that ties them to extractors.
+
+A metric maps (reference, generated features, extractor family) to Figures: a name, a value, an
+optional spread, its direction and the settings that define it. The Scorer builds the extractor
+(Inception, or the fd_domain classifier of a dataset), caches each reference's features and
+statistics on disk (one computation per key, even across processes), and scores features.
+"""
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from filelock import FileLock
+
+from bench.domain import DomainConfig, DomainNet, train_classifier
+from bench.metrics import kernel, manifold
+from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
+from bench.metrics.frechet import frechet_distance, statistics
+from svae.errors import HarnessError
+from svae.io import atomic_torch_save, atomic_write_bytes
+from svae.trainer import pick_device
+
+BACKBONES = ("inception", "domain")
+DATA_PREPROCESSING = "v1"  # the default dataset-preprocessing version in the reference's cache key
+
+
+@dataclass(frozen=True)
+class Figure:
+    metric: str  # fid, fd_domain, kid, kd_domain, precision, recall, density, coverage
+    value: float
+    higher_is_better: bool
+    std: Optional[float] = None  # KID: the standard deviation over subsets
+    settings: str = ""  # what else defines the figure, e.g. "subsets=100,subset_size=500"
+
+
+@dataclass
+class Reference:
+    """Features and statistics of the first n images of a dataset split, and how they were measured."""
+    features: np.ndarray  # N x D float64
+    mu: np.ndarray
+    sigma: np.ndarray
+    dataset: str
+    split: str
+    n: int
+    key: str  # the cache name: dataset, split, n, data preprocessing, extractor id
+    _radii: dict = field(default_factory=dict, repr=False)  # k -> real k-NN radii (precision/recall)
+
+    def radii(self, k: int, device) -> torch.Tensor:
+        if k not in self._radii:
+            feats = torch.as_tensor(self.features, dtype=torch.float64, device=device)
+            self._radii[k] = manifold.kth_neighbour_radii(feats, k)
+        return self._radii[k]
+
+
+def reference_from_features(feats: np.ndarray, dataset="none", split="none", key="in-memory") -> Reference:
+    mu, sigma = statistics(feats)
+    return Reference(np.asarray(feats, np.float64), mu, sigma, dataset, split, len(feats), key)
+
+
+# ---------------------------------------------------------------- metrics
+
+def frechet_name(family: str) -> str:
+    """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
+    return "fid" if family == "inception" else f"fd_{family}"
+
+
+def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
+    mu, sigma = statistics(fake)
+    return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
+
+
+def kid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
+    mean, std, m = kernel.kid(ref.features, fake, device=device)
+    name = "kid" if family == "inception" else f"kd_{family}"
+    return [Figure(name, mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
+
+
+def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
+    k = manifold.K
+    found = manifold.precision_recall(ref.features, fake, k, ref.radii(k, device), device)
+    return [Figure(name, value, True, None, f"k={k}") for name, value in found.items()]
+
+
+# name on the command line -> function; "pr" also gives density and coverage: same distances
+METRICS = {"fid": fid_figures, "kid": kid_figures, "pr": pr_figures}
+DEFAULT_METRICS = ("fid", "kid", "pr")
+
+
+def check_metrics(names) -> list:
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise HarnessError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}" if unknown
+                           else f"no metric asked for; choose from {', '.join(METRICS)}")
+    return names
+
+
+# ---------------------------------------------------------------- the cache
+
+def cached(path, compute, save, load):
+    """The value stored at path, computed and published once even when processes ask together:
+    the first takes the lock and computes, the others wait and read. An unreadable file is recomputed."""
+    if path is None:
+        return compute()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            try:
+                return load(path)
+            except Exception as e:  # a torn or foreign file: np.load and torch.load raise many kinds
+                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
+        value = compute()
+        save(value, path)  # atomic: a reader never sees half a file, even without the lock
+        return value
+
+
+def _save_reference(ref: Reference, path):
+    buffer = io.BytesIO()
+    # float32 is exact: the features are a float32 network's outputs
+    np.savez(buffer, features=ref.features.astype(np.float32), mu=ref.mu, sigma=ref.sigma, key=ref.key)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_reference(path, dataset, split, n, key) -> Reference:
+    with np.load(path) as f:
+        feats, mu, sigma, stored_key = f["features"], f["mu"], f["sigma"], str(f["key"])
+    d = len(mu)
+    if (stored_key != key or feats.shape != (n, d) or sigma.shape != (d, d)
+            or not np.isfinite(sigma).all() or not np.isfinite(feats).all()):
+        raise ValueError(f"its content is not the reference {key}")
+    return Reference(feats.astype(np.float64), mu, sigma, dataset, split, n, key)
+
+
+# ---------------------------------------------------------------- the scorer
+
+class Scorer:
+    """Features of images on one backbone ("inception": FID's; "domain": each dataset's classifier),
+    references cached per dataset, split, n, data preprocessing and extractor id, and the metrics."""
+
+    def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig()):
+        if backbone not in BACKBONES:
+            raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
+        self.backbone = backbone
+        self.device = pick_device(device)
+        self.batch_size, self.quantize, self.domain_config = batch_size, quantize, domain_config
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.data_root, self.download = data_root, download
+        self._extractors = {}  # dataset (None for Inception) -> Extractor
+        self._references = {}  # cache key -> Reference, so a trial reads each file once
+        if backbone == "inception":
+            self._extractors[None] = inception_extractor(weights_path, self.device, batch_size, quantize)
+
+    def extractor(self, dataset=None) -> Extractor:
+        """Inception's extractor, or the dataset's classifier (trained once per cache folder)."""
+        key = None if self.backbone == "inception" else dataset
+        if key not in self._extractors:
+            self._extractors[key] = domain_extractor(dataset, self._domain_net(dataset), self.device,
+                                                     self.batch_size, self.quantize)
+        return self._extractors[key]
+
+    def _domain_net(self, dataset):
+        def train():
+            data = self._load(dataset, "train")
+            return train_classifier(data.images, data.labels, self.domain_config)
+
+        def save(net, path):
+            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args}, path)
+
+        def load(path):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            net = DomainNet(*saved["args"])
+            net.load_state_dict(saved["state_dict"])
+            return net.eval()
+
+        return cached(self._cache_path(f"domain-{dataset}-{self.domain_config.tag()}.pt"), train, save, load)
+
+    def _cache_path(self, name):
+        return self.cache_dir / name if self.cache_dir is not None else None
+
+    def _load(self, dataset, split):
+        from svae.data import load_images  # imported here: the loaders are only needed for references
+        return load_images(dataset, split, root=self.data_root, download=self.download)
+
+    def features(self, images, dataset=None) -> np.ndarray:
+        """N x D float64 features of images (uint8, or floats in [0, 1]); dataset names the classifier."""
+        return self.extractor(dataset).features(images)
+
+    def reference(self, dataset, split, n, preprocessing=DATA_PREPROCESSING) -> Reference:
+        """Features and statistics of the first n images of the split, computed once per cache folder.
+        preprocessing: the version of the dataset's own preprocessing, part of the cache key."""
+        extractor = self.extractor(dataset)
+        key = f"{dataset}-{split}-n{n}-data{preprocessing}-{extractor.id.replace(':', '-')}"
+        if key not in self._references:
+            def compute():
+                images = self._load(dataset, split).images
+                if n > len(images):
+                    raise HarnessError(f"{dataset} {split} has {len(images)} images, fewer than the {n} asked "
+                                       f"for; ask for {len(images)} or fewer")
+                return reference_from_features(extractor.features(images[:n]), dataset, split, key)
+
+            self._references[key] = cached(self._cache_path(f"reference-{key}.npz"), compute, _save_reference,
+                                           lambda path: _load_reference(path, dataset, split, n, key))
+        return self._references[key]
+
+    def score(self, fake: np.ndarray, ref: Reference, metrics=("fid",)) -> list:
+        """The Figures of generated features against a reference, metric by metric."""
+        family = self.extractor(ref.dataset).family
+        return [figure for name in check_metrics(metrics)
+                for figure in METRICS[name](ref, fake, family, self.device)]
+
+    def distance(self, images, ref: Reference) -> float:
+        """The Frechet distance between images and ref on this backbone (FID, or fd_domain)."""
+        return self.score(self.features(images, ref.dataset), ref, ["fid"])[0].value

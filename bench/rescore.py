@@ -1,0 +1,217 @@
+"""python -m bench.rescore RUN_DIR: score a finished run again, with another extractor or more metrics,
+without retraining.
+
+Each finished trial's model is rebuilt from its final checkpoints (trials/<id>/checkpoint-final-*.pt);
+its samples are generated again with the trial's own seeds and code (bench/trial.py: generate and
+score_outputs), so for an unchanged extractor the figures equal the stored ones (--verify checks it).
+New figures are appended to the trial's rows.json and to results.csv; no stored row is changed. A
+trial that already has every asked figure for this extractor and n is skipped, so an interrupted
+re-score resumes where it stopped. The reports are rendered again at the end. It runs in this process
+(no Ray cluster: re-scoring costs one generation and one feature pass per trial, not training).
+"""
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.presets import sweep_settings
+from bench.search import with_choices
+from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
+                         settings_json)
+from svae.samplers import orient_components
+from svae.errors import HarnessError
+from svae.io import atomic_write_json
+
+# what regenerates the samples: must match the run's recorded settings for the figures to be the run's
+SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
+VERIFY_TOLERANCE = 1e-6  # relative: thread counts may reorder float sums, nothing more
+
+
+def parse_args(argv):
+    from bench.metrics import DEFAULT_METRICS, METRICS
+    p = argparse.ArgumentParser(prog="python -m bench.rescore", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m bench.run")
+    p.add_argument("--fid-backbone", choices=["inception", "domain"], default=None,
+                   help="inception: real FID features; domain: the fd_domain classifier (default: the run's)")
+    p.add_argument("--fid-weights", default=None,
+                   help="path to pt_inception-2015-12-05-6726825d.pth (default: the run's, else the torch hub cache)")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help=f"from: {', '.join(METRICS)}")
+    p.add_argument("--fid-samples", type=int, default=None,
+                   help="generated images per figure, and reference images (default: the run's)")
+    p.add_argument("--fid-cache", default=None,
+                   help="folder of cached references and classifiers (default: the sweep's, <storage>/fid-cache)")
+    p.add_argument("--data-root", default=None, help="folder holding the datasets (default: the run's)")
+    p.add_argument("--verify", action="store_true",
+                   help="also re-score trials that have the figures, and fail (exit 1) unless they are reproduced")
+    return p.parse_args(argv)
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise HarnessError(f"cannot read {path} ({type(e).__name__}); {what}") from None
+
+
+def plan(args) -> dict:
+    """Everything checked before anything is written: run, settings, checkpoints, data, weights."""
+    from bench.metrics import check_metrics
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "manifest.json").is_file():
+        raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
+                           "python -m bench.run wrote")
+    manifest = _read_json(run_dir / "manifest.json", "restore it from a copy of the run")
+    config = manifest.get("config", {})
+    metrics = check_metrics(args.metrics)
+    if args.fid_samples is not None and args.fid_samples < 2:
+        raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
+    settings = {}
+    for dataset in config.get("datasets", []):
+        chosen = [r for r in manifest.get("search", {}).get("results", []) if r["dataset"] == dataset]
+        s = with_choices(sweep_settings(config, dataset), chosen)
+        recorded = config.get("settings", {}).get(dataset, {})
+        changed = [k for k in SAMPLING_SETTINGS if k in recorded and recorded[k] != settings_json(s)[k]]
+        if changed:
+            raise HarnessError(f"the run's {dataset} settings ({', '.join(changed)}) differ from what this code "
+                               f"derives from its config; re-score with the code that made the run")
+        settings[dataset] = replace(s, fid_samples=args.fid_samples or s.fid_samples,
+                                    fid_backbone=args.fid_backbone or s.fid_backbone, metrics=tuple(metrics))
+    trials = []
+    for entry in manifest.get("grid", []):
+        folder = run_dir / "trials" / entry["trial_id"]
+        status = folder / "status.json"
+        if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
+            continue
+        stages = sorted({row["stage"] for row in csv.DictReader(io.StringIO((folder / "metrics.csv").read_text()))}
+                        if (folder / "metrics.csv").is_file() else {"main"})
+        missing = [f"checkpoint-final-{stage}.pt" for stage in stages
+                   if not (folder / f"checkpoint-final-{stage}.pt").is_file()]
+        if missing:
+            raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
+                               f"(python -m bench.run ... --resume) or restore the file")
+        trials.append((TrialSpec(entry["dataset"], entry["model"], entry["seed"]), folder))
+    if not trials:
+        raise HarnessError(f"{run_dir} has no finished trial to re-score")
+    storage = config.get("storage") or str(run_dir / "ray")
+    evaluation = Evaluation(
+        fid_weights=args.fid_weights or config.get("fid_weights"),
+        fid_cache=args.fid_cache or (storage + "/fid-cache" if "://" not in storage
+                                     else str(Path.home() / ".cache" / "svae-bench")),
+        data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"))
+    backbones = {s.fid_backbone for s in settings.values()}
+    scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
+    for dataset, s in settings.items():
+        _, test = load_data(TrialSpec(dataset, "", 0), s, evaluation)
+        if s.fid_samples > len(test):
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {evaluation.reference_split} split "
+                               f"({len(test)} images); pass --fid-samples {len(test)} or less")
+    return {"run_dir": run_dir, "config": config, "settings": settings, "trials": trials,
+            "evaluation": evaluation, "scorers": scorers}
+
+
+def _figure_key(row: dict) -> tuple:
+    return (row["sampler"], row["output"], row["metric"], row["extractor_id"], int(row["n_samples"]),
+            row.get("settings") or "")
+
+
+def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorer) -> list:
+    """The rows of a trial scored again: its model from the final checkpoints, its samples regenerated
+    with x1 and x2 named as the trial named them (orientation.json)."""
+    train, test = load_data(spec, settings, evaluation)
+    model = restore_model(spec, settings, folder)
+    recorded = folder / "orientation.json"
+    orientation = (json.loads(recorded.read_text()) if recorded.exists()
+                   else orient_components(model, train, spec.seed))
+    rows = []
+    for sampler, outputs in generate(spec, settings, model, train, test, orientation):
+        rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
+    return rows
+
+
+def merge(old_rows: list, new_rows: list) -> tuple:
+    """(rows to append, [(key, stored, new)] for figures that were already stored)."""
+    stored = {_figure_key(r): r["value"] for r in old_rows}
+    summary = {k: v for k, v in old_rows[0].items() if k not in new_rows[0]} if old_rows else {}
+    append, compared = [], []
+    for row in new_rows:
+        key = _figure_key(row)
+        if key in stored:
+            compared.append((key, stored[key], row["value"]))
+        else:
+            append.append({**summary, **row})
+    return append, compared
+
+
+def _expected_metrics(scorer, dataset: str, metrics) -> set:
+    from bench.metrics.scoring import frechet_name
+    family = scorer.extractor(dataset).family
+    names = {"fid": {frechet_name(family)}, "kid": {"kid" if family == "inception" else f"kd_{family}"},
+             "pr": {"precision", "recall", "density", "coverage"}}
+    return set().union(*(names[m] for m in metrics))
+
+
+def rescore(args) -> int:
+    from bench.sweep import Progress, write_results
+    import torch
+    job = plan(args)
+    run_dir, config = job["run_dir"], job["config"]
+    torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))  # as the trials ran: same float sums
+    trials = job["trials"]
+    progress = Progress(run_dir, len(trials), 0)
+    progress.line(f"re-scoring {len(trials)} finished trials of {run_dir}: metrics {' '.join(args.metrics)}")
+    mismatches, added = 0, 0
+    for spec, folder in trials:
+        settings = job["settings"][spec.dataset]
+        scorer = job["scorers"][settings.fid_backbone]
+        extractor = scorer.extractor(spec.dataset)
+        old_rows = _read_json(folder / "rows.json", "re-run the trial")
+        have = {r["metric"] for r in old_rows
+                if r.get("extractor_id") == extractor.id and int(r["n_samples"]) == settings.fid_samples}
+        if _expected_metrics(scorer, spec.dataset, settings.metrics) <= have and not args.verify:
+            progress.line(f"skipped {spec.trial_id}: it has these figures ({extractor.id}, n={settings.fid_samples})")
+            progress.done += 1
+            continue
+        started = time.time()
+        progress.line(f"started {spec.trial_id}")
+        append, compared = merge(old_rows, rescore_trial(spec, folder, settings, job["evaluation"], scorer))
+        worst = 0.0
+        for key, stored, new in compared:
+            difference = abs(new - stored) / max(abs(stored), 1e-12)
+            worst = max(worst, difference)
+            if not math.isclose(new, stored, rel_tol=VERIFY_TOLERANCE, abs_tol=1e-12):
+                mismatches += 1
+                progress.line(f"MISMATCH {spec.trial_id} {' '.join(map(str, key[:3]))}: stored {stored!r}, now {new!r}")
+        if append:
+            atomic_write_json(folder / "rows.json", old_rows + append)
+            write_results(run_dir, [s for s, _ in trials])
+        added += len(append)
+        progress.line(f"{spec.trial_id}: {len(append)} new figures, {len(compared)} stored figures reproduced "
+                      f"{'exactly' if worst == 0 else f'to {worst:.1e} (relative)'}")
+        progress.finished(spec.trial_id, time.time() - started)
+    import reports
+    reports.render(run_dir)
+    progress.line(f"done: {added} figures added to {run_dir / 'results.csv'}; reports rendered again")
+    if mismatches:
+        print(f"error: {mismatches} stored figures were not reproduced (tolerance {VERIFY_TOLERANCE:g}); "
+              "see the MISMATCH lines", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return rescore(args)
+    except HarnessError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The run directory against docs/run_directory.md, and python -m bench.rescore on a real tiny run.
+
+The tiny run is made by the sweep's own functions without Ray (run_trial, collect_trial,
+write_results, manifest_for, reports.render): one SVAE and one two-stage trial on synthetic data.
+"""
+import json
+import re
+import shutil
+import types
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import bench.run
+import reports
+from bench.presets import PRESETS, smoke
+from bench.rescore import main as rescore_main
+from bench.rescore import plan, rescore_trial
+from bench.sweep import RESULT_COLUMNS, collect_trial, write_results
+from bench.trial import Evaluation, TrialSpec, run_trial
+from fid_helpers import inception_weights  # noqa: F401
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "run_directory.md"
+TINY = ["--preset", "tiny", "--datasets", "synthetic", "--models", "svae", "two-stage", "--seeds", "1"]
+
+
+def documented_columns() -> list:
+    section = DOC.read_text().split("## results.csv columns", 1)[1]
+    return [c.strip() for c in re.search(r"`([^`]+)`", section).group(1).split(",")]
+
+
+def test_documented_columns_are_the_ones_written():
+    assert documented_columns() == RESULT_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    PRESETS["tiny"] = lambda dataset: replace(smoke(dataset), epochs=1, train_subset=200, fid_samples=16,
+                                              grid_samples=8)
+    root = tmp_path_factory.mktemp("tiny")
+    args = bench.run.parse_args([*TINY, "--out", str(root / "run")])
+    config = bench.run.check_args(args)
+    run_dir, storage = root / "run", str(root / "run" / "ray")
+    grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
+    evaluation = Evaluation(fid_cache=storage + "/fid-cache")
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(json.dumps(bench.run.manifest_for(args, config, grid, storage, 0.0, None)))
+    for spec in grid:
+        work = root / "work" / spec.trial_id
+        run_trial(spec, config["settings"]["synthetic"], evaluation, work, lambda metrics, folder: None)
+        checkpoint = types.SimpleNamespace(to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
+        collect_trial(run_dir, spec.trial_id, checkpoint)
+    write_results(run_dir, grid)
+    reports.render(run_dir)
+    yield run_dir
+    del PRESETS["tiny"]
+
+
+@pytest.mark.slow
+def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
+    doc = DOC.read_text()
+    results = pd.read_csv(tiny_run / "results.csv")
+    assert list(results.columns) == documented_columns()
+    for name in ("manifest.json", "results.csv", "table.md", "table.tex", "table.csv", "claims.md", "report.md"):
+        assert (tiny_run / name).is_file() and name in doc
+    for folder in (tiny_run / "trials").iterdir():
+        status = json.loads((folder / "status.json").read_text())
+        assert status["status"] == "finished" and set(status) == {
+            "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "attempt_id"}
+        stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
+        expected = {"status.json", "rows.json", "metrics.csv"} | {f"checkpoint-final-{s}.pt" for s in stages}
+        expected |= {f"samples/{s}.npz" for s in set(results.loc[results["trial_id"] == folder.name, "sampler"])}
+        assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == expected
+        assert set(torch.load(folder / f"checkpoint-final-{stages[0]}.pt", weights_only=True)) == {
+            "model", "optimizer", "epoch", "history", "rng"}
+        assert list(pd.read_csv(folder / "metrics.csv").columns) == [
+            "stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s"]
+    for status in re.findall(r'"status": ([^}]+?), "error"', doc)[0].split("|"):
+        assert status.strip().strip('"') in ("finished", "failed", "interrupted")
+    assert set(results["metric"]) == {"fd_domain", "kd_domain", "precision", "recall", "density", "coverage"}
+    assert "fid" not in set(results["metric"])  # fd_domain is never stored as fid
+
+
+@pytest.mark.slow
+def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run, capsys):
+    args = types.SimpleNamespace(run_dir=str(tiny_run), fid_backbone=None, fid_weights=None,
+                                 metrics=["fid", "kid", "pr"], fid_samples=None, fid_cache=None, data_root=None,
+                                 verify=True)
+    job = plan(args)
+    for spec, folder in job["trials"]:
+        stored = {(r["sampler"], r["output"], r["metric"]): r["value"]
+                  for r in json.loads((folder / "rows.json").read_text())}
+        rows = rescore_trial(spec, folder, job["settings"]["synthetic"], job["evaluation"],
+                             job["scorers"]["domain"])
+        again = {(r["sampler"], r["output"], r["metric"]): r["value"] for r in rows}
+        assert again.keys() == stored.keys()
+        for key, value in stored.items():
+            assert again[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    before = (tiny_run / "results.csv").read_bytes()
+    assert rescore_main([str(tiny_run), "--verify"]) == 0
+    assert (tiny_run / "results.csv").read_bytes() == before
+    assert "MISMATCH" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_rescore_with_another_extractor_adds_rows_and_keeps_the_old(tiny_run, inception_weights, capsys):
+    before = pd.read_csv(tiny_run / "results.csv")
+    argv = [str(tiny_run), "--fid-backbone", "inception", "--fid-weights", str(inception_weights), "--metrics", "fid"]
+    assert rescore_main(argv) == 0
+    after = pd.read_csv(tiny_run / "results.csv")
+    pd.testing.assert_frame_equal(after.iloc[:0], before.iloc[:0])  # same columns
+    old = after[after["extractor"] != "inception-fid"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, before)
+    new = after[after["extractor"] == "inception-fid"]
+    # svae: 3 samplers x 4 outputs; two-stage: 4 samplers x 1 output; one fid figure each
+    assert len(new) == 12 + 4 and set(new["metric"]) == {"fid"} and (new["n_samples"] == 16).all()
+    assert np.isfinite(new["value"]).all()
+    assert (tiny_run / "table.md").read_text().startswith("# FID tables")  # the run now decides on FID
+    out = capsys.readouterr().out
+    assert "started synthetic-svae-s0" in out and "2/2 trials done" in out
+    # the same command again: everything is there, nothing is recomputed or written
+    assert rescore_main(argv) == 0
+    assert "skipped synthetic-svae-s0" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(tiny_run / "results.csv"), after)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["no run", "missing checkpoint", "missing weights", "unknown metric"])
+def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    argv = [str(run)]
+    if damage == "no run":
+        argv = [str(tmp_path / "nowhere")]
+    elif damage == "missing checkpoint":
+        next(run.glob("trials/*/checkpoint-final-*.pt")).unlink()
+    elif damage == "missing weights":
+        argv += ["--fid-backbone", "inception", "--fid-weights", str(tmp_path / "none.pth")]
+    else:
+        argv += ["--metrics", "is"]
+    before = _snapshot(run)
+    assert rescore_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert _snapshot(run) == before
