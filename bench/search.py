@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.models import MODELS, build_model
 from bench.presets import Settings
-from bench.trial import Evaluation, TrialSpec, _train, settings_json
+from bench.trial import Evaluation, TrialSpec, _train, make_scorer, settings_json
 from svae.data import SPECS, load_images
 from svae.errors import NonFiniteLossError
 from svae.io import atomic_write_json
@@ -48,18 +48,15 @@ def search_path(run_dir: Path, dataset: str, model: str) -> Path:
     return Path(run_dir) / "search" / f"{dataset}-{model}.json"
 
 
-def validation_distance(engine, dataset: str, generated, validation) -> float:
+def validation_distance(scorer, dataset: str, generated, validation) -> float:
     """The sweep's distance between generated images and the validation images (not the reference split)."""
-    from bench.fid import frechet_distance, statistics
-    real_mu, real_sigma = statistics(engine.features(validation, dataset))
-    fake_mu, fake_sigma = statistics(engine.features(generated, dataset))
-    return frechet_distance(fake_mu, fake_sigma, real_mu, real_sigma)
+    from bench.metrics import reference_from_features
+    return scorer.distance(generated, reference_from_features(scorer.features(validation, dataset), dataset))
 
 
 def score_candidate(dataset: str, model: str, knob: str, value: float, settings: Settings,
                     evaluation: Evaluation) -> float:
     """Train one candidate for the short budget and return its validation distance (inf if it diverged)."""
-    from bench.fid import FIDEngine
     train = load_images(dataset, "train", evaluation.data_root, evaluation.download).images
     fit, validation = validation_split(train[:settings.train_subset] if settings.train_subset else train, settings)
     short = replace(settings, epochs=budget(settings), model=replace(settings.model, **{knob: value}))
@@ -73,9 +70,8 @@ def score_candidate(dataset: str, model: str, knob: str, value: float, settings:
             return math.inf
     z = sample_latents(net, SAMPLER, len(validation), train_images=fit, test_images=validation,
                        gmm=replace(settings.gmm, fit_on="train"), seed=SEED)
-    engine = FIDEngine(backbone=settings.fid_backbone, weights_path=evaluation.fid_weights,
-                       cache_dir=evaluation.fid_cache, data_root=evaluation.data_root, download=evaluation.download)
-    return validation_distance(engine, dataset, decode(net, z)["x_hat"], validation)
+    scorer = make_scorer(settings.fid_backbone, evaluation)
+    return validation_distance(scorer, dataset, decode(net, z)["x_hat"], validation)
 
 
 def _trainable(config: dict) -> None:
