@@ -238,7 +238,7 @@ class FIDEngine:
     """FID (backbone "inception") or fd_domain (backbone "domain") of images against cached real statistics."""
 
     def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
-                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig()):
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):
         if backbone not in ("inception", "domain"):
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
@@ -246,7 +246,7 @@ class FIDEngine:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size, self.quantize, self.domain_config = batch_size, quantize, domain_config
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.data_root, self.download = data_root, download
+        self.data_root, self.download, self.system_copy = data_root, download, system_copy
         self._nets = {}  # dataset (or None for Inception) -> (network, weights hash)
         self._real = {}  # cache key -> RealStats, so a trial reads each file once
         if backbone == "inception":
@@ -288,7 +288,7 @@ class FIDEngine:
 
     def _load(self, dataset, split):
         from svae.data import load_images  # imported here: the loaders are only needed for real statistics
-        return load_images(dataset, split, root=self.data_root, download=self.download)
+        return load_images(dataset, split, root=self.data_root, download=self.download, system_copy=self.system_copy)
 
     def backbone_id(self, dataset) -> str:
         """The fid_backbone column of results.csv."""

@@ -51,6 +51,7 @@ class Evaluation:
     fid_cache: Optional[str] = None
     data_root: Optional[str] = None
     download: bool = False
+    system_copy: bool = False  # Debian's Fashion-MNIST may stand in: only when no --data-root was given
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
@@ -62,9 +63,11 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
         report({"done": True, "attempt_id": status["attempt_id"]}, folder)
         return json.loads((folder / "rows.json").read_text())
     started = time.time()
-    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
+    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download,
+                        evaluation.system_copy).images
     train = train[:settings.train_subset] if settings.train_subset else train
-    test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download).images
+    test = load_images(spec.dataset, REFERENCE_SPLIT, evaluation.data_root, evaluation.download,
+                       evaluation.system_copy).images
     fault = (fault or "").split(":")
     if fault[:2] == ["nan", spec.trial_id]:
         train = torch.full(train.shape, float("nan"))
@@ -123,7 +126,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
 
     engine = FIDEngine(backbone=settings.fid_backbone, weights_path=evaluation.fid_weights,
                        cache_dir=evaluation.fid_cache, data_root=evaluation.data_root,
-                       download=evaluation.download)
+                       download=evaluation.download, system_copy=evaluation.system_copy)
     n = settings.fid_samples
     real = engine.real_stats(spec.dataset, REFERENCE_SPLIT, n)
     rows = []
