@@ -40,13 +40,17 @@ class SweepPlan:
     fault: Optional[str] = None
 
 
-def trainable(config: dict) -> None:
-    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one."""
+def trainable(config: dict, storage: str, evaluation: Evaluation, fault: Optional[str]) -> None:
+    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one.
+
+    config holds what defines the trial; where things are (storage, data, caches) comes through
+    tune.with_parameters, given anew on every start, so a copied or moved run directory's trials
+    never reach back into the original's folders."""
     import torch
 
     torch.set_num_threads(max(1, int(config["cpus_per_trial"])))
     spec = TrialSpec(**config["trial"])
-    if is_marked_finished(config["storage"], spec.trial_id):
+    if is_marked_finished(storage, spec.trial_id):
         # Finished and collected before the driver died, after Ray's last snapshot of the sweep.
         tune.report({"done": True, "already_collected": True})
         return
@@ -60,7 +64,7 @@ def trainable(config: dict) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
 
     try:
-        run_trial(spec, settings, config["evaluation"], folder, report, fault=config.get("fault"))
+        run_trial(spec, settings, evaluation, folder, report, fault=fault)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -156,24 +160,21 @@ class Progress:
         self.line(f"{self.done}/{self.total} trials done, {elapsed:.0f} s elapsed, about {left:.0f} s left")
 
 
-# The driver's live state per run directory. Ray pickles callbacks into the sweep's state and
-# restores them on --resume; the callback keeps only a key, so a restored one still reports to
-# this driver's objects, not to stale copies.
-ACTIVE_SWEEPS = {}
+# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state and
+# restores them on --resume, perhaps from a copied or moved run directory; so the callback holds
+# nothing, and a restored one reports to this driver's plan and progress, not to stale copies.
+ACTIVE_SWEEP = {}
 
 
 class SweepCallback(tune.Callback):
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-
     def on_trial_start(self, iteration, trials, trial, **info):
-        ACTIVE_SWEEPS[self.run_dir][1].line(f"started {_trial_id(trial)}")
+        ACTIVE_SWEEP["progress"].line(f"started {_trial_id(trial)}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        ACTIVE_SWEEPS[self.run_dir][1].line(f"retrying {_trial_id(trial)} from its last checkpoint")
+        ACTIVE_SWEEP["progress"].line(f"retrying {_trial_id(trial)} from its last checkpoint")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         trial_id = _trial_id(trial)
         if trial.last_result.get("already_collected"):
             return
@@ -183,7 +184,7 @@ class SweepCallback(tune.Callback):
         write_results(plan.run_dir, plan.grid)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.line(f"FAILED {_trial_id(trial)}: {error}")
@@ -206,28 +207,28 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     """Run (or resume) the sweep on the Ray cluster that is already initialised; return the results."""
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
     progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo))
-    ACTIVE_SWEEPS[plan.run_dir] = (plan, progress)
+    ACTIVE_SWEEP.update(plan=plan, progress=progress)
     if not todo:
         progress.line("every trial has finished already")
         return write_results(plan.run_dir, plan.grid)
 
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-    function = tune.with_resources(trainable, resources)
+    function = tune.with_resources(tune.with_parameters(trainable, storage=plan.storage, evaluation=plan.evaluation,
+                                                        fault=plan.fault), resources)
     experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
     if plan.resume and tune.Tuner.can_restore(experiment):
         progress.line(f"resuming the sweep from {experiment}")
         tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
     else:
         space = {"trial": tune.grid_search([vars(s) for s in todo]), "settings": plan.settings,
-                 "evaluation": plan.evaluation, "cpus_per_trial": plan.cpus_per_trial, "fault": plan.fault,
-                 "storage": plan.storage}
+                 "cpus_per_trial": plan.cpus_per_trial}
         tuner = tune.Tuner(
             function, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent,
                                         trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
-                callbacks=[SweepCallback(plan.run_dir)],
+                callbacks=[SweepCallback()],
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
