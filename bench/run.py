@@ -14,6 +14,7 @@ run directory never trains into, or reads, the original's state.
 import argparse
 import getpass
 import json
+import math
 import os
 import platform
 import shlex
@@ -92,10 +93,10 @@ def check_args(args) -> dict:
         raise HarnessError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     if args.seeds < 1:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
-    if args.cpus_per_trial <= 0:
-        raise HarnessError(f"--cpus-per-trial must be positive (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise HarnessError(f"--gpus-per-trial cannot be negative (got {args.gpus_per_trial})")
+    if not 0 < args.cpus_per_trial < math.inf:
+        raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
+    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
+        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if args.fid_samples is not None and args.fid_samples < 2:

@@ -67,10 +67,12 @@ def validate_results(run_dir) -> None:
             continue
         try:
             rows = json.loads((folder / "rows.json").read_text())
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("not a list of rows")
         except (OSError, ValueError) as e:
             raise HarnessError(f"trial {trial_id} is finished but its record {folder / 'rows.json'} is "
-                               f"unreadable ({type(e).__name__}); restore it, or delete {folder} and resume "
-                               f"the sweep to rerun the trial") from None
+                               f"unreadable ({type(e).__name__}: {e}); restore it, or delete {folder} and "
+                               f"resume the sweep to rerun the trial") from None
         expected.update({(key, metric): value for key, metric, value in metric_rows(pd.DataFrame(rows))})
     if not file.exists() or file.stat().st_size == 0:
         if expected:
