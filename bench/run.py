@@ -332,8 +332,6 @@ def start_ray(args):
         # Ray's single-machine mode: the node's address is loopback, so every server binds to
         # 127.0.0.1 (read when Ray is imported, inherited by its processes).
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    else:
-        check_address(args.address)
     import ray
 
     try:
@@ -441,6 +439,8 @@ def main(argv=None) -> int:
 def run(args) -> int:
     config = check_args(args)
     confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds, args.yes or args.resume)
+    if args.address:
+        check_address(args.address)
     if args.out is None:
         args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
     run_dir = Path(args.out).resolve()
