@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2"]
+ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
+        "--max-concurrent", "1"]  # one trial at a time: a kill after the first leaves the second unfinished
 
 
 def start_sweep(run_dir: Path, *extra, env=None):
@@ -34,8 +35,9 @@ def finished(run_dir: Path) -> set:
 def kill_after_first_trial(run_dir: Path, *extra, env=None):
     driver = start_sweep(run_dir, *extra, env=env)
     deadline = time.time() + 1200
-    while not finished(run_dir) and time.time() < deadline:
+    while not finished(run_dir) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
+    assert driver.poll() is None, driver.communicate()[0][-3000:]  # ended on its own: say why
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     assert len(finished(run_dir)) == 1
