@@ -7,6 +7,7 @@ precision/recall need images (features), not statistics.
 import argparse
 import io
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,36 +26,68 @@ def _image_files(folder: Path) -> torch.Tensor:
     files = sorted(f for ext in IMAGE_EXTENSIONS for f in folder.glob(f"*.{ext}"))
     if not files:
         raise HarnessError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
-    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]  # as pytorch-fid reads them
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as image:
+                arrays.append(np.asarray(image.convert("RGB")))  # as pytorch-fid reads them
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+            raise HarnessError(f"{f} is not a readable image ({type(e).__name__}); remove it from {folder}") from None
     if len({a.shape for a in arrays}) > 1:
         raise HarnessError(f"the images in {folder} differ in size; resize them to one size first")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
 def read_input(arg: str):
-    """("images", N x C x H x W tensor) or ("statistics", (mu, sigma)) from a folder of images,
-    FILE.npz:NAME (an image array in an .npz of several), or an .npz holding either statistics
+    """("images", N x C x H x W tensor) or ("statistics", (mu, sigma)) from a folder of images, an .npy
+    image array, FILE.npz:NAME (an image array in an .npz of several), or an .npz holding either statistics
     (mu, sigma) or one image array (N x C x H x W or N x H x W x C)."""
     path, name = (arg.rsplit(".npz:", 1) if ".npz:" in arg else (arg, None))
     path = Path(path + ".npz" if name is not None else path)
     if path.is_dir():
         return "images", _image_files(path)
     try:
-        archive = np.load(path)
-    except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot read {path} ({type(e).__name__}); give a folder of images or an .npz") from None
-    with archive:
-        names = list(archive.keys())
-        if name is None and {"mu", "sigma"} <= set(names):
-            return "statistics", (archive["mu"], archive["sigma"])
-        if name is None and len(names) != 1:
-            raise HarnessError(f"{path} holds arrays {', '.join(names)}; pick one as {path}:NAME")
-        if (name or names[0]) not in names:
-            raise HarnessError(f"{path} has no array {name!r}; it holds {', '.join(names)}")
-        images = torch.from_numpy(archive[name or names[0]])
+        archive = np.load(path)  # never unpickles: object arrays are refused
+        if isinstance(archive, np.ndarray):  # a .npy file: one image array
+            images = _image_tensor(archive, path)
+        else:
+            with archive:
+                names = list(archive.keys())
+                if name is None and {"mu", "sigma"} <= set(names):
+                    return "statistics", (archive["mu"], archive["sigma"])
+                if name is None and len(names) != 1:
+                    raise HarnessError(f"{path} holds arrays {', '.join(names) or 'none'}; pick one as {path}:NAME")
+                if (name or names[0]) not in names:
+                    raise HarnessError(f"{path} has no array {name!r}; it holds {', '.join(names)}")
+                images = _image_tensor(archive[name or names[0]], path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise HarnessError(f"cannot read {path} ({type(e).__name__}: {' '.join(str(e).split())[:120]}); give a "
+                           f"folder of images, an .npy or an .npz of numeric arrays") from None
     if images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
         images = images.permute(0, 3, 1, 2)
     return "images", images
+
+
+def _image_tensor(array: np.ndarray, path: Path) -> torch.Tensor:
+    if array.dtype.kind not in "uif" or array.dtype.itemsize > 8:
+        raise HarnessError(f"{path} holds an array of {array.dtype}, not images; give uint8 or float images")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def check_device(name):
+    """A torch device that exists here, or a HarnessError naming the ones that do."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise HarnessError(f"--device {name} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise HarnessError(f"--device {name} is not available here ({torch.cuda.device_count()} CUDA devices); "
+                           f"use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise HarnessError(f"--device {name} is not supported; use cpu, cuda or cuda:N")
+    return name
 
 
 def main(argv=None):
@@ -70,10 +103,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         metrics = check_metrics(args.metrics)
+        if args.batch_size < 1:
+            raise HarnessError(f"--batch-size must be at least 1 (got {args.batch_size})")
+        device = check_device(args.device)
         inputs = [read_input(args.path[0])] + ([] if args.save_stats else [read_input(args.path[1])])
         scorer = None
         if any(kind == "images" for kind, _ in inputs):  # only images need the network and its weights
-            scorer = Scorer(weights_path=args.weights, device=args.device, batch_size=args.batch_size,
+            scorer = Scorer(weights_path=args.weights, device=device, batch_size=args.batch_size,
                             quantize=not args.no_quantize)
         feats = [scorer.features(value) if kind == "images" else None for kind, value in inputs]
         stats = [statistics(f) if f is not None else value for f, (kind, value) in zip(feats, inputs)]

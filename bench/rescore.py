@@ -26,6 +26,7 @@ from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer
 from svae.samplers import orient_components
 from svae.errors import HarnessError
 from svae.io import atomic_write_json
+from svae.lock import run_lock
 
 # what regenerates the samples: must match the run's recorded settings for the figures to be the run's
 SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
@@ -157,9 +158,14 @@ def _expected_metrics(scorer, dataset: str, metrics) -> set:
 
 
 def rescore(args) -> int:
+    job = plan(args)
+    with run_lock(job["run_dir"], "python -m bench.rescore"):  # one process at a time per run directory
+        return rescore_run(args, job)
+
+
+def rescore_run(args, job: dict) -> int:
     from bench.sweep import Progress, write_results
     import torch
-    job = plan(args)
     run_dir, config = job["run_dir"], job["config"]
     torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))  # as the trials ran: same float sums
     trials = job["trials"]

@@ -1,12 +1,20 @@
 """python -m bench.run: train and score every (dataset, model, seed) on Ray Tune, then render the reports.
 
 Everything that can be checked is checked before Ray starts: names, numbers, data files, the FID
-weights, the run directory. Bad input is one line on stderr and exit status 2; an incomplete
-sweep lists the missing trials, says how to resume, and exits 1.
+weights, the run directory; then, once, the cluster's address and resources. Bad input is one line
+on stderr and exit status 2; an incomplete sweep lists the missing trials, says how to resume, and
+exits 1; Ctrl-C at any moment is one line (with the resume command once there is a sweep to
+resume) and exit status 130.
+
+A run directory is self-contained and held by one process at a time (svae/lock.py): storage inside
+it is recorded relative to it, storage outside it (--storage) by its full name, and the storage
+keeps an owner record (owner.json: run id and run directory) that --resume checks, so a copy of a
+run directory never trains into, or reads, the original's state.
 """
 import argparse
 import getpass
 import json
+import math
 import os
 import platform
 import shlex
@@ -14,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
@@ -23,8 +32,9 @@ from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import FAULT_ENV, Evaluation, TrialSpec, settings_json
-from svae.data import SPECS, default_data_root, load_images
+from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
+from svae.lock import run_lock
 from svae.io import atomic_write_json
 from svae.samplers import COMPONENT_RULE, SAMPLERS
 
@@ -34,6 +44,9 @@ DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbon
             "overrides", "reference_split", "amp")
 # what manifests written before these keys meant
 ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test", "amp": False}
+GRID_CONFIRM = 1000  # a grid of more trials is likely a typo (--seeds 500): ask before starting it
+ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
+OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run directory it belongs to
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
@@ -50,7 +63,7 @@ def parse_args(argv):
                    help="address of an existing Ray cluster (RAY_ADDRESS is honoured); none: a local cluster")
     p.add_argument("--storage", default=None,
                    help="shared storage for trial checkpoints: a path mounted on every node, or s3://... "
-                        "(default: <out>/ray, for a local cluster only)")
+                        "(default: <out>/ray, for a local cluster only; on --resume: the sweep's own)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (also its torch threads)")
     p.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
@@ -65,9 +78,13 @@ def parse_args(argv):
                    help="path to pt_inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
     p.add_argument("--amp", action="store_true",
                    help="train in bfloat16 autocast on GPUs (the preset's amp setting; no effect on CPUs)")
-    p.add_argument("--data-root", default=str(default_data_root()), help="folder holding the datasets")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding the datasets; only it is read (default: $SVAE_BENCH_DATA or ./data, "
+                        f"and for fashion-mnist also Debian's {DEBIAN_FASHION_MNIST})")
     p.add_argument("--download", action="store_true", help="download missing datasets through torchvision")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    p.add_argument("--yes", action="store_true",
+                   help=f"start without asking: a grid of more than {GRID_CONFIRM} trials, or days on CPUs")
     p.add_argument("--gmm-fit-on", choices=["train", "test"], default=None,
                    help="fit the GMM sampler on training images (leak-free), or on the FID reference (test) "
                         "images as the SVAE authors did (default: the preset's, train)")
@@ -91,10 +108,10 @@ def check_args(args) -> dict:
     choose("preset", args.preset, PRESETS)
     if args.seeds < 1:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
-    if args.cpus_per_trial <= 0:
-        raise HarnessError(f"--cpus-per-trial must be positive (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise HarnessError(f"--gpus-per-trial cannot be negative (got {args.gpus_per_trial})")
+    if not 0 < args.cpus_per_trial < math.inf:
+        raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
+    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
+        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if args.fid_samples is not None and args.fid_samples < 2:
@@ -112,23 +129,59 @@ def check_args(args) -> dict:
     return {**config, "settings": {d: sweep_settings(config, d) for d in datasets}}
 
 
-def check_data(args, settings: dict) -> None:
-    """Every dataset readable and its reference split large enough, before any trial starts."""
+def check_data(args, settings: dict) -> dict:
+    """Every dataset readable and its reference split large enough, before any trial starts; return
+    the files read, per dataset and split (svae.data.provenance), for the manifest."""
+    files = {}
     for dataset, s in settings.items():
-        load_images(dataset, "train", args.data_root, args.download)
-        reference = len(load_images(dataset, args.reference_split, args.data_root, args.download).images)
-        if s.fid_samples > reference:
-            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {args.reference_split} split "
-                               f"({reference} images), the FID reference; pass --fid-samples {reference} or less")
+        train = load_images(dataset, "train", args.data_root, args.download)
+        test = load_images(dataset, args.reference_split, args.data_root, args.download)
+        if s.fid_samples > len(test.images):
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {args.reference_split} "
+                               f"split ({len(test.images)} images), the FID reference; pass --fid-samples "
+                               f"{len(test.images)} or less")
+        files[dataset] = {"train": provenance(train, args.data_root),
+                          args.reference_split: provenance(test, args.data_root)}
+    return files
 
 
-def check_run_dir(run_dir: Path, config: dict, resume: bool) -> None:
-    """A run directory holds one sweep: refuse another configuration, and refuse to overwrite."""
+def check_same_data(old: dict, now: dict) -> None:
+    """On --resume: the files read now must be those the sweep started with (paths relative to their root)."""
+    strip = lambda records: [(r["path"], r["size"], r["sha256"]) for r in records]  # noqa: E731
+    for dataset, splits in now.items():
+        for split, records in splits.items():
+            before = old.get(dataset, {}).get(split)
+            if before is not None and strip(before) != strip(records):
+                changed = sorted(set(strip(records)) ^ set(strip(before)))[0][0]
+                raise HarnessError(f"{dataset} {split} data differ from those this sweep started with "
+                                   f"(first: {changed}; see manifest.json data); point --data-root at the "
+                                   f"original files, or start a new sweep in another --out")
+
+
+def confirm_grid(n: int, yes: bool) -> None:
+    """A grid over GRID_CONFIRM trials starts only when the user says so: --yes, or y at the prompt."""
+    if n <= GRID_CONFIRM or yes:
+        return
+    question = f"the grid has {n} trials (datasets x models x seeds), more than {GRID_CONFIRM}"
+    if not sys.stdin or not sys.stdin.isatty():
+        raise HarnessError(f"{question}; check --seeds, --datasets and --models, or pass --yes to start it")
+    try:
+        answer = input(f"{question}; start them all? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise HarnessError(f"not started: {question}; check --seeds, --datasets and --models, or pass --yes")
+
+
+def check_run_dir(run_dir: Path, config: dict, resume: bool):
+    """A run directory holds one sweep: refuse another configuration, and refuse to overwrite.
+    Return the manifest of the sweep to resume (None for a new sweep)."""
     manifest = run_dir / "manifest.json"
     if manifest.exists():
         try:
-            old = json.loads(manifest.read_text())["config"]
-        except (OSError, ValueError, KeyError):
+            whole = json.loads(manifest.read_text())
+            old = whole["config"]
+        except (OSError, ValueError, KeyError, TypeError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
         changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k]]
         if changed:
@@ -137,8 +190,90 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool) -> None:
         if not resume:
             raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
                                f"or choose another --out")
-    elif resume:
+        return whole
+    if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
+    return None
+
+
+def storage_name(run_dir: Path, storage: str) -> str:
+    """How the manifest names the storage: relative to the run directory when inside it, else in full."""
+    if "://" in storage:
+        return storage
+    path = Path(storage).resolve()
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
+def storage_location(run_dir: Path, name: str) -> str:
+    """The storage a manifest's name stands for, from this run directory."""
+    return name if "://" in name or Path(name).is_absolute() else str(run_dir / name)
+
+
+def read_owner(storage: str):
+    """The storage's owner record, or None when it has none (new or empty storage)."""
+    import pyarrow.fs
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+        with fs.open_input_stream(f"{root.rstrip('/')}/{OWNER_FILE}") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pyarrow.ArrowException) as e:
+        raise HarnessError(f"cannot read {storage}/{OWNER_FILE} ({' '.join(str(e).split())}); check --storage "
+                           f"and its credentials") from None
+
+
+def write_owner(storage: str, run_id: str, run_dir: Path) -> None:
+    import pyarrow.fs
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(f"{root.rstrip('/')}/{OWNER_FILE}") as f:
+            f.write(json.dumps({"run_id": run_id, "run_dir": str(run_dir), "host": socket.gethostname()}).encode())
+    except (OSError, ValueError, pyarrow.ArrowException) as e:
+        raise HarnessError(f"cannot write to --storage {storage} ({' '.join(str(e).split())}); check the path "
+                           f"or bucket and its credentials") from None
+
+
+def choose_storage(given, run_dir: Path, old):
+    """The storage to use: --storage, else <run_dir>/ray for a new sweep, else the sweep's own; checked
+    to be empty (new sweep) or this sweep's (resume)."""
+    if old is None:
+        storage = given or str(run_dir / "ray")
+        owner = read_owner(storage)
+        if owner is not None:
+            raise HarnessError(f"--storage {storage} already holds the sweep of {owner.get('run_dir')}; pass "
+                               f"an empty location")
+        return storage
+    storage = given or storage_location(run_dir, old["config"]["storage"])
+    if old.get("run_id"):  # manifests written before run ids carry no owner record
+        inside = "://" not in storage and Path(storage).resolve().is_relative_to(run_dir)
+        check_owner(storage, old["run_id"], run_dir, inside=inside, explicit=given is not None)
+    return storage
+
+
+def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit: bool) -> None:
+    """On --resume: the storage must be this sweep's; storage outside the run directory must not
+    belong to another copy of it that still exists (both would train into one Ray state)."""
+    owner = read_owner(storage)
+    if owner is None:
+        if explicit:
+            return  # a new, empty storage named on purpose: unfinished trials start again from scratch
+        raise HarnessError(f"the sweep's storage {storage} holds no record of it ({OWNER_FILE}); mount or "
+                           f"restore it, or pass --storage with an empty location to rerun unfinished trials "
+                           f"from scratch")
+    if owner.get("run_id") != run_id:
+        raise HarnessError(f"--storage {storage} belongs to another sweep (run id {owner.get('run_id')}, "
+                           f"{owner.get('run_dir')}); pass this sweep's storage or an empty location")
+    original = Path(owner.get("run_dir", ""))
+    if not inside and original != run_dir and (original / "manifest.json").exists():
+        try:
+            same_sweep = json.loads((original / "manifest.json").read_text()).get("run_id") == run_id
+        except (OSError, ValueError):
+            same_sweep = False
+        if same_sweep:
+            raise HarnessError(f"{run_dir} is a copy of {original}, whose storage {storage} it names; resume "
+                               f"{original}, or resume the copy with --storage and an empty location")
 
 
 def check_writable(run_dir: Path) -> None:
@@ -178,6 +313,32 @@ def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
                            f"or s3://...")
 
 
+def check_address(address: str) -> None:
+    """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "
+                           f"address, as `ray status` prints it there")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as e:
+        raise HarnessError(f"nothing answers at --address {address} within {ADDRESS_TIMEOUT_S} s "
+                           f"({e.strerror or type(e).__name__}); check the address and that the cluster is up "
+                           f"(`ray status` on its head node)") from None
+
+
+def check_resources(cpus: float, gpus: float, nodes: list) -> None:
+    """A trial must fit on some node, or Ray would wait for it forever."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
+        return
+    largest = ", ".join(sorted({f"{r.get('CPU', 0):g} CPUs and {r.get('GPU', 0):g} GPUs" for r in alive})) or "none"
+    raise HarnessError(f"no node of the cluster has {cpus:g} CPUs and {gpus:g} GPUs for a trial (nodes: "
+                       f"{largest}); lower --cpus-per-trial or --gpus-per-trial, or add a larger node")
+
+
 def start_ray(args):
     import logging
     # A quiet console: the legacy reporter honours verbose=0, and Ray's warnings go to its log files.
@@ -190,29 +351,42 @@ def start_ray(args):
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
-    if args.address:
-        ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
-        node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
-        try:
+    try:
+        if args.address:
+            try:
+                ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+            except (ConnectionError, RuntimeError, TimeoutError) as e:
+                raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
+                                   f"({' '.join(str(e).split())[:200]}); check the address and the Ray versions") from None
+            node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
-        except HarnessError:
-            ray.shutdown()
-            raise
-    else:
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                 logging_level=logging.ERROR, log_to_driver=False)
-    gpus = args.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        else:
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False)
+        gpus = args.gpus_per_trial
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        check_resources(args.cpus_per_trial, gpus, ray.nodes())
+    except HarnessError:
+        ray.shutdown()
+        raise
     return gpus
 
 
-def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash) -> dict:
+def stop_ray() -> None:
+    """Shut down Ray if this process started or joined it: no Ray process outlives the command."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash, data: dict) -> dict:
     import torch
     settings = config["settings"]
     first = next(iter(settings.values()))
     return {
         "name": Path(args.out).name,
+        "run_id": uuid.uuid4().hex,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {**{k: config[k] for k in DEFINING}, "seeds_list": list(range(args.seeds)),
                    "settings": {d: settings_json(s) for d, s in settings.items()},
@@ -221,6 +395,9 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                    "max_concurrent": args.max_concurrent, "tracker": args.tracker,
                    "command": "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
         "grid": [{"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed} for s in grid],
+        # The files read, relative to their root: "data-root" (--data-root, or the default root when none
+        # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
+        "data": data,
         "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
                      "n_samples": first.fid_samples, "reference_split": args.reference_split,
@@ -271,52 +448,78 @@ def _git_commit():
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        config = check_args(args)
-        if args.out is None:
-            args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
-        run_dir = Path(args.out).resolve()
-        check_run_dir(run_dir, config, args.resume)
-        weights_hash = None
-        if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
-            check_data(args, config["settings"])
-            if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-                from bench.metrics import Scorer
-                # missing weights: fail now, not after hours of training
-                weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
-        grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
-                for seed in range(args.seeds)]
-        cost = print_plan(args, config, grid)
-        if args.dry_run:
-            return 0
-        check_writable(run_dir)  # created only once everything else is known to be good
-        storage = args.storage or str(run_dir / "ray")
-        if args.resume and not args.storage:
-            storage = json.loads((run_dir / "manifest.json").read_text())["config"]["storage"]
-        gpus = start_ray(args)
+        return run(args)
     except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        run_dir = Path(args.out).resolve() if args.out else None
+        resumable = run_dir is not None and (run_dir / "manifest.json").exists()
+        print("interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started"),
+              file=sys.stderr)
+        return 130
+    finally:
+        stop_ray()
 
-    from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
-    if not args.resume:
-        atomic_write_json(run_dir / "manifest.json", manifest_for(args, config, grid, storage, gpus, weights_hash))
-    # Real statistics and fd_domain classifiers are shared through the storage; object storage cannot
-    # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
-    fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
-    evaluation = Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
-                            data_root=str(Path(args.data_root).resolve()), download=args.download,
-                            reference_split=args.reference_split)
-    from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
-    config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                      {"cpu": args.cpus_per_trial, "gpu": gpus},
-                                      enabled=next(iter(config["settings"].values())).search)
-    plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
-                     evaluation=evaluation,
-                     cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
-                     resume=args.resume, fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
-                     estimates=cost.trial_seconds(), concurrency=cost.concurrency)
-    run_sweep(plan)
-    return finish(run_dir, grid)
+
+def run(args) -> int:
+    config = check_args(args)
+    confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds, args.yes or args.resume)
+    if args.address:
+        check_address(args.address)
+    if args.out is None:
+        args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
+    run_dir = Path(args.out).resolve()
+    check_run_dir(run_dir, config, args.resume)
+    grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
+            for seed in range(args.seeds)]
+    data, weights_hash = {}, None
+    if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
+        data = check_data(args, config["settings"])
+        if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+            from bench.metrics import Scorer
+            # missing weights: fail now, not after hours of training
+            weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
+    cost = print_plan(args, config, grid)
+    if args.dry_run:
+        return 0
+    check_writable(run_dir)  # created only once everything else is known to be good
+    with run_lock(run_dir, "python -m bench.run"):
+        old = check_run_dir(run_dir, config, args.resume)  # again: another process may have written it meanwhile
+        if old is not None:
+            check_same_data(old.get("data", {}), data)
+        storage = choose_storage(args.storage, run_dir, old)
+        gpus = start_ray(args)
+        from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
+        if old is None:
+            manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
+        else:
+            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)}}
+        if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
+            write_owner(storage, manifest["run_id"], run_dir)
+        atomic_write_json(run_dir / "manifest.json", manifest)
+        # Real statistics and fd_domain classifiers are shared through the storage; object storage cannot
+        # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
+        fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
+        data_root = str(Path(args.data_root).resolve()) if args.data_root else None
+        evaluation = Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
+                                data_root=data_root or str(default_data_root().resolve()), download=args.download,
+                                reference_split=args.reference_split, system_copy=data_root is None)
+        from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
+        config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
+                                          {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                          enabled=next(iter(config["settings"].values())).search)
+        plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
+                         evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
+                         max_concurrent=args.max_concurrent, resume=args.resume, fault=os.environ.get(FAULT_ENV),
+                         tracker=args.tracker, estimates=cost.trial_seconds(), concurrency=cost.concurrency)
+        run_sweep(plan)
+        return finish(run_dir, grid)
+
+
+def resume_command() -> str:
+    return (f"python -m bench.run {' '.join(shlex.quote(a) for a in sys.argv[1:] if a != '--resume')} "
+            f"--resume")
 
 
 def print_plan(args, config: dict, grid: list):
@@ -326,7 +529,7 @@ def print_plan(args, config: dict, grid: list):
                      args.max_concurrent, remote=bool(args.address))
     print("\n".join(plan.lines()), flush=True)
     if plan.days_on_cpus and not args.dry_run:
-        confirm("This sweep would take days on CPUs only. Run it?", getattr(args, "yes", False))
+        confirm("This sweep would take days on CPUs only. Run it?", args.yes)
     return plan
 
 
@@ -348,8 +551,7 @@ def finish(run_dir: Path, grid: list) -> int:
     for trial_id, status in missing:
         print(f"  {trial_id}: {status['status']}{': ' + status['error'] if status.get('error') else ''}",
               file=sys.stderr)
-    print(f"to resume: python -m bench.run {' '.join(shlex.quote(a) for a in sys.argv[1:] if a != '--resume')} "
-          f"--resume", file=sys.stderr)
+    print(f"to resume: {resume_command()}", file=sys.stderr)
     return 1
 
 

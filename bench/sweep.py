@@ -47,17 +47,22 @@ class SweepPlan:
     concurrency: int = 1  # trials at once, as the plan expects
 
 
-def trainable(config: dict) -> None:
-    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one."""
+def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str]) -> None:
+    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one.
+
+    config names the trial; everything else comes through tune.with_parameters, given anew by the
+    driver on every start: where things are (storage, data, caches), so a copied or moved run
+    directory's trials never reach back into the original's folders, and the settings per dataset
+    (the driver has checked that they equal the manifest's), which Ray then never has to serialise
+    into its experiment state."""
     import torch
 
     torch.set_num_threads(max(1, int(config["cpus_per_trial"])))
     spec = TrialSpec(**config["trial"])
-    if is_marked_finished(config["storage"], spec.trial_id):
+    if is_marked_finished(storage, spec.trial_id):
         # Finished and collected before the driver died, after Ray's last snapshot of the sweep.
         tune.report({"done": True, "already_collected": True})
         return
-    settings = config["settings"][spec.dataset]
     folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -67,7 +72,7 @@ def trainable(config: dict) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
 
     try:
-        run_trial(spec, settings, config["evaluation"], folder, report, fault=config.get("fault"))
+        run_trial(spec, settings[spec.dataset], evaluation, folder, report, fault=fault)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -200,28 +205,25 @@ class Progress:
         return left / self.concurrency
 
 
-# The driver's live state per run directory. Ray pickles callbacks into the sweep's state and
-# restores them on --resume; the callback keeps only a key, so a restored one still reports to
-# this driver's objects, not to stale copies.
-ACTIVE_SWEEPS = {}
+# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state and
+# restores them on --resume, perhaps from a copied or moved run directory; so the callback holds
+# nothing, and a restored one reports to this driver's plan and progress, not to stale copies.
+ACTIVE_SWEEP = {}
 
 
 class SweepCallback(tune.Callback):
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-
     def on_trial_start(self, iteration, trials, trial, **info):
-        ACTIVE_SWEEPS[self.run_dir][1].trial_started(_trial_id(trial))
+        ACTIVE_SWEEP["progress"].trial_started(_trial_id(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "stage_epochs" in result:  # an epoch's metrics (the final result carries the scores)
-            ACTIVE_SWEEPS[self.run_dir][1].epoch(_trial_id(trial), result)
+            ACTIVE_SWEEP["progress"].epoch(_trial_id(trial), result)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        ACTIVE_SWEEPS[self.run_dir][1].line(f"retrying {_trial_id(trial)} from its last checkpoint")
+        ACTIVE_SWEEP["progress"].line(f"retrying {_trial_id(trial)} from its last checkpoint")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         trial_id = _trial_id(trial)
         if trial.last_result.get("already_collected"):
             return
@@ -231,7 +233,7 @@ class SweepCallback(tune.Callback):
         write_results(plan.run_dir, plan.grid)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.failed(_trial_id(trial), error)
@@ -255,21 +257,20 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
     progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo), [s.trial_id for s in todo],
                         plan.estimates, plan.concurrency)
-    ACTIVE_SWEEPS[plan.run_dir] = (plan, progress)
+    ACTIVE_SWEEP.update(plan=plan, progress=progress)
     if not todo:
         progress.line("every trial has finished already")
         return write_results(plan.run_dir, plan.grid)
 
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-    function = tune.with_resources(trainable, resources)
+    function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
+                                                        evaluation=plan.evaluation, fault=plan.fault), resources)
     experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
     if plan.resume and tune.Tuner.can_restore(experiment):
         progress.line(f"resuming the sweep from {experiment}")
         tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
     else:
-        space = {"trial": tune.grid_search([vars(s) for s in todo]), "settings": plan.settings,
-                 "evaluation": plan.evaluation, "cpus_per_trial": plan.cpus_per_trial, "fault": plan.fault,
-                 "storage": plan.storage}
+        space = {"trial": tune.grid_search([vars(s) for s in todo]), "cpus_per_trial": plan.cpus_per_trial}
         tuner = tune.Tuner(
             function, param_space=space,
             # reuse_actors: a worker process (its start, its imports of torch and the harness) serves
@@ -278,8 +279,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                                         trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
-                callbacks=[SweepCallback(plan.run_dir), *tracker_callbacks(plan.tracker, plan.run_dir,
-                                                                           plan.run_dir.name)],
+                callbacks=[SweepCallback(), *tracker_callbacks(plan.tracker, plan.run_dir, plan.run_dir.name)],
                 failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
                 # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))

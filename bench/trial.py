@@ -52,6 +52,7 @@ class Evaluation:
     data_root: Optional[str] = None
     download: bool = False
     reference_split: str = REFERENCE_SPLIT  # FID's real images, and the recon sampler's inputs
+    system_copy: bool = False  # Debian's Fashion-MNIST may stand in: only when no --data-root was given
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
@@ -140,16 +141,18 @@ def _write_metrics(folder: Path, history: list) -> None:
 
 def load_data(spec: TrialSpec, settings: Settings, evaluation: Evaluation) -> tuple:
     """(training images, reference-split images) of a trial, as it trains and samples on them."""
-    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download).images
+    train = load_images(spec.dataset, "train", evaluation.data_root, evaluation.download,
+                        evaluation.system_copy).images
     train = train[:settings.train_subset] if settings.train_subset else train
-    test = load_images(spec.dataset, evaluation.reference_split, evaluation.data_root, evaluation.download).images
+    test = load_images(spec.dataset, evaluation.reference_split, evaluation.data_root, evaluation.download,
+                       evaluation.system_copy).images
     return train, test
 
 
 def make_scorer(backbone: str, evaluation: Evaluation, weights=None):
     from bench.metrics import Scorer  # the Inception network is only needed once training is done
     return Scorer(backbone=backbone, weights_path=weights or evaluation.fid_weights, cache_dir=evaluation.fid_cache,
-                  data_root=evaluation.data_root, download=evaluation.download)
+                  data_root=evaluation.data_root, download=evaluation.download, system_copy=evaluation.system_copy)
 
 
 def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:

@@ -1,7 +1,13 @@
-"""python -m reports RUN_DIR: re-render a run directory's reports without retraining."""
+"""python -m reports RUN_DIR: re-render a run directory's reports without retraining.
+
+Holds the run directory's lock (svae/lock.py) while it writes, so it never renders a sweep that is
+still running; damaged results are refused (reports/validate.py) and the reports there stay as they were.
+"""
 import argparse
 import sys
+from pathlib import Path
 
+from svae.lock import run_lock
 from svae.errors import HarnessError
 
 from reports import render
@@ -14,11 +20,18 @@ def main(argv=None) -> int:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m bench.run")
     args = parser.parse_args(argv)
     try:
-        render(args.run_dir)
+        if not Path(args.run_dir).is_dir():
+            render(args.run_dir)  # names the problem: no such run directory
+        with run_lock(args.run_dir, "python -m reports"):
+            render(args.run_dir)
     except HarnessError as e:
         # One line whatever the message holds (a CSV parser's message may end in a newline).
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; every report file is whole but some may be old: run python -m reports "
+              f"{args.run_dir} again", file=sys.stderr)
+        return 130
     print(f"wrote the reports into {args.run_dir} (open report.md first)")
     return 0
 

@@ -13,10 +13,15 @@ from reports.figures import render_figures
 from reports.rundir import Run, load_run
 from reports.tables import (MISSING, build_tables, fd_domain_warning, markdown_table, to_csv, to_latex,
                             to_markdown)
+from reports.validate import validate_results
 
 
 def render(run_dir: str | Path) -> None:
-    """Write table.md, table.tex, table.csv, claims.md, figures/ and report.md into run_dir."""
+    """Write table.md, table.tex, table.csv, claims.md, figures/ and report.md into run_dir.
+
+    Damaged results (results.csv disagreeing with the trials' records) are refused before any
+    file is written, so the reports already there stay as they were."""
+    validate_results(run_dir)
     run = load_run(run_dir)
     tables = build_tables(run)
     claims, verdicts = check_claims(run)

@@ -4,8 +4,14 @@ Files are read by small strict readers (IDX, CIFAR-10 pickle batches, a CelebA i
 check sizes and formats, so a truncated or corrupt file is an error that says what to do, not a
 crash deep in training. Downloading goes through torchvision, which puts the files exactly where
 these readers look.
+
+Where the files come from: a root given by the user (--data-root) is the only place looked at. Only
+when no root is given (root=None: $SVAE_BENCH_DATA or ./data) may Fashion-MNIST come from Debian's
+package (/usr/share/datasets/fashion-mnist). Every loaded split names the files it read, and
+`provenance` turns them into records (path relative to its root, size, sha256) for the manifest.
 """
 import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -32,7 +38,9 @@ class DatasetSpec:
     channels: int
     size: int  # images are size x size at the model's resolution
     splits: tuple
-    load: Callable  # (split, root: Path, download: bool) -> ImageData
+    # (split, root: Path, download: bool, system_copy: bool) -> ImageData; system_copy: whether a copy
+    # the system installed (Debian's Fashion-MNIST, the only one) may stand in for a missing root
+    load: Callable
     # The paper's defaults: latent size and KL weight (the authors' code), training epochs
     latent_dim: int
     beta: float
@@ -46,6 +54,7 @@ class DatasetSpec:
 class ImageData:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64: N class labels, or N x 40 attributes in {0, 1} for CelebA
+    files: tuple = ()  # the files read (absolute paths); none for synthetic data
 
 
 def default_data_root() -> Path:
@@ -56,13 +65,35 @@ def check_dataset(name: str) -> DatasetSpec:
     return choose("dataset", name, SPECS)
 
 
-def load_images(name: str, split: str, root=None, download: bool = False) -> ImageData:
-    """The images of one split at the model resolution, with their labels."""
+def load_images(name: str, split: str, root=None, download: bool = False, system_copy=None) -> ImageData:
+    """The images of one split at the model resolution, with their labels and the files read.
+
+    system_copy: whether a copy installed by the system (Debian's Fashion-MNIST) may be used when
+    root lacks the dataset; by default only when no root is given.
+    """
     spec = check_dataset(name)
     if split not in spec.splits:
         raise HarnessError(f"dataset {name!r} has no split {split!r}; choose from {', '.join(spec.splits)}")
+    system_copy = root is None if system_copy is None else system_copy
     root = Path(root) if root is not None else default_data_root()
-    return spec.load(split, root, download)
+    return spec.load(split, root, download, system_copy)
+
+
+def provenance(data: ImageData, root=None) -> list:
+    """The files a split was read from: which root ("data-root" or "system"), the path relative to
+    it, the size in bytes and the sha256; sorted by path."""
+    roots = {"data-root": Path(root if root is not None else default_data_root()).absolute(),
+             "system": DEBIAN_FASHION_MNIST}
+    records = []
+    for file in map(Path, data.files):  # every loader looks only under these roots
+        kind, base = next((k, r) for k, r in roots.items() if file.absolute().is_relative_to(r))
+        digest = hashlib.sha256()
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        records.append({"root": kind, "path": str(file.absolute().relative_to(base)),
+                        "size": file.stat().st_size, "sha256": digest.hexdigest()})
+    return sorted(records, key=lambda r: r["path"])
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:
@@ -109,14 +140,14 @@ def _find_idx(folders, stem: str, how_to_get: str) -> Path:
 
 def _idx_split(split, folders, how_to_get) -> ImageData:
     image_stem, label_stem = _IDX_FILES[split]
-    images = read_idx(_find_idx(folders, image_stem, how_to_get))
-    labels = read_idx(_find_idx(folders, label_stem, how_to_get))
+    image_file, label_file = _find_idx(folders, image_stem, how_to_get), _find_idx(folders, label_stem, how_to_get)
+    images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
         raise HarnessError(f"IDX files for {split} have shapes {images.shape} and {labels.shape}, "
                            f"expected N x 28 x 28 and N; {how_to_get}")
     padded = np.zeros((len(images), 1, 32, 32), np.uint8)
     padded[:, 0, 2:30, 2:30] = images  # the paper zero-pads 28x28 to 32x32
-    return ImageData(torch.from_numpy(padded), torch.from_numpy(labels.astype(np.int64)))
+    return ImageData(torch.from_numpy(padded), torch.from_numpy(labels.astype(np.int64)), (image_file, label_file))
 
 
 def _torchvision_download(cls, root: Path, **kwargs):
@@ -128,7 +159,7 @@ def _torchvision_download(cls, root: Path, **kwargs):
                            f"put the files there by hand") from None
 
 
-def _load_mnist(split, root, download):
+def _load_mnist(split, root, download, system_copy):
     if download:
         _torchvision_download("MNIST", root)
     folder = root / "MNIST" / "raw"
@@ -136,13 +167,16 @@ def _load_mnist(split, root, download):
                                       f"the MNIST site in {folder}")
 
 
-def _load_fashion_mnist(split, root, download):
+def _load_fashion_mnist(split, root, download, system_copy):
     if download:
         _torchvision_download("FashionMNIST", root)
     folder = root / "FashionMNIST" / "raw"
-    return _idx_split(split, [folder, DEBIAN_FASHION_MNIST],
-                      f"run with --download, put the IDX files in {folder}, "
-                      f"or apt-get install dataset-fashion-mnist")
+    if system_copy:
+        return _idx_split(split, [folder, DEBIAN_FASHION_MNIST],
+                          f"run with --download, put the IDX files in {folder}, "
+                          f"or apt-get install dataset-fashion-mnist")
+    return _idx_split(split, [folder], f"run with --download, put the IDX files in {folder}, or drop "
+                                       f"--data-root to use Debian's copy in {DEBIAN_FASHION_MNIST}")
 
 
 # ---------------------------------------------------------------- CIFAR-10 (pickle batches)
@@ -176,7 +210,7 @@ def _read_cifar_batch(path: Path):
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def _load_cifar10(split, root, download):
+def _load_cifar10(split, root, download, system_copy):
     if download:
         _torchvision_download("CIFAR10", root)
     folder = root / "cifar-10-batches-py"
@@ -188,7 +222,7 @@ def _load_cifar10(split, root, download):
     parts = [_read_cifar_batch(folder / n) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    return ImageData(torch.from_numpy(images), torch.from_numpy(labels))
+    return ImageData(torch.from_numpy(images), torch.from_numpy(labels), tuple(folder / n for n in names))
 
 
 # ---------------------------------------------------------------- CelebA (aligned JPEG folder)
@@ -244,7 +278,7 @@ def celeba_preprocess(image: np.ndarray) -> torch.Tensor:
     return small[0].round().clamp(0, 255).to(torch.uint8)
 
 
-def _load_celeba(split, root, download):
+def _load_celeba(split, root, download, system_copy):
     if download:
         _torchvision_download("CelebA", root, split="all")
     folder = root / "celeba"
@@ -255,7 +289,9 @@ def _load_celeba(split, root, download):
     if images is None:
         images = np.stack([_read_celeba_image(folder / "img_align_celeba" / n).numpy() for n in names])
         atomic_write_bytes(cache, _npy_bytes(images))
-    return ImageData(torch.from_numpy(images), _celeba_attributes(folder, names))
+    # The preprocessed array stands for the JPEGs it was made from: it is what every trial reads.
+    files = [folder / "list_eval_partition.txt", cache] + [f for f in [folder / "list_attr_celeba.txt"] if f.exists()]
+    return ImageData(torch.from_numpy(images), _celeba_attributes(folder, names), tuple(files))
 
 
 def _read_celeba_image(path: Path) -> torch.Tensor:
@@ -292,7 +328,7 @@ def _read_cached_array(path: Path, expected_len: int):
 SYNTHETIC_SIZES = {"train": 1000, "test": 500}
 
 
-def _load_synthetic(split, root, download):
+def _load_synthetic(split, root, download, system_copy):
     return make_synthetic(SYNTHETIC_SIZES[split], seed={"train": 0, "test": 1}[split])
 
 

@@ -105,6 +105,10 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
                                  f"{backbone_for(d)}:v1-q255:6726825d", "6726825d",
                                  3, 1.0, 0.01, 5.0, 0.01, 10, 60.0])
     finished = {trial_id(d, m, s) for d, m, s, *_ in rows}
+    records = {}  # each finished trial's own record of its rows (trials/<id>/rows.json)
+    for d, m, s, sampler, o, fid in rows:
+        records.setdefault(trial_id(d, m, s), []).append(
+            {"trial_id": trial_id(d, m, s), "sampler": sampler, "output": o, "fid": fid})
     rng = np.random.default_rng(0)
     for t in grid:
         folder = run / "trials" / t["trial_id"]
@@ -116,6 +120,7 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
             "train_seconds": 60.0, "eval_seconds": 10.0}))
         if ok:
             _write_metrics(folder, t["seed"])
+            (folder / "rows.json").write_text(json.dumps(records[t["trial_id"]]))
         if ok and t["dataset"] == "mnist":
             _write_samples(folder, t["model"], t["seed"], rng)
     return run

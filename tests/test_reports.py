@@ -330,6 +330,8 @@ def test_fd_domain_is_never_called_fid(tmp_path):
 def test_run_with_no_results_renders_all_missing(tmp_path):
     run = make_run(tmp_path)
     (run / "results.csv").unlink()
+    for status in run.glob("trials/*/status.json"):  # a run whose trials all failed has no results.csv
+        status.write_text(json.dumps({**json.loads(status.read_text()), "status": "failed"}))
     reports.render(run)
     gmm = markdown_tables((run / "table.md").read_text())[
         "GMM sampler (ex-post Gaussian mixture, the paper's)"]

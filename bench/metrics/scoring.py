@@ -142,14 +142,14 @@ class Scorer:
     references cached per dataset, split, n, data preprocessing and extractor id, and the metrics."""
 
     def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
-                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig()):
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):
         if backbone not in BACKBONES:
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
         self.device = pick_device(device)
         self.batch_size, self.quantize, self.domain_config = batch_size, quantize, domain_config
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.data_root, self.download = data_root, download
+        self.data_root, self.download, self.system_copy = data_root, download, system_copy
         self._extractors = {}  # dataset (None for Inception) -> Extractor
         self._references = {}  # cache key -> Reference, so a trial reads each file once
         if backbone == "inception":
@@ -184,7 +184,7 @@ class Scorer:
 
     def _load(self, dataset, split):
         from svae.data import load_images  # imported here: the loaders are only needed for references
-        return load_images(dataset, split, root=self.data_root, download=self.download)
+        return load_images(dataset, split, root=self.data_root, download=self.download, system_copy=self.system_copy)
 
     def features(self, images, dataset=None) -> np.ndarray:
         """N x D float64 features of images (uint8, or floats in [0, 1]); dataset names the classifier."""

@@ -1,0 +1,118 @@
+"""Refuse damaged results before anything is rendered from them.
+
+results.csv is a copy: each finished trial keeps its own record of its rows (trials/<id>/rows.json,
+next to status.json). `validate_results` checks the copy against those records (every finished
+trial's rows present, with the same values; no row twice; no row of a trial that did not finish)
+and every value against its metric's valid range. Any mismatch is a HarnessError, raised before a
+report file is touched.
+
+Two small tables drive it, so a new format or metric changes data, not code:
+- METRIC_RANGES: metric name -> closed interval of valid values;
+- metric_rows: reads (row key, metric, value) out of a results table (long format: one figure a row).
+"""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from svae.errors import HarnessError
+
+# A Frechet distance is >= 0 in exact arithmetic; float64 eigenvalues leave it a hair below zero
+# for identical sets. Anything further below is damage, not rounding. KID's unbiased estimate may be
+# negative; the manifold figures are shares (density, a mean count over k, may pass 1).
+ROUNDING = 1e-6
+UNBOUNDED = (-math.inf, math.inf)
+METRIC_RANGES = {"fid": (0.0, math.inf), "fd_domain": (0.0, math.inf), "kid": UNBOUNDED, "kd_domain": UNBOUNDED,
+                 "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
+# one figure of one trial: a re-score adds figures of other extractors or sample counts beside the first
+KEY_COLUMNS = ("trial_id", "sampler", "output", "extractor_id", "n_samples")
+
+
+def metric_rows(table: pd.DataFrame):
+    """(key, metric, value) of every figure in a results table; key = the KEY_COLUMNS values."""
+    for record in table.to_dict("records"):
+        yield tuple(str(record.get(c)) for c in KEY_COLUMNS), str(record.get("metric")), _number(record.get("value"))
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _where(key, metric) -> str:
+    return f"{metric} of {'/'.join(key)}"
+
+
+def validate_results(run_dir) -> None:
+    """HarnessError (one line, with the fix) unless results.csv agrees with the finished trials' records."""
+    run_dir = Path(run_dir)
+    file = run_dir / "results.csv"
+    fix = f"restore {file} from a copy, or rebuild it from the trials' records: rerun the sweep's " \
+          f"command (manifest.json config.command) with --resume"
+    try:
+        grid = json.loads((run_dir / "manifest.json").read_text())["grid"]
+        trial_ids = [t["trial_id"] for t in grid]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # load_run names what is wrong with the manifest
+    expected = {}
+    for trial_id in trial_ids:
+        folder = run_dir / "trials" / trial_id
+        try:
+            finished = json.loads((folder / "status.json").read_text()).get("status") == "finished"
+        except (OSError, ValueError, AttributeError):
+            continue  # no readable status: the trial has no results, and reports list it as missing
+        if not finished:
+            continue
+        try:
+            rows = json.loads((folder / "rows.json").read_text())
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("not a list of rows")
+        except (OSError, ValueError) as e:
+            raise HarnessError(f"trial {trial_id} is finished but its record {folder / 'rows.json'} is "
+                               f"unreadable ({type(e).__name__}: {e}); restore it, or delete {folder} and "
+                               f"resume the sweep to rerun the trial") from None
+        expected.update({(key, metric): value for key, metric, value in metric_rows(pd.DataFrame(rows))})
+    if not file.exists() or file.stat().st_size == 0:
+        if expected:
+            raise HarnessError(f"{file} is {'empty' if file.exists() else 'missing'} but "
+                               f"{len({k[0][0] for k in expected})} trials finished; {fix}")
+        return
+    try:
+        table = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{file} is not a readable CSV ({' '.join(str(e).split())}); {fix}") from None
+    missing_columns = [c for c in KEY_COLUMNS + ("metric", "value") if c not in table.columns]
+    if missing_columns:
+        raise HarnessError(f"{file} lacks columns {', '.join(missing_columns)}; "
+                           f"it must follow docs/run_directory.md")
+    finished_trials = {key[0] for key, _ in expected}
+    seen = {}
+    for line, (key, metric, value) in enumerate(metric_rows(table), start=2):
+        where = _where(key, metric)
+        if (key, metric) in seen:
+            raise HarnessError(f"{file} holds {where} twice (lines {seen[key, metric]} and {line}); {fix}")
+        seen[key, metric] = line
+        low, high = METRIC_RANGES.get(metric, UNBOUNDED)
+        if math.isfinite(value) and not low - ROUNDING <= value <= high + ROUNDING:
+            raise HarnessError(f"{file} line {line}: {where} is {value:g}, outside its range "
+                               f"[{low:g}, {high:g}]; {fix}")
+        if key[0] not in finished_trials:
+            raise HarnessError(f"{file} line {line} holds {where}, but trial {key[0]} has no finished record "
+                               f"in {run_dir / 'trials'}; {fix}")
+        record = expected.get((key, metric))
+        if record is None or not _same(value, record):
+            raise HarnessError(f"{file} line {line}: {where} is {value:g}, but the trial's record says "
+                               f"{'nothing' if record is None else f'{record:g}'}; {fix}")
+    lost = [k for k in expected if k not in seen]
+    if lost:
+        (key, metric), n = lost[0], len(lost)
+        raise HarnessError(f"{file} lacks {n} result{'s' if n > 1 else ''} of finished trials "
+                           f"(first: {_where(key, metric)}); {fix}")
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal as written by pandas (shortest repr round-trips), or both not a number."""
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)

@@ -1,0 +1,53 @@
+"""Ctrl-C at any phase ends with one line (a resume hint once there is a sweep to resume), and no
+process of the command, Ray's included, outlives it. Real Ray start-ups: marked slow."""
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "1"]
+
+
+def interrupt_when(run_dir, ready, timeout=900):
+    """Start the sweep, send SIGINT once ready() holds, return (exit status, stderr, descendants seen)."""
+    driver = subprocess.Popen([sys.executable, "-m", "bench.run", *ARGS, "--out", str(run_dir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent, seen = psutil.Process(driver.pid), {}
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline:
+        seen.update({p.pid: p for p in parent.children(recursive=True)})
+        time.sleep(0.05)
+    seen.update({p.pid: p for p in parent.children(recursive=True)})
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=300)
+    return driver.returncode, err, list(seen.values())
+
+
+def assert_all_gone(processes, grace=30):
+    deadline = time.time() + grace
+    alive = processes
+    while alive and time.time() < deadline:
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.5)
+    assert not alive, [" ".join(p.cmdline()[:3]) for p in alive]
+
+
+def test_ctrl_c_while_ray_starts(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err, processes = interrupt_when(run_dir, lambda: (run_dir / ".lock").exists())
+    assert code == 130 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("interrupted; nothing was started")
+    assert_all_gone(processes)
+
+
+def test_ctrl_c_mid_sweep_names_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    code, err, processes = interrupt_when(run_dir, lambda: list(run_dir.glob("ray/sweep/*/checkpoint_*")))
+    assert code == 1 and "Traceback" not in err, err
+    assert "to resume: python -m bench.run" in err and err.strip().endswith("--resume")
+    assert len(processes) > 2  # Ray's servers and the trial's worker were there
+    assert_all_gone(processes)

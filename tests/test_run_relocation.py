@@ -1,0 +1,84 @@
+"""A run directory is self-contained: a copy resumes on its own and leaves the original as it was.
+Also the data it was trained on: a resume on other files is refused. Real sweeps: marked slow."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
+        "--max-concurrent", "1"]  # one trial at a time: a kill after the first leaves the second unfinished
+
+
+def start_sweep(run_dir: Path, *extra, env=None):
+    return subprocess.Popen([sys.executable, "-m", "bench.run", *ARGS, "--out", str(run_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def sweep(run_dir: Path, *extra, env=None):
+    return subprocess.run([sys.executable, "-m", "bench.run", *ARGS, "--out", str(run_dir), *extra],
+                          capture_output=True, text=True, timeout=1200, env={**os.environ, **(env or {})})
+
+
+def finished(run_dir: Path) -> set:
+    return {p.parent.name for p in run_dir.glob("trials/*/status.json")
+            if json.loads(p.read_text())["status"] == "finished"}
+
+
+def kill_after_first_trial(run_dir: Path, *extra, env=None):
+    driver = start_sweep(run_dir, *extra, env=env)
+    deadline = time.time() + 1200
+    while not finished(run_dir) and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert driver.poll() is None, driver.communicate()[0][-3000:]  # ended on its own: say why
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert len(finished(run_dir)) == 1
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_path):
+    original = tmp_path / "original"
+    kill_after_first_trial(original)
+    manifest = json.loads((original / "manifest.json").read_text())
+    assert manifest["config"]["storage"] == "ray"  # inside the run directory: relative to it
+    used = {k: v for k, v in manifest["config"].items() if k != "command"}  # the command is a record, not used
+    assert str(original) not in json.dumps(used)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    before = snapshot(original)
+
+    out = sweep(copy, "--resume")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert finished(copy) == {"synthetic-vae-s0", "synthetic-vae-s1"}
+    assert len(pd.read_csv(copy / "results.csv")) == 2 * 3  # vae: gmm, prior, recon x x_hat
+    assert snapshot(original) == before  # not a byte of the original changed, nor a file added
+    assert json.loads((copy / "ray" / "owner.json").read_text())["run_dir"] == str(copy)
+
+
+@pytest.mark.slow
+def test_external_storage_of_a_copy_is_refused_and_a_fresh_one_accepted(tmp_path):
+    original, storage = tmp_path / "original", tmp_path / "shared"
+    kill_after_first_trial(original, "--storage", str(storage))
+    assert json.loads((original / "manifest.json").read_text())["config"]["storage"] == str(storage)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    before = snapshot(storage)
+    out = sweep(copy, "--resume")
+    assert out.returncode == 2 and f"is a copy of {original}" in out.stderr, out.stderr
+    assert snapshot(storage) == before
+    out = sweep(copy, "--resume", "--storage", str(tmp_path / "fresh"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert snapshot(storage) == before and len(finished(copy)) == 2
+    assert json.loads((copy / "manifest.json").read_text())["config"]["storage"] == str(tmp_path / "fresh")

@@ -1,0 +1,127 @@
+"""Reports refuse damaged results: each damage below exits 2 with one line, and leaves every
+report file as it was."""
+import csv
+import io
+import json
+
+import pytest
+
+import reports
+from reports.__main__ import main
+from reports.validate import METRIC_RANGES, ROUNDING, validate_results
+from svae.errors import HarnessError
+from tests.report_fixtures import make_run
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    run = make_run(tmp_path_factory.mktemp("validate"))
+    reports.render(run)
+    return run
+
+
+def copy_run(rendered, tmp_path):
+    import shutil
+    shutil.copytree(rendered, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def rows(run):
+    return list(csv.reader(io.StringIO((run / "results.csv").read_text())))
+
+
+def write_rows(run, table):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(table)
+    (run / "results.csv").write_text(buffer.getvalue())
+
+
+def truncated(run):  # a copy that stopped halfway: lost rows (the last ones, cifar10's)
+    text = (run / "results.csv").read_text()
+    (run / "results.csv").write_text(text[:len(text) // 2].rsplit("\n", 1)[0] + "\n")
+
+
+def duplicated(run):
+    table = rows(run)
+    write_rows(run, table + [table[3]])
+
+
+def negative(run):
+    table = rows(run)
+    table[5][table[0].index("fid")] = "-3.5"
+    write_rows(run, table)
+
+
+def changed_value(run):  # a value that differs from the trial's own record, within range
+    table = rows(run)
+    table[5][table[0].index("fid")] = "99.0"
+    write_rows(run, table)
+
+
+def empty(run):
+    (run / "results.csv").write_text("")
+
+
+def header_only(run):
+    (run / "results.csv").write_text((run / "results.csv").read_text().split("\n", 1)[0] + "\n")
+
+
+def missing(run):
+    (run / "results.csv").unlink()
+
+
+def foreign_row(run):  # a row of a trial that did not finish (mnist-vae-s4 failed)
+    table = rows(run)
+    row = list(table[-1])
+    row[0], row[3] = "mnist-vae-s4", "4"
+    write_rows(run, table + [row])
+
+
+def lost_record(run):
+    (run / "trials" / "mnist-svae-s0" / "rows.json").write_text("[{not json")
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (truncated, "lacks"), (duplicated, "twice"), (negative, "-3.5, outside its range [0, inf]"),
+    (changed_value, "but the trial's record says"), (empty, "is empty but"),
+    (header_only, "lacks 37 results"),  # 8 SVAE trials x 4 outputs + 4 VAE gmm + 1 VAE prior
+    (missing, "is missing but"), (foreign_row, "trial mnist-vae-s4 has no finished record"),
+    (lost_record, "record"),
+])
+def test_damaged_results_are_refused_and_reports_kept(rendered, tmp_path, capsys, damage, needle):
+    run = copy_run(rendered, tmp_path)
+    damage(run)
+    before = snapshot(run)  # the reports rendered from the intact results, and the damage
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    assert snapshot(run) == before and (run / "report.md").exists()
+
+
+def snapshot(run):
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def test_intact_results_pass_and_rounding_below_zero_is_accepted(rendered, tmp_path):
+    run = copy_run(rendered, tmp_path)
+    validate_results(run)
+    table = rows(run)
+    column = table[0].index("fid")
+    table[1][column] = repr(-ROUNDING / 2)  # a distance of identical sets, a hair below zero
+    write_rows(run, table)
+    record_file = run / "trials" / table[1][0] / "rows.json"
+    record = json.loads(record_file.read_text())
+    next(r for r in record if (r["sampler"], r["output"]) == (table[1][4], table[1][5]))["fid"] = -ROUNDING / 2
+    record_file.write_text(json.dumps(record))
+    validate_results(run)
+    table[1][column] = repr(-ROUNDING * 10)
+    write_rows(run, table)
+    with pytest.raises(HarnessError, match="outside its range"):
+        validate_results(run)
+
+
+def test_the_range_table_drives_the_check(rendered, tmp_path, monkeypatch):
+    run = copy_run(rendered, tmp_path)
+    monkeypatch.setitem(METRIC_RANGES, "fid", (0.0, 20.0))  # a metric bounded above, like precision in [0, 1]
+    with pytest.raises(HarnessError, match=r"fid of mnist-svae-s1/gmm/x_hat is 22, outside its range \[0, 20\]"):
+        validate_results(run)
