@@ -8,7 +8,7 @@ import torch
 
 from bench.domain import DomainConfig
 from bench.metrics import Scorer
-from fid_helpers import inception_weights, reference_in_child  # noqa: F401
+from tests.fid_helpers import inception_weights, reference_in_child  # noqa: F401
 from svae.data import load_images
 from svae.errors import HarnessError
 

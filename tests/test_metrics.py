@@ -9,7 +9,7 @@ from bench.metrics.kernel import kid
 from bench.metrics.manifold import precision_recall
 from bench.perf import random_images
 from bench.trial import output_features
-from fid_helpers import engine, inception_weights  # noqa: F401
+from tests.fid_helpers import engine, inception_weights  # noqa: F401
 from svae.samplers import mix_halves
 
 torch_fidelity_kid = pytest.importorskip("torch_fidelity.metric_kid")

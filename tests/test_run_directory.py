@@ -22,7 +22,7 @@ from bench.rescore import main as rescore_main
 from bench.rescore import plan, rescore_trial
 from bench.sweep import RESULT_COLUMNS, collect_trial, write_results
 from bench.trial import Evaluation, TrialSpec, run_trial
-from fid_helpers import inception_weights  # noqa: F401
+from tests.fid_helpers import inception_weights  # noqa: F401
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "run_directory.md"
 TINY = ["--preset", "tiny", "--datasets", "synthetic", "--models", "svae", "two-stage", "--seeds", "1"]

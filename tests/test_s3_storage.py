@@ -6,7 +6,7 @@ import os
 import pandas as pd
 import pytest
 
-from tests.test_run_directory import kill_after_first_trial, sweep
+from tests.test_run_relocation import kill_after_first_trial, sweep
 
 pytestmark = pytest.mark.slow
 moto_server = pytest.importorskip("moto.server")
