@@ -160,7 +160,10 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
         gpus_per_trial = 1.0 if torch.cuda.device_count() > 0 else 0.0
     device = "cuda" if gpus_per_trial and torch.cuda.is_available() else "cpu"
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cpus_per_trial)))  # as a trial runs
+    # as a trial runs, but never more threads than this machine has cores (--cpus-per-trial 4096 is
+    # refused once Ray knows its nodes; the probe must not spawn 4096 threads first)
+    probe_threads = max(1, min(int(cpus_per_trial), os.cpu_count() or 1))
+    torch.set_num_threads(probe_threads)
     try:
         cells = {}
         for dataset, s in settings.items():
@@ -169,7 +172,7 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
                 cells[dataset, model] = cell_cost(dataset, model, s, device, features)
     finally:
         torch.set_num_threads(threads)
-    notes = [f"probe: this machine, {PROBE_BATCHES} batches per stage, {max(1, int(cpus_per_trial))} torch "
+    notes = [f"probe: this machine, {PROBE_BATCHES} batches per stage, {probe_threads} torch "
              f"thread(s); not included: real-image statistics, the fd_domain classifier and GMM fits"]
     if remote:
         notes.append("the cluster's nodes and free resources are known only once Ray starts: the estimate "
