@@ -24,9 +24,8 @@ def check_tracker(name: str) -> None:
 
 
 def final_metrics(rows: list) -> dict:
-    """A trial's scores as flat metrics, "<sampler>/<output>/<fid or fd_domain>": one per results row."""
-    return {f"{r['sampler']}/{r['output']}/{'fid' if r['fid_backbone'].startswith('inception') else 'fd_domain'}":
-            r["fid"] for r in rows}
+    """A trial's scores as flat metrics, "<sampler>/<output>/<metric>" (e.g. gmm/x_hat/fid): one per row."""
+    return {f"{r['sampler']}/{r['output']}/{r['metric']}": r["value"] for r in rows}
 
 
 def mlflow_uri(run_dir: Path) -> str:

@@ -71,7 +71,7 @@ def test_plan_time_is_trial_time_over_concurrency_and_disk_counts_every_copy():
     plan = stub_plan(100.0)(grid, "smoke", settings, 1.0, None)
     plan.concurrency = 2
     assert plan.seconds == pytest.approx(200.0)  # 4 trials x 100 s, 2 at once
-    assert plan.disk_bytes == 4 * 1000 * 3  # run directory + the two checkpoints Ray keeps
+    assert plan.disk_bytes == 4 * 1000 * 2  # run directory + the one checkpoint Ray keeps (num_to_keep=1)
     plan.concurrency = 8  # more slots than trials: the longest trial
     assert plan.seconds == pytest.approx(100.0)
 
