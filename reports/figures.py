@@ -112,7 +112,9 @@ def fid_bars(run: Run, dataset: str):
     if not panels:
         return None
     figure = Figure(figsize=(4 * len(panels), 4), layout="constrained")
-    for ax, (sampler, rows) in zip(figure.subplots(1, len(panels), squeeze=False, sharey=True)[0], panels):
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    axes[0].set_ylabel(_better(run))
+    for ax, (sampler, rows) in zip(axes, panels):
         x = np.arange(len(rows))
         means = [np.mean(f) for _, f in rows]
         stds = [np.std(f, ddof=1) if len(f) > 1 else 0.0 for _, f in rows]
@@ -122,7 +124,6 @@ def fid_bars(run: Run, dataset: str):
             spread = np.linspace(-0.2, 0.2, len(fids)) if len(fids) > 1 else np.zeros(1)
             ax.plot(i + spread, fids, "o", color="black", markersize=3)
         ax.set_xticks(x, [label for label, _ in rows], rotation=45, ha="right")
-        ax.set_ylabel(_better(run))
         ax.set_title(sampler)
     figure.suptitle(f"{run.dataset_label(dataset)}: {run.metric} by sampler, model and output"
                     + ("" if run.is_fid else " (fd_domain, NOT FID)"))

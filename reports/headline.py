@@ -44,8 +44,7 @@ def headline(run: Run, dataset: str) -> list:
         for output in outputs:
             values = list(run.seed_fids(sampler, dataset, model, output).values())
             mean, std, n = summarize(values)
-            asked = sum(1 for t in run.grid if t["dataset"] == dataset and t["model"] == model)
-            if n or asked:
+            if n or run.trials(dataset, model):
                 entries.append(Entry(model, output, sampler, row_label(run, model, output), values,
                                      mean, std, n, run.asked(dataset, model), split))
     sign = -1 if run.higher_is_better(run.deciding_metric) else 1

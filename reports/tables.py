@@ -113,7 +113,7 @@ def caption(run: Run, sampler: str, metric: str) -> str:
     name = metric_label(metric) + ("" if metric == "fid" or not metric.startswith("fd_") else " (NOT FID)")
     return (f"{name} of each model and output with the {run.sampler_title(sampler)}, mean ± sample std over "
             f"seeds ({direction} is better, {arrow(run, metric)}); bold marks the best measured figure of "
-            f"each dataset. (n=k): only k of the seeds asked finished; {MISSING}: none finished.")
+            f"each dataset; (n=k): only k of the seeds asked finished; {MISSING}: none finished.")
 
 
 def protocol_note(run: Run, sampler: str, metric: str) -> str:

@@ -109,4 +109,4 @@ def test_no_machine_path_host_or_user_in_any_rendered_file(tmp_path):
     # The run directory's own path renders relative to it; any other path as a placeholder.
     assert "--out <run_dir> --data-root <path>" in report
     assert "cannot write <run_dir>/trials/x" in report
-    assert "| `config.storage` | `<path>` |" in report
+    assert "| `storage` | `<path>` |" in report and "| `hostname` |" not in report
