@@ -69,6 +69,7 @@ class Verdict:
     dataset: str
     claim: str
     verdict: str
+    why: str  # the reason, as claims.md states it
 
 
 # ---- split kind ------------------------------------------------------------------------------
@@ -146,12 +147,12 @@ def check_claims(run: Run) -> tuple:
         kinds = split_kinds(run, dataset)
         per_seed = decomposition(run, sampler, dataset)
         lines += [f"## {dataset}", ""]
-        for claim, (text, verdict) in (
+        for claim, (text, verdict, why) in (
                 ("decomposition helps", _claim_decomposition(per_seed, kinds, run.metric)),
                 ("SVAE beats baselines", _claim_baselines(run, sampler, dataset)),
                 ("semantic splits help", _claim_split_kind(per_seed, kinds))):
             lines += text + [""]
-            verdicts.append(Verdict(dataset, claim, verdict))
+            verdicts.append(Verdict(dataset, claim, verdict, why))
     return "\n".join(lines), verdicts
 
 
@@ -166,10 +167,10 @@ def _claim_decomposition(per_seed: dict, kinds: dict, metric: str) -> tuple:
     if not per_seed:
         lines.append("| no SVAE seed with x_hat, x1 and x2 scored |" + " |" * (4 + len(DIFFERENCES)))
     table, verdict, why = _both_hold(per_seed)
-    return lines + [""] + table + ["", _verdict_line(verdict, why)], verdict
+    return lines + [""] + table + ["", _verdict_line(verdict, why)], verdict, why
 
 
-def _both_hold(per_seed: dict) -> tuple:
+def _both_hold(per_seed: dict, seeds: str = "SVAE seed(s)") -> tuple:
     """Claim 1's rule: (summary table, verdict, reason) on x1 - x_hat and x2 - x_hat."""
     lines = ["| difference | seeds below 0 | mean | 95% t-interval | decides | verdict |",
              "|---|---:|---:|---:|---|---|"]
@@ -185,7 +186,7 @@ def _both_hold(per_seed: dict) -> tuple:
     x1, x2 = (verdicts[row] for row in DECIDING)
     n = len(per_seed)
     if n < MIN_SEEDS:
-        return lines, too_few(n), f"only {n} SVAE seed(s) with x_hat, x1 and x2 scored; {MIN_SEEDS} needed."
+        return lines, too_few(n), f"only {n} {seeds} with x_hat, x1 and x2 scored; {MIN_SEEDS} needed."
     if x1 == x2 == SUPPORTED:
         return lines, SUPPORTED, "both x1 and x2 beat x_hat: both intervals lie below 0."
     beaten = [row for row in DECIDING if verdicts[row] == CONTRADICTED]
@@ -209,7 +210,7 @@ def _claim_baselines(run: Run, sampler: str, dataset: str) -> tuple:
     if not svae or not baselines:
         why = "no SVAE seed finished" if not svae else "the run has no baseline"
         return lines + [f"Nothing to compare: {why}.", "",
-                        _verdict_line(too_few(0), f"{why}.")], too_few(0)
+                        _verdict_line(too_few(0), f"{why}.")], too_few(0), f"{why}."
     comparisons = []  # (baseline, output, their sampler, ours, theirs, difference, interval, p)
     for baseline in baselines:
         theirs_sampler = baseline_sampler(run, sampler, dataset, baseline)
@@ -232,14 +233,15 @@ def _claim_baselines(run: Run, sampler: str, dataset: str) -> tuple:
                      f"{_mean_n(theirs)} | {_signed(diff)} | {_ci(interval)} | "
                      f"{'n/a' if p is None else f'{p:.3g}'} | {verdict} |")
     verdict, why = _baselines_verdict({run.label(b): vs for b, vs in by_baseline.items()})
-    return lines + ["", _verdict_line(verdict, why)], verdict
+    return lines + ["", _verdict_line(verdict, why)], verdict, why
 
 
 def _baselines_verdict(by_baseline: dict) -> tuple:
-    every = [v for vs in by_baseline.values() for v in vs]
-    few = [v for v in every if v.startswith("too few")]
+    few = {b: next(v for v in vs if v.startswith("too few")) for b, vs in by_baseline.items()
+           if any(v.startswith("too few") for v in vs)}
     if few:
-        return few[0], "a comparison has fewer than the seeds needed on one side."
+        return next(iter(few.values())), "; ".join(f"against {b}: {v}" for b, v in few.items()) \
+            + f" on one side ({MIN_SEEDS} seeds a side needed)."
     winners = [b for b, vs in by_baseline.items() if all(v == CONTRADICTED for v in vs)]
     if winners:
         return CONTRADICTED, f"{', '.join(winners)} beat(s) every fixed SVAE output."
@@ -259,10 +261,10 @@ def _claim_split_kind(per_seed: dict, kinds: dict) -> tuple:
     if not kinds:
         lines.append("| no finished SVAE seed | | | |")
     semantic = {seed: f for seed, f in per_seed.items() if kinds.get(seed, ("unknown",))[0] == "semantic"}
-    table, verdict, why = _both_hold(semantic)
+    table, verdict, why = _both_hold(semantic, "semantic SVAE seed(s)")
     lines += ["", "Claim 1 on the semantic seeds only (the paper: in a semantic split x1 and x2 beat x_hat):",
               ""] + table
-    return lines + ["", _verdict_line(verdict, why)], verdict
+    return lines + ["", _verdict_line(verdict, why)], verdict, why
 
 
 # ---- formatting ------------------------------------------------------------------------------

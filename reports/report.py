@@ -1,19 +1,32 @@
 """report.md, the page a reader opens first, and `render`, which writes every file of the report.
 
-Every file goes through svae/io.py's atomic writes, and nothing rendered carries a timestamp or a
-path of the machine, so rendering a finished run again reproduces the same bytes.
+report.md opens with the answer (the headline table: each model at its own sampler, best first, and
+the claim verdicts with their reasons), then a glossary, links to every table and figure, what is
+missing, how to reproduce, and the provenance in an appendix of key/value tables.
+
+Every file goes through svae/io.py's atomic writes, and nothing rendered carries a timestamp, a host
+or user name, or a path of the machine (`private`), so rendering a finished run again reproduces the
+same bytes wherever the run directory lies.
 """
-import json
+import re
 from pathlib import Path
 
 from svae.io import atomic_write_bytes, atomic_write_text
 
-from reports.claims import CONFIDENCE, check_claims
+from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_claims, component_rule
 from reports.figures import render_figures
+from reports.headline import headline
 from reports.rundir import Run, load_run
-from reports.tables import (MISSING, build_tables, fd_domain_warning, markdown_table, to_csv, to_latex,
+from reports.tables import (MISSING, arrow, build_tables, fd_domain_warning, markdown_table, to_csv, to_latex,
                             to_markdown)
 from reports.validate import validate_results
+
+RUN_DIR = "<run_dir>"  # stands for the run directory wherever it lies
+ELSEWHERE = "<path>"  # an absolute path outside the run directory: a machine's, never rendered
+# An absolute path: "/" or "~/" or a drive letter, at the start of a line or word, or after "=", a quote,
+# a backtick or "(".
+ABSOLUTE_PATH = re.compile(r"""(?:^|(?<=[\s='"`(]))(?:~?/|[A-Za-z]:[\\/])[^\s'"`(),;|]+""", re.M)
+HOST_KEYS = ("cpus", "gpus", "platform")  # of the manifest's host: never its hostname or user
 
 
 def render(run_dir: str | Path) -> None:
@@ -26,11 +39,27 @@ def render(run_dir: str | Path) -> None:
     tables = build_tables(run)
     claims, verdicts = check_claims(run)
     figures = render_figures(run, lambda name, data: atomic_write_bytes(run.path / name, data))
-    atomic_write_text(run.path / "table.md", to_markdown(run, tables))
-    atomic_write_text(run.path / "table.tex", to_latex(run, tables))
-    atomic_write_text(run.path / "table.csv", to_csv(run, tables))
-    atomic_write_text(run.path / "claims.md", claims)
-    atomic_write_text(run.path / "report.md", report_markdown(run, tables, verdicts, figures))
+    for name, text in (("table.md", to_markdown(run, tables)), ("table.tex", to_latex(run, tables)),
+                       ("table.csv", to_csv(run, tables)), ("claims.md", claims),
+                       ("report.md", report_markdown(run, tables, verdicts, figures))):
+        atomic_write_text(run.path / name, private(run, text))
+
+
+def private(run: Run, text: str) -> str:
+    """text with every absolute path replaced: inside the run directory by <run_dir>/..., else <path>.
+
+    The run directory is recognised where it lies now and by its name (the manifest's) anywhere, so
+    a command recorded where the run was made still renders the same after the directory moved."""
+    text = text.replace(str(run.path.resolve()), RUN_DIR)
+    name = run.manifest.get("name", run.path.name)
+
+    def relative(match) -> str:
+        parts = re.split(r"[\\/]", match.group(0))
+        if name in parts:
+            rest = parts[len(parts) - parts[::-1].index(name):]
+            return "/".join([RUN_DIR, *rest]).rstrip("/")
+        return ELSEWHERE
+    return ABSOLUTE_PATH.sub(relative, text)
 
 
 def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> str:
@@ -38,29 +67,114 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines = [f"# Run report: {m.get('name', run.path.name)}", ""]
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
-    lines += ["## What was run", ""]
-    lines += [f"- {key}: {_value(m[key])}" for key in
-              ("created", "config", "protocol", "versions", "git_commit", "host") if key in m]
-    lines += ["", "Every known difference from the reference codes (the SVAE authors', Dai & Wipf's), with "
-              f"its reason and expected effect: `docs/fidelity.md` in svae-bench at commit "
-              f"{m.get('git_commit', 'unrecorded')}.", ""] + _search_section(m.get("search"))
-    lines += ["", "## Main table", ""] + markdown_table(tables[0], heading="###")
-    lines += ["", "All samplers' tables: [table.md](table.md), [table.tex](table.tex), "
-              "[table.csv](table.csv).", "", *_verdict_section(verdicts), "", "## Figures", ""]
+    lines += _headline_section(run, figures) + [""] + _verdict_section(run, verdicts) + [""]
+    lines += _glossary(run) + [""] + _search_section(m.get("search"))
+    lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
+              "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]
     lines += [f"- [{Path(f).stem}]({f}) ([pdf]({Path(f).with_suffix('.pdf')}))"
               f"\n\n  ![{Path(f).stem}]({f})" for f in figures] or ["No figure: nothing finished."]
     lines += ["", *_missing_section(run, tables), "", "## How to reproduce", ""]
     command = run.config.get("command")
-    lines += [f"Train and measure again:\n\n```\n{command}\n```" if command else
+    lines += [f"Train and measure again ({RUN_DIR} is this run directory):\n\n```\n{command}\n```" if command else
               "The manifest stores no command (config.command): run `python -m bench.run` with "
-              "the config above.",
+              "the config in the appendix.",
               "", "Re-render these reports from this run directory alone, without retraining:", "",
-              f"```\npython -m reports path/to/{run.path.name}\n```", ""]
-    return "\n".join(lines)
+              f"```\npython -m reports {RUN_DIR}\n```", "",
+              "Every known difference from the reference codes (the SVAE authors', Dai & Wipf's), with "
+              f"its reason and expected effect: `docs/fidelity.md` in svae-bench at commit "
+              f"{m.get('git_commit', 'unrecorded')}.", ""]
+    return "\n".join(lines + _appendix(run))
 
 
-def _value(value) -> str:
-    return value if isinstance(value, str) else f"`{json.dumps(value, ensure_ascii=False)}`"
+def _headline_section(run: Run, figures: list) -> list:
+    metric = f"{run.metric} {arrow(run, run.deciding_metric)}"
+    better = "higher" if run.higher_is_better(run.deciding_metric) else "lower"
+    lines = [f"## Headline: {metric}, each model at its own sampler", "",
+             f"Best first ({better} is better); mean ± sample std over seeds (n = finished seeds). "
+             f"\"vs best\" is the difference from the best mean. The split model's components are "
+             f"listed beside its x_hat; claims.md says whether the differences are significant.", "",
+             f"| dataset | rank | model | sampler | {metric} | vs best |", "|---|---:|---|---|---:|---:|"]
+    for dataset in run.datasets:
+        entries = headline(run, dataset)
+        best = entries[0].mean if entries and entries[0].n else None
+        for rank, e in enumerate(entries, 1):
+            value = f"**{e.text()}**" if e.n and e.mean == best else e.text()
+            versus = MISSING if not e.n else "best" if e.mean == best else f"{e.mean - best:+.2f}"
+            lines.append(f"| {run.dataset_label(dataset)} | {rank if e.n else MISSING} | {e.label} | "
+                         f"{e.sampler} | {value} | {versus} |")
+    if "figures/headline.png" in figures:
+        lines += ["", "![headline](figures/headline.png)"]
+    return lines
+
+
+def _verdict_section(run: Run, verdicts: list) -> list:
+    lines = ["## Claim verdicts", "", "| dataset | claim | verdict | why |", "|---|---|---|---|"]
+    lines += [f"| {run.dataset_label(v.dataset)} | {v.claim} | **{v.verdict}** | {v.why.replace('|', '/')} |" for v in verdicts]
+    return lines + ["", f"Figures, intervals and the rules that decided: [claims.md](claims.md). {CONFIDENCE}"]
+
+
+def _glossary(run: Run) -> list:
+    lines = ["## Glossary", "",
+             "- **x_hat**: a model's generated image. For the split model (SVAE) it is "
+             "x_hat = sigma * x1 + (1 - sigma) * x2, the image it is trained to reconstruct.",
+             f"- **x1, x2**: the split model's two decoded components. {component_rule(run)}",
+             "- **sigma**: the split model's per-pixel map in [0, 1] that weights x1 against x2. Its "
+             f"high-frequency share (the part of its spectral energy above {HIGH_FREQUENCY} cycles per "
+             f"pixel) names the split: syntactic at {SYNTACTIC_SHARE} or more, semantic below.",
+             "- **mix**: x1's images for the first half of the samples and x2's for the rest, scored as one set.",
+             "- **fd_domain**: the Frechet distance on the features of an offline classifier trained on "
+             "the dataset itself, used where the Inception weights are not available. It is NOT FID "
+             "and cannot be compared with published FIDs.",
+             "- **samplers** (how the latents of generated images are drawn):"]
+    for name, facts in run.registry("samplers").items():
+        description = facts.get("description")
+        lines.append(f"  - `{name}`: {facts.get('title', name)}" + (f"; {description}" if description else ""))
+    return lines
+
+
+def _appendix(run: Run) -> list:
+    m = run.manifest
+    sections = [("Run", {k: m[k] for k in ("name", "run_id", "created", "git_commit") if k in m}),
+                ("Config", run.config), ("Protocol", run.protocol), ("Versions", m.get("versions", {})),
+                ("Machine", {k: v for k, v in m.get("host", {}).items() if k in HOST_KEYS})]
+    lines = ["## Appendix: provenance", ""]
+    for title, facts in sections:
+        rows = _flatten(facts)
+        if rows:
+            lines += [f"### {title}", "", "| key | value |", "|---|---|"]
+            lines += [f"| `{key}` | {_cell(value)} |" for key, value in rows] + [""]
+    return lines + _data_files(m.get("data"))
+
+
+def _flatten(facts: dict, prefix: str = "") -> list:
+    """(dotted key, value) of nested dicts, in order; lists of plain values stay one value."""
+    rows = []
+    for key, value in facts.items():
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def _cell(value) -> str:
+    """A value as a code span: shown verbatim (no Markdown emphasis, no <...> eaten as HTML)."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value) or "none"
+    text = "none" if value is None or value == {} else str(value)
+    return "`" + text.replace("|", "/").replace("`", "'") + "`"
+
+
+def _data_files(data) -> list:
+    """The files the datasets were read from (svae.data.provenance), relative to their root."""
+    rows = [(dataset, split, r) for dataset, splits in (data or {}).items() if isinstance(splits, dict)
+            for split, records in splits.items() for r in records]
+    if not rows:
+        return []
+    lines = ["### Data files", "", "| dataset | split | root | path | bytes | sha256 |", "|---|---|---|---|---:|---|"]
+    lines += [f"| {d} | {split} | {r.get('root')} | `{r.get('path')}` | {r.get('size')} | `{r.get('sha256')}` |"
+              for d, split, r in rows]
+    return lines + [""]
 
 
 def _search_section(search) -> list:
@@ -85,17 +199,6 @@ def _search_section(search) -> list:
         lines.append(f"| {r['dataset']} | {r['model']} | {r['knob']} | {scores} ({r['metric']}, "
                      f"{r['epochs']} epochs) | {r['chosen']:g}{edge} |")
     return lines + [""]
-
-
-def _verdict_section(verdicts: list) -> list:
-    claims = list(dict.fromkeys(v.claim for v in verdicts))
-    by_key = {(v.dataset, v.claim): v.verdict for v in verdicts}
-    lines = ["## Claim verdicts", "", "| dataset | " + " | ".join(claims) + " |",
-             "|---|" + "---|" * len(claims)]
-    lines += [f"| {d} | " + " | ".join(by_key[d, c] for c in claims) + " |"
-              for d in dict.fromkeys(v.dataset for v in verdicts)]
-    return lines + ["", f"Figures, intervals and the rules that decided: [claims.md](claims.md). "
-                    f"{CONFIDENCE}"]
 
 
 def _missing_section(run: Run, tables: list) -> list:

@@ -85,6 +85,10 @@ class Run:
     def sampler_title(self, sampler: str) -> str:
         return self.registry("samplers").get(sampler, {}).get("title", sampler)
 
+    def dataset_label(self, dataset: str) -> str:
+        """A dataset's display name (Fashion-MNIST, CIFAR-10); else its name."""
+        return self.registry("datasets").get(dataset, {}).get("label", dataset)
+
     def outputs(self, model: str) -> list:
         """The outputs scored for a model: those its registry entry names, then any others found."""
         expected = self._model_facts(model).get("outputs", ["x_hat"])

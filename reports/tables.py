@@ -2,11 +2,14 @@
 output. The deciding metric's tables (FID, or fd_domain) come first; an arrow says which way is better.
 
 Each table is built once as data (`Table`) and then written three ways (Markdown, LaTeX, CSV), so
-the formats cannot disagree. Published figures come from reports/literature_fid.csv as "reported"
-rows kept apart from the measured ones: they never enter a mean or the best-cell marks.
+the formats cannot disagree. A caption says what the figures are in a sentence or two; the protocol
+follows in a footnote line. Published figures come from reports/literature_fid.csv as "reported"
+rows kept apart from the measured ones: they never enter a mean or the best-cell marks, and
+table.csv (for scripts: one numeric row per measured cell) leaves them out.
 """
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +20,6 @@ LITERATURE = Path(__file__).with_name("literature_fid.csv")
 OUR_INCEPTION = "tf-2015-12-05"  # pytorch-fid's port of the TF 2015-12-05 Inception = "inception-fid"
 
 MISSING = "—"
-BEST_CSV = " *"
 OTHER_INCEPTION, OTHER_N, UNSTATED = "†", "‡", "§"
 
 
@@ -44,7 +46,9 @@ class Table:
     heading: str  # the title, with the metric and its direction for any but the deciding metric
     caption: str
     datasets: list
+    dataset_labels: list  # display names, the column headings
     measured: list  # (label, [Cell per dataset])
+    keys: list  # (model, output) of each measured row
     reported: list  # (label, [str per dataset])
     footnotes: list
 
@@ -64,8 +68,8 @@ def build_tables(run: Run) -> list:
 
 
 def _build(run: Run, sampler: str, metric: str) -> Table:
-    measured = []
-    for model, output in run.rows(sampler):
+    measured, keys = [], run.rows(sampler)
+    for model, output in keys:
         cells = []
         for dataset in run.datasets:
             mean, std, n = summarize(run.seed_values(metric, sampler, dataset, model, output).values())
@@ -81,9 +85,11 @@ def _build(run: Run, sampler: str, metric: str) -> Table:
     reported, used, notes = _reported_rows(run, sampler) if metric == "fid" else ([], set(), [])
     title = run.sampler_title(sampler)
     heading = title if metric == run.deciding_metric else f"{metric_label(metric)} {arrow(run, metric)}: {title}"
-    footnotes = _footnotes(run, used) if metric == run.deciding_metric else []
-    return Table(sampler, metric, title, heading, caption(run, sampler, metric), run.datasets, measured, reported,
-                 footnotes + notes)
+    footnotes = [protocol_note(run, sampler, metric)]
+    footnotes += _footnotes(run, used) if metric == run.deciding_metric else []
+    return Table(sampler, metric, title, heading, caption(run, sampler, metric), run.datasets,
+                 [run.dataset_label(d) for d in run.datasets], measured, keys,
+                 reported, footnotes + notes)
 
 
 def _metric_text(run: Run, metric: str) -> str:
@@ -102,17 +108,22 @@ def _metric_text(run: Run, metric: str) -> str:
 
 
 def caption(run: Run, sampler: str, metric: str) -> str:
-    p = run.protocol
+    """One or two sentences: what the figures are and how to read them."""
     direction = "higher" if run.higher_is_better(metric) else "lower"
-    metric = f"{_metric_text(run, metric)}; {direction} is better ({arrow(run, metric)})"
+    name = metric_label(metric) + ("" if metric == "fid" or not metric.startswith("fd_") else " (NOT FID)")
+    return (f"{name} of each model and output with the {run.sampler_title(sampler)}, mean ± sample std over "
+            f"seeds ({direction} is better, {arrow(run, metric)}); bold marks the best measured figure of "
+            f"each dataset; (n=k): only k of the seeds asked finished; {MISSING}: none finished.")
+
+
+def protocol_note(run: Run, sampler: str, metric: str) -> str:
+    """The footnote line that says how the figures were measured."""
+    p = run.protocol
     settings = p.get("samplers", {}).get(sampler, {})
-    settings = f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
-    return (f"{run.sampler_title(sampler)}{settings}. {metric} of "
-            f"{p.get('n_samples', '?')} generated images against {p.get('reference_n', '?')} images "
-            f"of the {p.get('reference_split', '?')} split; quantize={p.get('quantize', '?')}, "
-            f"resize: {p.get('resize', '?')}. Mean ± sample std over seeds; (n=k): only k of the "
-            f"seeds asked finished; best measured figure of each column in bold; {MISSING}: no "
-            "finished seed." + (f" SVAE components: {p['components']}" if "components" in p else ""))
+    settings = f"; sampler settings: {', '.join(f'{k}={v}' for k, v in settings.items())}" if settings else ""
+    return (f"Protocol: {_metric_text(run, metric)}; {p.get('n_samples', '?')} generated images against "
+            f"{p.get('reference_n', '?')} images of the {p.get('reference_split', '?')} split; "
+            f"quantize={p.get('quantize', '?')}; resize: {p.get('resize', '?')}{settings}.")
 
 
 def _reported_rows(run: Run, sampler: str) -> tuple:
@@ -177,7 +188,7 @@ def fd_domain_warning() -> str:
 
 def markdown_table(table: Table, heading: str = "##") -> list:
     lines = [f"{heading} {table.heading}", "", table.caption, "",
-             "| Model | " + " | ".join(table.datasets) + " |",
+             "| Model | " + " | ".join(table.dataset_labels) + " |",
              "|---|" + "---:|" * len(table.datasets)]
     for label, cells in table.measured:
         texts = [f"**{c.text()}**" if c.best else c.text() for c in cells]
@@ -200,14 +211,20 @@ def tex(text: str) -> str:
     return "".join(_TEX.get(c, c) for c in str(text))
 
 
+def latex_label(run: Run, table: Table) -> str:
+    """tab:<run>:<sampler>-<metric>, letters, digits and hyphens only: unique across a paper's runs."""
+    name = "-".join((run.manifest.get("name", run.path.name), table.sampler, table.metric))
+    return "tab:" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def to_latex(run: Run, tables: list) -> str:
     lines = [r"% Generated by python -m reports; needs \usepackage{booktabs} in the preamble."]
     for table in tables:
         k = len(table.datasets) + 1
         lines += [r"\begin{table}[htbp]", r"\centering", r"\small",
-                  rf"\caption{{{tex(table.caption)}}}", rf"\label{{tab:{table.sampler}-{table.metric.replace('_', '-')}}}",
+                  rf"\caption{{{tex(table.caption)}}}", rf"\label{{{latex_label(run, table)}}}",
                   r"\begin{tabular}{l" + "r" * (k - 1) + "}", r"\toprule",
-                  "Model & " + " & ".join(tex(d) for d in table.datasets) + r" \\", r"\midrule"]
+                  "Model & " + " & ".join(tex(d) for d in table.dataset_labels) + r" \\", r"\midrule"]
         for label, cells in table.measured:
             texts = [rf"\textbf{{{tex(c.text())}}}" if c.best else tex(c.text()) for c in cells]
             lines.append(tex(label) + " & " + " & ".join(texts) + r" \\")
@@ -226,14 +243,20 @@ def to_latex(run: Run, tables: list) -> str:
 # ---- CSV -------------------------------------------------------------------------------------
 
 def to_csv(run: Run, tables: list) -> str:
-    """One row per table row: best cells end in " *", reported rows keep their footnote marks."""
+    """One row per measured cell, for scripts: names (not display labels) and plain numbers.
+
+    mean and std are empty where no seed finished (std also with one seed); best is 1 for the best
+    measured mean of its table's column (every tie), else 0."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["sampler", "metric", "kind", "row", *run.datasets])
+    writer.writerow(["dataset", "model", "output", "sampler", "metric", "mean", "std", "n", "asked", "best"])
     for table in tables:
-        for label, cells in table.measured:
-            writer.writerow([table.sampler, metric_label(table.metric), "measured", label,
-                             *(c.text() + BEST_CSV * c.best for c in cells)])
-        for label, cells in table.reported:
-            writer.writerow([table.sampler, "FID", "reported", label, *cells])
+        for (model, output), (_, cells) in zip(table.keys, table.measured):
+            for dataset, cell in zip(table.datasets, cells):
+                writer.writerow([dataset, model, output, table.sampler, table.metric, _number(cell.mean),
+                                 _number(cell.std), cell.n, cell.asked, int(cell.best)])
     return buffer.getvalue()
+
+
+def _number(x) -> str:
+    return "" if x is None else repr(float(x))

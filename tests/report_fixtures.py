@@ -30,6 +30,7 @@ VAE_PRIOR = {("mnist", 0): 30.0}
 PRECISION = {("svae", "x_hat"): 0.60, ("svae", "x1"): 0.70, ("svae", "x2"): 0.65, ("svae", "mix"): 0.50,
              ("vae", "x_hat"): 0.801}  # mnist, GMM; seed s adds 0.01 * s
 FAILED_ERROR = "RuntimeError: CUDA out of memory | tried to allocate 2 GiB"
+COMPONENTS = "x1 is the component that sigma weights more on average (the fixture's rule)."
 COMMAND = "python -m bench.run --preset paper --datasets mnist cifar10 --models svae vae"
 
 # The manifest's record of the registries, written by hand (bench.run.registry_facts writes real ones).
@@ -42,8 +43,9 @@ REGISTRY = {
                 "outputs": ["x_hat"], "literature": []},
                {"name": "rae", "label": "RAE-L2", "compared_at": "gmm", "outputs": ["x_hat"],
                 "literature": ["rae-l2"]}],
-    "samplers": [{"name": "gmm", "title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None},
-                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None},
+    "samplers": [{"name": "gmm", "title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None,
+                  "description": "z from a Gaussian mixture fitted ex post to latent means mu(x)"},
+                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None, "description": "z ~ N(0, I)"},
                  {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
                  {"name": "recon", "title": "reconstructions of test images", "models": None}],
 }
@@ -82,6 +84,7 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
         "protocol": {"fid_backbone": backbone_for("mnist"), "weights_hash": "6726825d",
                      "n_samples": 10000, "reference_split": "test", "reference_n": 10000,
                      "quantize": True, "resize": "bilinear to 299 inside the network",
+                     "components": COMPONENTS,
                      "samplers": {"gmm": {"components": 100, "covariance": "full",
                                           "fit_on": "train"}}},
         "registry": REGISTRY, "versions": {"python": "3.11"}, "git_commit": "abc123", "host": {"cpus": 2, "gpus": []},
@@ -91,24 +94,22 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
     rows += [(d, "vae", s, "prior", "x_hat", f) for (d, s), f in VAE_PRIOR.items()]
     run.mkdir(parents=True)
     (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    with open(run / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        for d, m, s, sampler, o, fid in rows:
-            frechet = "fid" if backbone_for(d) == "inception-fid" else "fd_domain"
-            writer.writerow([trial_id(d, m, s), d, m, s, sampler, o, frechet, fid, "", False, "", 10000, 10000,
-                             backbone_for(d), f"{backbone_for(d)}:v1-q255:6726825d", "6726825d",
-                             3, 1.0, 0.01, 5.0, 0.01, 10, 60.0])
-            if d == "mnist" and sampler == "gmm":
-                writer.writerow([trial_id(d, m, s), d, m, s, sampler, o, "precision",
-                                 PRECISION[m, o] + 0.01 * s, "", True, "k=3", 10000, 10000, backbone_for(d),
-                                 f"{backbone_for(d)}:v1-q255:6726825d", "6726825d",
-                                 3, 1.0, 0.01, 5.0, 0.01, 10, 60.0])
-    finished = {trial_id(d, m, s) for d, m, s, *_ in rows}
-    records = {}  # each finished trial's own record of its rows (trials/<id>/rows.json)
+    records = []  # results.csv's rows; each finished trial also keeps its own (trials/<id>/rows.json)
     for d, m, s, sampler, o, fid in rows:
-        records.setdefault(trial_id(d, m, s), []).append(
-            {"trial_id": trial_id(d, m, s), "sampler": sampler, "output": o, "fid": fid})
+        frechet = "fid" if backbone_for(d) == "inception-fid" else "fd_domain"
+        figures = [(frechet, fid, False, "")]
+        if d == "mnist" and sampler == "gmm":
+            figures.append(("precision", PRECISION[m, o] + 0.01 * s, True, "k=3"))
+        for metric, value, higher, settings in figures:
+            records.append(dict(zip(COLUMNS, [
+                trial_id(d, m, s), d, m, s, sampler, o, metric, value, "", higher, settings, 10000, 10000,
+                backbone_for(d), f"{backbone_for(d)}:v1-q255:6726825d", "6726825d", 3, 1.0, 0.01, 5.0, 0.01,
+                10, 60.0])))
+    with open(run / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS)
+        writer.writeheader()
+        writer.writerows(records)
+    finished = {r["trial_id"] for r in records}
     rng = np.random.default_rng(0)
     for t in grid:
         folder = run / "trials" / t["trial_id"]
@@ -120,7 +121,7 @@ def make_run(root, backbone_for=lambda dataset: "inception-fid"):
             "train_seconds": 60.0, "eval_seconds": 10.0}))
         if ok:
             _write_metrics(folder, t["seed"])
-            (folder / "rows.json").write_text(json.dumps(records[t["trial_id"]]))
+            (folder / "rows.json").write_text(json.dumps([r for r in records if r["trial_id"] == t["trial_id"]]))
         if ok and t["dataset"] == "mnist":
             _write_samples(folder, t["model"], t["seed"], rng)
     return run

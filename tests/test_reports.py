@@ -1,4 +1,5 @@
 """reports: tables, claim verdicts, split kinds, figures and the CLI on a hand-built run directory."""
+import csv
 import json
 import math
 import re
@@ -84,16 +85,28 @@ def test_single_seed_cell_and_missing_cells(run_dir):
     assert prior["vae-cross-entropy [Dai & Wipf ICLR 2019 Table 1]"][0] == "16.6 ± 0.4†‡"
 
 
-def test_csv_marks_best_and_keeps_reported_rows_apart(run_dir):
-    lines = (run_dir / "table.csv").read_text().splitlines()
-    assert lines[0] == "sampler,metric,kind,row,mnist,cifar10"
-    assert "gmm,FID,measured,SVAE x1,18.50 ± 1.12 *,62.00 ± 1.00 (n=3)" in lines
-    assert "gmm,FID,measured,VAE,25.50 ± 1.29 (n=4),—" in lines
-    assert "gmm,FID,reported,SVAE [asperti/Split-VAE README],7.47†§," in lines
-    assert sum(line.count(" *") for line in lines if ",FID," in line) == 3  # two gmm columns, one prior column
-    # precision: higher is better, so the one best mnist cell is the VAE's (seeds 0-3: 0.801-0.831)
-    vae = f"gmm,precision,measured,VAE,{expected_cell([0.801, 0.811, 0.821, 0.831])} *,—"
-    assert [line for line in lines if ",precision," in line and " *" in line] == [vae]
+def test_csv_is_numbers_for_scripts(run_dir):
+    with open(run_dir / "table.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["dataset", "model", "output", "sampler", "metric", "mean", "std", "n", "asked", "best"]
+    cell = {(r["dataset"], r["model"], r["output"], r["sampler"], r["metric"]): r for r in rows}
+    # Worked by hand: VAE mnist seeds 0-3 = 25, 26, 24, 27 -> mean 25.5, sd sqrt(5/3).
+    vae = cell["mnist", "vae", "x_hat", "gmm", "fid"]
+    assert float(vae["mean"]) == 25.5 and float(vae["std"]) == pytest.approx(math.sqrt(5 / 3))
+    assert (int(vae["n"]), int(vae["asked"]), int(vae["best"])) == (4, 5, 0)
+    x1 = [f["x1"] for (d, _), f in SVAE_GMM.items() if d == "mnist"]
+    svae = cell["mnist", "svae", "x1", "gmm", "fid"]
+    assert float(svae["mean"]) == pytest.approx(statistics.mean(x1)) and svae["best"] == "1"
+    assert float(svae["std"]) == pytest.approx(statistics.stdev(x1))
+    single = cell["mnist", "vae", "x_hat", "prior", "fid"]  # one seed: no std
+    assert (float(single["mean"]), single["std"], single["n"], single["best"]) == (30.0, "", "1", "1")
+    missing = cell["cifar10", "vae", "x_hat", "gmm", "fid"]
+    assert (missing["mean"], missing["std"], missing["n"], missing["best"]) == ("", "", "0", "0")
+    # one best per column of each table: FID (gmm: two datasets, prior: one) and precision (the VAE, higher is better)
+    best = sorted((r["sampler"], r["metric"], r["dataset"], r["model"], r["output"]) for r in rows if r["best"] == "1")
+    assert best == [("gmm", "fid", "cifar10", "svae", "x_hat"), ("gmm", "fid", "mnist", "svae", "x1"),
+                    ("gmm", "precision", "mnist", "vae", "x_hat"), ("prior", "fid", "mnist", "vae", "x_hat")]
+    assert not any("[" in r["model"] for r in rows)  # published rows stay in table.md and table.tex
 
 
 def check_latex(text: str) -> None:
@@ -269,8 +282,8 @@ def test_split_kind_from_sigma_spectrum(run_dir):
 # ---- figures ---------------------------------------------------------------------------------
 
 def test_figures_written_with_expected_panels(run_dir):
-    expected = ["fid_mnist", "fid_cifar10", "curves_mnist", "curves_cifar10", "samples_mnist_svae",
-                "samples_mnist_vae"] + [f"split_mnist_svae_s{s}" for s in range(5)]
+    expected = ["headline", "fid_mnist", "fid_cifar10", "curves_mnist", "curves_cifar10",
+                "samples_mnist"] + [f"split_mnist_svae_s{s}" for s in range(5)]
     for name in expected:
         png, pdf = run_dir / "figures" / f"{name}.png", run_dir / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
@@ -285,26 +298,41 @@ def test_figures_written_with_expected_panels(run_dir):
     assert [ax.get_title() for ax in fid_bars(run, "cifar10").axes] == ["gmm"]
     svae = run.samples(trial_id("mnist", "svae", 0), "gmm")
     grid = decomposition_grid(svae, "mnist, SVAE seed 0")
-    assert [ax.get_title() for ax in grid.axes] == ["sigma", "x1", "x2", "x_hat"]
-    assert "syntactic" in grid.get_suptitle()
-    recon = run.samples(trial_id("mnist", "vae", 0), "recon")
-    assert [ax.get_title() for ax in sample_grid(svae, recon, "t").axes] == [
-        "samples (x_hat)", "originals", "reconstructions"]
+    assert [ax.get_title(loc="left") for ax in grid.axes[:4]] == ["sigma (weight of x1)", "x1", "x2", "x_hat"]
+    assert grid.axes[4].get_ylabel() == "sigma"  # the colour scale of sigma
+    assert "syntactic" in grid.get_suptitle() and "x_hat = sigma * x1 + (1 - sigma) * x2" in grid.get_suptitle()
+    assert "High-frequency share:" in grid.get_supxlabel()
+    samples = sample_grid(run, "mnist")
+    assert [ax.get_title(loc="left") for ax in samples.axes] == [
+        "real test images", "SVAE x_hat: gmm sampler, seed 0", "SVAE x1: gmm sampler, seed 0",
+        "SVAE x2: gmm sampler, seed 0", "VAE: gmm sampler, seed 0"]
+    assert sample_grid(run, "cifar10") is None  # no cifar10 trial saved samples
     curves = training_curves(run, "mnist")
-    assert [ax.get_title() for ax in curves.axes] == ["loss", "KL", "gamma"]
+    assert [ax.get_title() for ax in curves.axes] == [
+        "reconstruction MSE (log scale)", "loss (log scale)", "KL", "gamma (log scale)"]
     assert [line.get_label() for line in curves.axes[0].lines] == ["SVAE", "VAE"]
+    # integer epoch ticks; the SVAE's and VAE's curves coincide in the fixture: the later one is drawn thinner
+    assert all(float(t).is_integer() for t in curves.axes[0].get_xticks())
+    first, second = curves.axes[0].lines
+    assert second.get_linewidth() < first.get_linewidth() and second.get_marker() != first.get_marker()
 
 
 # ---- report.md, re-rendering, fd_domain, CLI --------------------------------------------------
 
 def test_report_page(run_dir):
     text = (run_dir / "report.md").read_text()
-    assert "| mnist | supported | supported | supported |" in text
-    assert "| cifar10 | contradicted | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) |" in text
+    assert "| MNIST | decomposition helps | **supported** | both x1 and x2 beat x_hat: both intervals lie below 0. |" \
+        in text
+    assert "| CIFAR-10 | SVAE beats baselines | **too few seeds (n = 0 < 3)** | against VAE: too few seeds " \
+        "(n = 0 < 3) on one side (3 seeds a side needed). |" in text
+    assert "| CIFAR-10 | semantic splits help | **too few seeds (n = 0 < 3)** | only 0 semantic SVAE seed(s)" in text
     assert "docs/fidelity.md" in text
     assert "| mnist-vae-s4 | failed | RuntimeError: CUDA out of memory / tried to allocate 2 GiB |" in text
     assert "| GMM sampler (ex-post Gaussian mixture, the paper's) | VAE | cifar10 |" in text
     assert f"```\n{COMMAND}\n```" in text
+    assert text.index("## Headline") < text.index("## Claim verdicts") < text.index("## Glossary") \
+        < text.index("## Appendix: provenance")
+    assert "{" not in text.split("## Appendix")[1]  # key/value tables, no JSON
     for link in re.findall(r"\]\(([^)]+)\)", text):
         assert (run_dir / link).is_file(), link
 
@@ -324,7 +352,7 @@ def test_fd_domain_is_never_called_fid(tmp_path):
     assert table.startswith("# fd_domain tables")
     assert "NOT FID" in (run / "claims.md").read_text() and "NOT FID" in (run / "report.md").read_text()
     assert "Ghosh" not in (run / "table.tex").read_text()
-    assert ",fd_domain,measured," in (run / "table.csv").read_text()
+    assert ",gmm,fd_domain,21.0," in (run / "table.csv").read_text()
 
 
 def test_run_with_no_results_renders_all_missing(tmp_path):
@@ -336,8 +364,10 @@ def test_run_with_no_results_renders_all_missing(tmp_path):
     gmm = markdown_tables((run / "table.md").read_text())[
         "GMM sampler (ex-post Gaussian mixture, the paper's)"]
     assert gmm["SVAE x_hat"] == ["—", "—"] and gmm["VAE"] == ["—", "—"]
-    assert "| mnist | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) | too few seeds (n = 0 < 3) |" \
-        in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert report.count("| MNIST | ") == 3 + 4  # three verdicts, four headline rows without figures
+    assert "| MNIST | — | VAE | gmm | — (n = 0 of 5) | — |" in report
+    assert report.count("**too few seeds (n = 0 < 3)**") == 6
 
 
 def test_cli_on_missing_directory_exits_2_with_one_line(tmp_path):

@@ -28,7 +28,7 @@ def expected_scores(run_dir, trial_id):
     """results.csv's scores of a trial, under the names the trackers use."""
     table = pd.read_csv(run_dir / "results.csv")
     rows = table[table["trial_id"] == trial_id]
-    return {f"{r.sampler}/{r.output}/fd_domain": r.fid for r in rows.itertuples()}
+    return {f"{r.sampler}/{r.output}/{r.metric}": r.value for r in rows.itertuples()}
 
 
 def test_ray_tune_logs_hold_every_epoch_and_every_final_score(tracked_sweep):

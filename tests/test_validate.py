@@ -48,13 +48,13 @@ def duplicated(run):
 
 def negative(run):
     table = rows(run)
-    table[5][table[0].index("fid")] = "-3.5"
+    table[5][table[0].index("value")] = "-3.5"
     write_rows(run, table)
 
 
 def changed_value(run):  # a value that differs from the trial's own record, within range
     table = rows(run)
-    table[5][table[0].index("fid")] = "99.0"
+    table[5][table[0].index("value")] = "99.0"
     write_rows(run, table)
 
 
@@ -84,7 +84,7 @@ def lost_record(run):
 @pytest.mark.parametrize("damage, needle", [
     (truncated, "lacks"), (duplicated, "twice"), (negative, "-3.5, outside its range [0, inf]"),
     (changed_value, "but the trial's record says"), (empty, "is empty but"),
-    (header_only, "lacks 37 results"),  # 8 SVAE trials x 4 outputs + 4 VAE gmm + 1 VAE prior
+    (header_only, "lacks 61 results"),  # FID: 8 SVAE trials x 4 outputs + 4 VAE gmm + 1 VAE prior; precision: 5 x 4 + 4
     (missing, "is missing but"), (foreign_row, "trial mnist-vae-s4 has no finished record"),
     (lost_record, "record"),
 ])
@@ -106,12 +106,13 @@ def test_intact_results_pass_and_rounding_below_zero_is_accepted(rendered, tmp_p
     run = copy_run(rendered, tmp_path)
     validate_results(run)
     table = rows(run)
-    column = table[0].index("fid")
+    column = table[0].index("value")
     table[1][column] = repr(-ROUNDING / 2)  # a distance of identical sets, a hair below zero
     write_rows(run, table)
     record_file = run / "trials" / table[1][0] / "rows.json"
     record = json.loads(record_file.read_text())
-    next(r for r in record if (r["sampler"], r["output"]) == (table[1][4], table[1][5]))["fid"] = -ROUNDING / 2
+    key = [table[1][table[0].index(c)] for c in ("sampler", "output", "metric")]
+    next(r for r in record if [r["sampler"], r["output"], r["metric"]] == key)["value"] = -ROUNDING / 2
     record_file.write_text(json.dumps(record))
     validate_results(run)
     table[1][column] = repr(-ROUNDING * 10)
@@ -123,5 +124,5 @@ def test_intact_results_pass_and_rounding_below_zero_is_accepted(rendered, tmp_p
 def test_the_range_table_drives_the_check(rendered, tmp_path, monkeypatch):
     run = copy_run(rendered, tmp_path)
     monkeypatch.setitem(METRIC_RANGES, "fid", (0.0, 20.0))  # a metric bounded above, like precision in [0, 1]
-    with pytest.raises(HarnessError, match=r"fid of mnist-svae-s1/gmm/x_hat is 22, outside its range \[0, 20\]"):
+    with pytest.raises(HarnessError, match=r"fid of mnist-svae-s1/gmm/x_hat/\S+ is 22, outside its range \[0, 20\]"):
         validate_results(run)
