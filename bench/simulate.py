@@ -193,10 +193,32 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
         cluster.shutdown()
 
 
+def write_results_cost(run_dir: Path, rounds: int = 3) -> dict:
+    """Seconds per rewrite of results.csv with every trial finished: reading each trial's files anew
+    (as every rewrite did before the driver kept the rows it had read), and from rows already read."""
+    from bench.sweep import write_results
+    from bench.trial import TrialSpec
+    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in json.loads((run_dir / "manifest.json").read_text())["grid"]]
+    known = {}
+    write_results(run_dir, grid, known)
+    out = {}
+    for name, cache in (("reread", None), ("kept", known)):
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            write_results(run_dir, grid, cache)
+            times.append(time.perf_counter() - started)
+        out[name] = min(times)
+    return out
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["driver"]:
         return driver(argv[1:])
+    if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
+        print(json.dumps(write_results_cost(Path(argv[1]))))
+        return 0
     p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")

@@ -1,6 +1,8 @@
 """The paper grid (75 trials) on a simulated 4-node, 32-GPU Ray cluster, with a stand-in for every
 trial's training and scoring (bench/simulate.py). Each starts a cluster of 33 worker processes:
 minutes, so marked slow."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -21,6 +23,7 @@ def expected_rows() -> int:
 
 def test_paper_grid_runs_end_to_end_on_a_simulated_cluster(tmp_path):
     figures = measure(tmp_path, seeds=SEEDS, gpus=1.0, seconds=4, checkpoint_bytes=100_000, kill_at_half=False)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
     assert figures["returncode"] == 0, figures["output_tail"]
     assert figures["trials"] == TRIALS and figures["finished"] == TRIALS
     results = pd.read_csv(tmp_path / "run" / "results.csv")
@@ -34,6 +37,7 @@ def test_paper_grid_runs_end_to_end_on_a_simulated_cluster(tmp_path):
 
 def test_driver_killed_at_half_the_grid_resumes_without_rerunning_finished_trials(tmp_path):
     figures = measure(tmp_path, seeds=SEEDS, gpus=1.0, seconds=4, checkpoint_bytes=100_000, kill_at_half=True)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
     assert figures["returncode"] == 0, figures["output_tail"]
     assert TRIALS // 2 <= figures["killed_with_finished"] < TRIALS
     assert figures["finished"] == TRIALS
