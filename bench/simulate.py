@@ -223,6 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
     p.add_argument("--gpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-node", type=int, default=GPUS_PER_NODE, help="logical GPUs per worker node")
     p.add_argument("--trial-seconds", type=float, default=20.0, help="the stand-in's duration")
     p.add_argument("--checkpoint-bytes", type=int, default=1_000_000,
                    help="the stand-in's checkpoint size (a paper CelebA SVAE's weights: 116 MB)")
@@ -231,7 +232,7 @@ def main(argv=None) -> int:
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
-                      args.kill_at_half)
+                      args.kill_at_half, gpus_per_node=args.gpus_per_node)
     text = json.dumps(figures, indent=1)
     if args.report:
         Path(args.report).write_text(text)
