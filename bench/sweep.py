@@ -235,6 +235,10 @@ class SweepCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEPS[self.run_dir]
+        if trial_status(plan.run_dir, _trial_id(trial))["status"] == "finished":
+            # Collected before the driver died, after Ray's last snapshot: the restore may fail to find
+            # the checkpoint that snapshot names (num_to_keep=1 deleted it); the results are safe.
+            return
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.failed(_trial_id(trial), error)
