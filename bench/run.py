@@ -528,6 +528,9 @@ def print_plan(args, config: dict, grid: list):
     plan = make_plan(grid, args.preset, config["settings"], args.cpus_per_trial, args.gpus_per_trial,
                      args.max_concurrent, remote=bool(args.address))
     print("\n".join(plan.lines()), flush=True)
+    if args.dry_run:
+        from bench.projection import projection_lines
+        print("\n".join(projection_lines(plan)), flush=True)
     if plan.days_on_cpus and not args.dry_run:
         confirm("This sweep would take days on CPUs only. Run it?", args.yes)
     return plan

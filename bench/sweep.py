@@ -130,12 +130,16 @@ def trial_status(run_dir: Path, trial_id: str) -> dict:
     return read_status(trial_folder(run_dir, trial_id)) or {"status": "missing"}
 
 
-def write_results(run_dir: Path, grid: list) -> pd.DataFrame:
-    """results.csv from every finished trial's rows, in grid order."""
+def write_results(run_dir: Path, grid: list, known: Optional[dict] = None) -> pd.DataFrame:
+    """results.csv from every finished trial's rows, in grid order. `known` (trial id -> rows) keeps
+    the rows read so far: a driver that rewrites the file after every trial then reads each trial's
+    files once, not once per rewrite (quadratic in the trials: 300 trials read 45,000 files)."""
+    known = {} if known is None else known
     rows = []
     for spec in grid:
-        if trial_status(run_dir, spec.trial_id)["status"] == "finished":
-            rows += json.loads((trial_folder(run_dir, spec.trial_id) / "rows.json").read_text())
+        if spec.trial_id not in known and trial_status(run_dir, spec.trial_id)["status"] == "finished":
+            known[spec.trial_id] = json.loads((trial_folder(run_dir, spec.trial_id) / "rows.json").read_text())
+        rows += known.get(spec.trial_id, [])
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     atomic_write_text(run_dir / "results.csv", table.to_csv(index=False, lineterminator="\n"))
     return table
@@ -162,6 +166,7 @@ class Progress:
         self.estimates, self.concurrency = estimates or {}, max(1, concurrency)
         self.running = {}  # trial_id -> when it (last) started
         self.measured = {}  # trial_id -> seconds, for the trials this driver saw finish
+        self.rows = {}  # trial_id -> results rows read so far (write_results)
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -230,10 +235,14 @@ class SweepCallback(tune.Callback):
         collect(plan, trial_id, trial.checkpoint)
         status = trial_status(plan.run_dir, trial_id)
         progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
-        write_results(plan.run_dir, plan.grid)
+        write_results(plan.run_dir, plan.grid, progress.rows)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
+        if trial_status(plan.run_dir, _trial_id(trial))["status"] == "finished":
+            # Collected before the driver died, after Ray's last snapshot: the restore may fail to find
+            # the checkpoint that snapshot names (num_to_keep=1 deleted it); the results are safe.
+            return
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.failed(_trial_id(trial), error)

@@ -29,7 +29,8 @@ from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 REFERENCE_SPLIT = "test"
 # Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
 # data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
-# is reported, on its first attempt only.
+# is reported, on its first attempt only; "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and
+# scoring by a stand-in of that duration that writes files of a real trial's size (bench/simulate.py).
 FAULT_ENV = "SVAE_BENCH_FAULT"
 
 
@@ -63,6 +64,9 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     if status is not None:  # restored from the final checkpoint: the work is done
         report({"done": True, "attempt_id": status["attempt_id"]}, folder)
         return json.loads((folder / "rows.json").read_text())
+    if (fault or "").startswith("simulate:"):
+        _, seconds, checkpoint_bytes = fault.split(":")
+        return _simulate(spec, settings, folder, report, float(seconds), int(checkpoint_bytes))
     started = time.time()
     train, test = load_data(spec, settings, evaluation)
     fault = (fault or "").split(":")
@@ -119,6 +123,58 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
         finished += [{"stage": stage.name, **m} for m in history]
     _write_metrics(folder, finished)
     return finished
+
+
+SIMULATED_EPOCHS = 4  # checkpoints a simulated trial reports (a real trial: one per epoch)
+
+
+def _simulate(spec, settings, folder, report, seconds: float, checkpoint_bytes: int) -> list:
+    """The stand-in for a trial (FAULT_ENV "simulate:<seconds>:<checkpoint bytes>"): no data, model,
+    training or scoring; it sleeps `seconds` in SIMULATED_EPOCHS steps and writes what a real trial
+    writes: a checkpoint of the given size each step, metrics.csv, sample grids of every output at
+    the real shape (random pixels: incompressible, so an upper bound), status.json and rows.json in
+    the results format, with a made-up score under the metric "fd_simulated"."""
+    started = time.time()
+    checkpoint = folder / "checkpoint-simulated.pt"
+    done = load_checkpoint(checkpoint)["epoch"] if checkpoint.exists() else 0
+    history = []
+    for epoch in range(1, SIMULATED_EPOCHS + 1):
+        history.append({"stage": "simulated", "epoch": epoch, "loss": 1.0 / epoch, "recon_mse": 0.1 / epoch,
+                        "kl": 10.0, "gamma": 1.0, "active_units": settings.model.latent_dim,
+                        "seconds": seconds / SIMULATED_EPOCHS, "images_per_s": 1.0})
+        if epoch <= done:  # restored from a checkpoint
+            continue
+        time.sleep(seconds / SIMULATED_EPOCHS)
+        atomic_torch_save({"model": torch.zeros(checkpoint_bytes, dtype=torch.uint8), "epoch": epoch,
+                           "history": history}, checkpoint)
+        _write_metrics(folder, history)
+        report({**history[-1], "stage_epochs": SIMULATED_EPOCHS, "done": False}, folder)
+    data, outputs = SPECS[spec.dataset], MODELS[spec.model].outputs
+    names = [*outputs, "sigma"] if "x1" in outputs else outputs  # a split model's sigma is saved, not scored
+    rng = np.random.default_rng(spec.seed)
+    rows = []
+    for sampler in samplers_for(spec.model):
+        shape = (settings.grid_samples, data.channels, data.size, data.size)
+        grid = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name in names}
+        if sampler == "recon":
+            grid["original"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
+        rows += [{"sampler": sampler, "output": name, "metric": "fd_simulated", "value": 50.0 + spec.seed,
+                  "value_std": None, "higher_is_better": False, "settings": None, "n_samples": settings.fid_samples,
+                  "reference_n": settings.fid_samples, "extractor": "simulated", "extractor_id": "simulated",
+                  "weights_hash": None} for name in outputs]
+    summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
+               "epochs": SIMULATED_EPOCHS, "final_loss": history[-1]["loss"],
+               "final_recon_mse": history[-1]["recon_mse"], "final_kl": history[-1]["kl"],
+               "final_gamma": history[-1]["gamma"], "active_units": history[-1]["active_units"],
+               "train_seconds": round(time.time() - started, 3)}
+    rows = [{**row, **summary} for row in rows]
+    status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
+              "train_seconds": time.time() - started, "eval_seconds": 0.0, "attempt_id": uuid.uuid4().hex}
+    atomic_write_json(folder / "status.json", status)
+    atomic_write_json(folder / "rows.json", rows)
+    report({"done": True, "attempt_id": status["attempt_id"], **final_metrics(rows)}, folder)
+    return rows
 
 
 def _keep_final_weights(folder: Path) -> None:

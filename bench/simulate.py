@@ -1,0 +1,244 @@
+"""python -m bench.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
+
+A `ray.cluster_utils.Cluster` on this machine: a head with no resources and NODES worker nodes, each
+advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU). The driver is the real command,
+`bench.run.main`, with the paper preset's datasets and models and --seeds seeds, and every trial's
+training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (bench/trial.py), which
+sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
+driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are
+not on a CI box) and the plan's throughput probe (paper-size networks on CPUs); the baseline searches
+are off (--no-search): each is its own Tuner, run before the grid.
+
+Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
+its peak RSS, storage bytes, the time from the last trial's end to the rendered reports, GPU-slot
+utilisation over time from logs/driver.log, and, with --kill-at-half, the time for --resume after
+the driver is SIGKILLed with half the grid finished.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+NODES, GPUS_PER_NODE, CPUS_PER_NODE = 4, 8, 4
+PAPER_DATASETS = ["mnist", "cifar10", "celeba"]
+
+
+def driver(argv: list) -> int:
+    """bench.run.main with the data check and the throughput probe replaced; on exit it writes its peak
+    RSS and the time it spent writing results.csv to $SIMULATE_DRIVER_FILE (JSON)."""
+    import bench.run
+    import bench.sweep
+    seconds = float(os.environ["SVAE_BENCH_FAULT"].split(":")[1])
+    bench.run.check_data = lambda args, settings: None
+    bench.run.print_plan = lambda args, config, grid: SimpleNamespace(
+        trial_seconds=lambda: {s.trial_id: seconds for s in grid}, concurrency=1)
+    timed = {"write_results_s": 0.0, "write_results_calls": 0}
+    write_results = bench.sweep.write_results
+
+    def timed_write_results(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return write_results(*args, **kwargs)
+        finally:
+            timed["write_results_s"] += time.perf_counter() - started
+            timed["write_results_calls"] += 1
+
+    bench.sweep.write_results = timed_write_results
+    code = bench.run.main(argv)
+    timed["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    Path(os.environ["SIMULATE_DRIVER_FILE"]).write_text(json.dumps(timed))
+    return code
+
+
+def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: float, cpus: float,
+                   resume: bool) -> list:
+    return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
+            "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000", "--no-search",
+            "--out", str(run_dir), "--address", address, "--storage", str(storage),
+            "--gpus-per-trial", str(gpus), "--cpus-per-trial", str(cpus), *(["--resume"] if resume else [])]
+
+
+def bytes_under(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def finished_trials(run_dir: Path) -> dict:
+    out = {}
+    for path in run_dir.glob("trials/*/status.json"):
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if status.get("status") == "finished":
+            out[path.parent.name] = status["attempt_id"]
+    return out
+
+
+LINE = re.compile(r"^\[(\d\d):(\d\d):(\d\d)\] (started|finished) (\S+)")
+
+
+def _clock(stamp: float) -> int:
+    """Seconds since local midnight, as the driver log's [HH:MM:SS] stamps count."""
+    t = time.localtime(stamp)
+    return t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec
+
+
+def log_events(log: Path) -> list:
+    """(seconds since midnight, 'started' or 'finished', trial id) from the driver log, in order."""
+    events = []
+    for line in log.read_text().splitlines():
+        m = LINE.match(line)
+        if m and not m.group(5).startswith("("):
+            h, mi, s, kind, trial = m.groups()
+            events.append((int(h) * 3600 + int(mi) * 60 + int(s), kind, trial))
+    return events
+
+
+def utilisation(events: list, slots: int) -> dict:
+    """Trials running / slots over time, from the driver's started and finished lines (1 s resolution)."""
+    if not events:
+        return {"series": [], "mean": 0.0}
+    start, end = events[0][0], events[-1][0]
+    running, series, i = 0, [], 0
+    for t in range(start, end + 1):
+        while i < len(events) and events[i][0] <= t:
+            running += 1 if events[i][1] == "started" else -1
+            i += 1
+        series.append(running)
+    return {"series": series, "mean": sum(series) / len(series) / slots,
+            "peak": max(series) / slots, "seconds": len(series)}
+
+
+def run_driver(command: list, env: dict, until=None):
+    """Run the driver to its end (or until `until()` holds, then SIGKILL it); (return code, seconds, output)."""
+    started = time.time()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if until is None:
+        output, _ = proc.communicate()
+        return proc.returncode, time.time() - started, output
+    while proc.poll() is None and not until():
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    output, _ = proc.communicate()
+    return proc.returncode, time.time() - started, output
+
+
+def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
+            nodes: int = NODES, gpus_per_node: int = GPUS_PER_NODE, cpus_per_node: float = CPUS_PER_NODE) -> dict:
+    from ray.cluster_utils import Cluster
+
+    work.mkdir(parents=True, exist_ok=True)
+    run_dir, storage, driver_file = work / "run", work / "storage", work / "driver.json"
+    trials = len(PAPER_DATASETS) * 5 * seeds
+    slots = min(math.floor(nodes * gpus_per_node / gpus), trials)
+    cpus = cpus_per_node * nodes / (nodes * gpus_per_node / gpus)  # CPUs never the binding resource
+    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}", "SIMULATE_DRIVER_FILE": str(driver_file),
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
+    try:
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
+        command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False)
+        figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus, "trial_seconds": seconds,
+                   "nodes": nodes, "gpus_per_node": gpus_per_node}
+        launched = time.time()
+        if kill_at_half:
+            code, wall, output = run_driver(command, env, until=lambda: len(finished_trials(run_dir)) >= trials // 2)
+            before = finished_trials(run_dir)
+            figures["killed_with_finished"] = len(before)
+            launched = time.time()
+            code, wall, output = run_driver(driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus,
+                                                           resume=True), env)
+            after = finished_trials(run_dir)
+            figures["resume_wall_s"] = wall
+            figures["rerun_after_resume"] = sum(after.get(t) != a for t, a in before.items())
+        else:
+            code, wall, output = run_driver(command, env)
+        figures["wall_s"] = wall
+        events = [e for e in log_events(run_dir / "logs" / "driver.log") if e[0] >= _clock(launched) - 1]
+        starts = {trial: t for t, kind, trial in events if kind == "started"}
+        ends = {trial: t for t, kind, trial in events if kind == "finished"}
+        if starts and ends:
+            figures["launch_to_first_start_s"] = min(starts.values()) - _clock(launched)
+            span = max(ends.values()) - min(starts.values())
+            ideal = math.ceil(len(ends) / slots) * seconds
+            figures["first_start_to_last_end_s"], figures["ideal_s"] = span, ideal
+            figures["overhead_per_trial_s"] = (span - ideal) / len(ends)
+            figures["trial_latency_over_stand_in_s"] = sum(ends[t] - starts[t] for t in ends if t in starts) / len(
+                [t for t in ends if t in starts]) - seconds
+        figures["returncode"] = code
+        figures["output_tail"] = output[-1500:]
+        figures["finished"] = len(finished_trials(run_dir))
+        if driver_file.exists():
+            figures.update({f"driver_{k}": v for k, v in json.loads(driver_file.read_text()).items()})
+        figures["run_dir_bytes"] = bytes_under(run_dir)
+        figures["storage_bytes"] = bytes_under(storage)
+        figures["bytes_per_trial"] = (figures["run_dir_bytes"] + figures["storage_bytes"]) / trials
+        report = run_dir / "report.md"
+        if ends and report.exists():
+            figures["last_trial_to_reports_s"] = _clock(report.stat().st_mtime) - max(ends.values())
+        use = utilisation(events, slots)
+        figures["utilisation_mean"], figures["utilisation_peak"] = use.get("mean"), use.get("peak")
+        figures["utilisation_series"] = use["series"]
+        return figures
+    finally:
+        cluster.shutdown()
+
+
+def write_results_cost(run_dir: Path, rounds: int = 3) -> dict:
+    """Seconds per rewrite of results.csv with every trial finished: reading each trial's files anew
+    (as every rewrite did before the driver kept the rows it had read), and from rows already read."""
+    from bench.sweep import write_results
+    from bench.trial import TrialSpec
+    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in json.loads((run_dir / "manifest.json").read_text())["grid"]]
+    known = {}
+    write_results(run_dir, grid, known)
+    out = {}
+    for name, cache in (("reread", None), ("kept", known)):
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            write_results(run_dir, grid, cache)
+            times.append(time.perf_counter() - started)
+        out[name] = min(times)
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["driver"]:
+        return driver(argv[1:])
+    if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
+        print(json.dumps(write_results_cost(Path(argv[1]))))
+        return 0
+    p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
+    p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
+    p.add_argument("--gpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-node", type=int, default=GPUS_PER_NODE, help="logical GPUs per worker node")
+    p.add_argument("--trial-seconds", type=float, default=20.0, help="the stand-in's duration")
+    p.add_argument("--checkpoint-bytes", type=int, default=1_000_000,
+                   help="the stand-in's checkpoint size (a paper CelebA SVAE's weights: 116 MB)")
+    p.add_argument("--kill-at-half", action="store_true",
+                   help="SIGKILL the driver once half the trials finished, then time --resume")
+    p.add_argument("--report", default=None, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
+                      args.kill_at_half, gpus_per_node=args.gpus_per_node)
+    text = json.dumps(figures, indent=1)
+    if args.report:
+        Path(args.report).write_text(text)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}, indent=1))
+    return 0 if figures["returncode"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The paper grid (75 trials) on a simulated 4-node, 32-GPU Ray cluster, with a stand-in for every
+trial's training and scoring (bench/simulate.py). Each starts a cluster of 33 worker processes:
+minutes, so marked slow."""
+import json
+
+import pandas as pd
+import pytest
+
+from bench.models import MODELS
+from bench.simulate import PAPER_DATASETS, measure
+from svae.samplers import samplers_for
+
+pytestmark = pytest.mark.slow
+
+SEEDS = 5
+TRIALS = len(PAPER_DATASETS) * len(MODELS) * SEEDS  # 75
+
+
+def expected_rows() -> int:
+    """datasets x seeds x every model's samplers x scored outputs, from the registries."""
+    return len(PAPER_DATASETS) * SEEDS * sum(len(samplers_for(m)) * len(e.outputs) for m, e in MODELS.items())
+
+
+def test_paper_grid_runs_end_to_end_on_a_simulated_cluster(tmp_path):
+    figures = measure(tmp_path, seeds=SEEDS, gpus=1.0, seconds=4, checkpoint_bytes=100_000, kill_at_half=False)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
+    assert figures["returncode"] == 0, figures["output_tail"]
+    assert figures["trials"] == TRIALS and figures["finished"] == TRIALS
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(results) == expected_rows()
+    assert results.groupby(["dataset", "model"])["seed"].nunique().eq(SEEDS).all()
+    assert len(results.groupby(["dataset", "model"])) == len(PAPER_DATASETS) * len(MODELS)
+    for name in ("report.md", "table.md", "claims.md"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert figures["utilisation_peak"] == 1.0  # every one of the 32 GPU slots ran a trial at some point
+
+
+def test_driver_killed_at_half_the_grid_resumes_without_rerunning_finished_trials(tmp_path):
+    figures = measure(tmp_path, seeds=SEEDS, gpus=1.0, seconds=4, checkpoint_bytes=100_000, kill_at_half=True)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
+    assert figures["returncode"] == 0, figures["output_tail"]
+    assert TRIALS // 2 <= figures["killed_with_finished"] < TRIALS
+    assert figures["finished"] == TRIALS
+    assert figures["rerun_after_resume"] == 0  # every finished trial kept its attempt id
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(results) == expected_rows() and results["trial_id"].nunique() == TRIALS
+    assert (tmp_path / "run" / "report.md").exists()
