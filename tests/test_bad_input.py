@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 
+from bench.models import MODELS
 from bench.run import check_storage
 from svae.errors import HarnessError
 from svae.trainer import load_checkpoint
@@ -25,7 +26,7 @@ def existing_run(tmp_path):
     """A run directory as a finished sweep leaves it (only the files that matter here)."""
     run_dir = tmp_path / "run"
     (run_dir / "trials" / "synthetic-svae-s0").mkdir(parents=True)
-    config = {"datasets": ["synthetic"], "models": ["svae", "vae", "beta-vae", "two-stage"], "seeds": 2,
+    config = {"datasets": ["synthetic"], "models": list(MODELS), "seeds": 2,
               "preset": "smoke", "fid_samples": 200, "fid_backbone": None, "storage": str(run_dir / "ray")}
     (run_dir / "manifest.json").write_text(json.dumps({"config": config, "grid": [], "protocol": {}}))
     (run_dir / "results.csv").write_text("trial_id,fid\nsynthetic-svae-s0,1.5\n")
