@@ -83,8 +83,8 @@ def fid_files(tmp_path_factory):
 
 def test_bench_fid_bad_files(fid_files, inception_weights, capsys, monkeypatch):  # noqa: F811
     good, cases = fid_files
-    engine = bench.fid.FIDEngine(weights_path=inception_weights, device="cpu")
-    monkeypatch.setattr(bench.fid, "FIDEngine", lambda **_: engine)  # built once: the files are under test
+    scorer = bench.fid.Scorer(weights_path=inception_weights, device="cpu")
+    monkeypatch.setattr(bench.fid, "Scorer", lambda **_: scorer)  # built once: the files are under test
     for name, (path, needle) in cases.items():
         code, err = call(bench.fid.main, [path, str(good), "--weights", str(inception_weights), "--device", "cpu"],
                          capsys)

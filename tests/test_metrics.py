@@ -87,7 +87,7 @@ def test_mix_features_equal_the_features_of_the_mixed_images(engine):
     passes = []
     extractor = engine.extractor()
     counting = type("Counting", (), {"features": lambda self, images: passes.append(1) or extractor.features(images)})
-    feats = output_features(counting(), outputs)
+    feats = output_features(counting(), outputs, ("x_hat", "x1", "x2", "mix"))
     assert len(passes) == 3 and list(feats) == ["x_hat", "x1", "x2", "mix"]
     direct = extractor.features(outputs["mix"])
     np.testing.assert_allclose(feats["mix"], direct, rtol=1e-5, atol=1e-6 * np.abs(direct).max())

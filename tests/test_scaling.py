@@ -10,7 +10,7 @@ from bench.models import MODELS
 from bench.simulate import PAPER_DATASETS, measure
 from svae.samplers import samplers_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]  # not yet run in CI: see README
 
 SEEDS = 5
 TRIALS = len(PAPER_DATASETS) * len(MODELS) * SEEDS  # 75
