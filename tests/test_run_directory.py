@@ -48,7 +48,7 @@ def tiny_run(tmp_path_factory):
     grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
     evaluation = Evaluation(fid_cache=storage + "/fid-cache")
     run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps(bench.run.manifest_for(args, config, grid, storage, 0.0, None)))
+    (run_dir / "manifest.json").write_text(json.dumps(bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})))
     for spec in grid:
         work = root / "work" / spec.trial_id
         run_trial(spec, config["settings"]["synthetic"], evaluation, work, lambda metrics, folder: None)
@@ -61,6 +61,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # not yet run in CI: see README
 def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
     doc = DOC.read_text()
     results = pd.read_csv(tiny_run / "results.csv")
@@ -72,13 +73,14 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
         assert status["status"] == "finished" and set(status) == {
             "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "attempt_id"}
         stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
-        expected = {"status.json", "rows.json", "metrics.csv"} | {f"checkpoint-final-{s}.pt" for s in stages}
+        expected = {"status.json", "rows.json", "metrics.csv", "orientation.json"} | {
+            f"checkpoint-final-{s}.pt" for s in stages}
         expected |= {f"samples/{s}.npz" for s in set(results.loc[results["trial_id"] == folder.name, "sampler"])}
         assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == expected
         assert set(torch.load(folder / f"checkpoint-final-{stages[0]}.pt", weights_only=True)) == {
-            "model", "optimizer", "epoch", "history", "rng"}
-        assert list(pd.read_csv(folder / "metrics.csv").columns) == [
-            "stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s"]
+            "model", "epoch", "history"}  # a finished trial keeps its weights, not its optimizer or RNG states
+        assert list(pd.read_csv(folder / "metrics.csv").columns)[:10] == [
+            "stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s", "lr"]
     for status in re.findall(r'"status": ([^}]+?), "error"', doc)[0].split("|"):
         assert status.strip().strip('"') in ("finished", "failed", "interrupted")
     assert set(results["metric"]) == {"fd_domain", "kd_domain", "precision", "recall", "density", "coverage"}
@@ -86,6 +88,7 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # not yet run in CI: see README
 def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run, capsys):
     args = types.SimpleNamespace(run_dir=str(tiny_run), fid_backbone=None, fid_weights=None,
                                  metrics=["fid", "kid", "pr"], fid_samples=None, fid_cache=None, data_root=None,
@@ -107,6 +110,7 @@ def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run,
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # not yet run in CI: see README
 def test_rescore_with_another_extractor_adds_rows_and_keeps_the_old(tiny_run, inception_weights, capsys):
     before = pd.read_csv(tiny_run / "results.csv")
     argv = [str(tiny_run), "--fid-backbone", "inception", "--fid-weights", str(inception_weights), "--metrics", "fid"]
@@ -133,6 +137,7 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # not yet run in CI: see README
 @pytest.mark.parametrize("damage", ["no run", "missing checkpoint", "missing weights", "unknown metric"])
 def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, capsys, damage):
     run = tmp_path / "run"
