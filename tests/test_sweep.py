@@ -22,7 +22,7 @@ OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address"
 
 def run_cli(args, **kwargs):
     return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True,
-                          timeout=900, **kwargs)
+                          timeout=1800, **kwargs)
 
 
 def test_help_lists_every_option_with_its_default():
