@@ -94,7 +94,7 @@ def headline_figure(run: Run):
         figure.legend(handles=[Patch(color=SPLIT_COLOUR, alpha=0.6, label=f"{run.label(split)} outputs"),
                                Patch(color=OTHER_COLOUR, alpha=0.6, label="other models")],
                       loc="outside lower center", ncols=2, frameon=False)
-    figure.suptitle(f"Headline: each model at its own sampler (sampler in brackets), best on top"
+    figure.suptitle("Headline: each model at its own sampler (sampler in brackets), best on top"
                     + ("" if run.is_fid else "; fd_domain, NOT FID"))
     return figure
 

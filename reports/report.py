@@ -17,8 +17,7 @@ from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_cl
 from reports.figures import render_figures
 from reports.headline import headline
 from reports.rundir import Run, load_run
-from reports.tables import (MISSING, arrow, build_tables, fd_domain_warning, markdown_table, to_csv, to_latex,
-                            to_markdown)
+from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
 from reports.validate import validate_results
 
 RUN_DIR = "<run_dir>"  # stands for the run directory wherever it lies
