@@ -122,6 +122,6 @@ def test_lost_worker_node_reschedules_its_trials(tmp_path):
         output, _ = driver.communicate(timeout=900)
         assert driver.returncode == 0, output[-3000:]
         assert "retrying" in output
-        assert len(pd.read_csv(run_dir / "results.csv")) == 2 * (12 + 3)
+        assert len(pd.read_csv(run_dir / "results.csv")) == 2 * (12 + 3) * 6  # x 6 smoke figures
     finally:
         cluster.shutdown()
