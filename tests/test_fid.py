@@ -117,7 +117,10 @@ def test_non_finite_input_is_an_error(engine):
 
 def test_missing_weights_offline_is_one_line_without_traceback(tmp_path):
     env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch-home"), PYTHONPATH=str(REPO))
-    result = subprocess.run([sys.executable, "-m", "bench.fid", "a", "b"], cwd=REPO, env=env,
+    images = [tmp_path / "a.npy", tmp_path / "b.npy"]  # readable images: the weights are what is missing
+    for seed, path in enumerate(images):
+        np.save(path, random_images(4, 3, 32, seed=seed).numpy())
+    result = subprocess.run([sys.executable, "-m", "bench.fid", *map(str, images)], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
