@@ -209,7 +209,7 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
 def train_images_per_second(stage, data: torch.Tensor, s, device: str) -> float:
     """Images/s of the shared Trainer on a stage's PROBE_BATCHES batches, after one warm-up batch."""
     trainer = Trainer(TrainConfig(epochs=1, batch_size=s.batch_size, lr=s.lr, amp=s.amp, device=device,
-                                  progress=False))
+                                  progress=False, channels_last=s.channels_last))
     trainer.fit(stage.module, data[:s.batch_size], stage.batch_transform)
     started = time.perf_counter()
     trainer.fit(stage.module, data[s.batch_size:], stage.batch_transform)

@@ -409,7 +409,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
+                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
 
 
@@ -432,6 +432,15 @@ def _versions() -> dict:
         except PackageNotFoundError:
             out[package] = None
     return out
+
+
+def _cpu_model():
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or None)
 
 
 def _git_commit():
@@ -506,15 +515,32 @@ def run(args) -> int:
                                 data_root=data_root or str(default_data_root().resolve()), download=args.download,
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
-        config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                          {"cpu": args.cpus_per_trial, "gpu": gpus},
-                                          enabled=next(iter(config["settings"].values())).search)
-        plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
-                         evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
-                         max_concurrent=args.max_concurrent, resume=args.resume, fault=os.environ.get(FAULT_ENV),
-                         tracker=args.tracker, estimates=cost.trial_seconds(), concurrency=cost.concurrency)
-        run_sweep(plan)
+        started = time.time()
+        try:
+            config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
+                                              {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                              enabled=next(iter(config["settings"].values())).search)
+            plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
+                             evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
+                             max_concurrent=args.max_concurrent, resume=args.resume,
+                             fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
+                             estimates=cost.trial_seconds(), concurrency=cost.concurrency)
+            run_sweep(plan)
+        finally:  # an interrupted session's time counts too
+            record_session(run_dir, started)
         return finish(run_dir, grid)
+
+
+def record_session(run_dir: Path, started: float) -> None:
+    """Add this invocation's wall time (searches and trials) to the manifest; a sweep resumed over
+    several sessions records each, and wall_time_s is their sum: the study's cost on this machine."""
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    sessions = manifest.get("sessions", []) + [
+        {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+         "wall_s": round(time.time() - started, 1), "host": socket.gethostname()}]
+    atomic_write_json(path, {**manifest, "sessions": sessions,
+                             "wall_time_s": round(sum(s["wall_s"] for s in sessions), 1)})
 
 
 def resume_command() -> str:

@@ -115,14 +115,19 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
             if history[-1]["epoch"] == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        config = TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
-                             lr=settings.lr, seed=spec.seed, amp=settings.amp, progress=False,
-                             lr_halving=stage.lr_halving)
+        config = train_config(settings, stage, spec.seed)
         trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
         history = trainer.fit(stage.module, stage.make_data(train), stage.batch_transform)
         finished += [{"stage": stage.name, **m} for m in history]
     _write_metrics(folder, finished)
     return finished
+
+
+def train_config(settings: Settings, stage, seed: int) -> TrainConfig:
+    """The Trainer's settings for one of a model's stages (svae/interface.py Stage)."""
+    return TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
+                       lr=settings.lr, seed=seed, amp=settings.amp, progress=False, lr_halving=stage.lr_halving,
+                       channels_last=settings.channels_last)
 
 
 SIMULATED_EPOCHS = 4  # checkpoints a simulated trial reports (a real trial: one per epoch)

@@ -25,7 +25,7 @@ ELSEWHERE = "<path>"  # an absolute path outside the run directory: a machine's,
 # An absolute path: "/" or "~/" or a drive letter, at the start of a line or word, or after "=", a quote,
 # a backtick or "(".
 ABSOLUTE_PATH = re.compile(r"""(?:^|(?<=[\s='"`(]))(?:~?/|[A-Za-z]:[\\/])[^\s'"`(),;|]+""", re.M)
-HOST_KEYS = ("cpus", "gpus", "platform")  # of the manifest's host: never its hostname or user
+HOST_KEYS = ("cpus", "cpu_model", "gpus", "platform")  # of the manifest's host: never its hostname or user
 
 
 def render(run_dir: str | Path) -> None:
@@ -38,10 +38,15 @@ def render(run_dir: str | Path) -> None:
     tables = build_tables(run)
     claims, verdicts = check_claims(run)
     figures = render_figures(run, lambda name, data: atomic_write_bytes(run.path / name, data))
-    for name, text in (("table.md", to_markdown(run, tables)), ("table.tex", to_latex(run, tables)),
-                       ("table.csv", to_csv(run, tables)), ("claims.md", claims),
-                       ("report.md", report_markdown(run, tables, verdicts, figures))):
+    for name, text in {**table_texts(run, tables, claims),
+                       "report.md": report_markdown(run, tables, verdicts, figures)}.items():
         atomic_write_text(run.path / name, private(run, text))
+
+
+def table_texts(run: Run, tables: list, claims: str) -> dict:
+    """The files that results.csv and manifest.json alone determine: {file name: text}."""
+    return {"table.md": to_markdown(run, tables), "table.tex": to_latex(run, tables),
+            "table.csv": to_csv(run, tables), "claims.md": claims}
 
 
 def private(run: Run, text: str) -> str:
@@ -133,7 +138,8 @@ def _glossary(run: Run) -> list:
 
 def _appendix(run: Run) -> list:
     m = run.manifest
-    sections = [("Run", {k: m[k] for k in ("name", "run_id", "created", "git_commit") if k in m}),
+    sections = [("Run", {k: m[k] for k in ("name", "run_id", "created", "git_commit", "wall_time_s")
+                             if k in m}),
                 ("Config", run.config), ("Protocol", run.protocol), ("Versions", m.get("versions", {})),
                 ("Machine", {k: v for k, v in m.get("host", {}).items() if k in HOST_KEYS})]
     lines = ["## Appendix: provenance", ""]

@@ -40,6 +40,10 @@ class TrainConfig:
     progress: bool = True
     # Halve the learning rate every lr_halving * epochs epochs (Dai & Wipf: 150 of 400); None: constant.
     lr_halving: Optional[float] = None
+    # channels_last memory for image batches and convolutions: faster on CPUs (docs/performance.md) but
+    # a different summation order, so results match a contiguous run only to round-off. The model is
+    # put back in contiguous memory when fit returns, so what follows (sampling, scoring) is unchanged.
+    channels_last: bool = False
 
 
 def learning_rate(cfg: TrainConfig, epoch: int) -> float:
@@ -119,7 +123,7 @@ class Trainer:
             raise HarnessError(f"{len(data)} training examples are fewer than one batch of {cfg.batch_size}; "
                                f"use more data or a smaller batch size")
         seed_everything(cfg.seed)
-        model.to(self.device).train()
+        model.to(self.device, memory_format=self.memory_format).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         shuffle = torch.Generator().manual_seed(cfg.seed)
         history, start_epoch = [], 0
@@ -143,7 +147,12 @@ class Trainer:
                                   self.checkpoint_path)
             if self.on_epoch_end:
                 self.on_epoch_end(history)
+        model.to(memory_format=torch.contiguous_format)
         return history
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.cfg.channels_last else torch.contiguous_format
 
     def _autocast(self):
         if self.cfg.amp and self.device.type == "cuda":
@@ -157,6 +166,8 @@ class Trainer:
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.cfg.progress)
         for step, (batch,) in enumerate(bar):
             x = as_float(batch.to(self.device, non_blocking=True))
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=self.memory_format)
             if batch_transform is not None:
                 x = batch_transform(x)
             with self._autocast():

@@ -27,7 +27,8 @@ def test_seeded_weights_give_features_that_differ_between_images(engine):
     assert spread > 0.3, f"features barely vary between images (spread {spread:.3f}): parity would be vacuous"
 
 
-@pytest.mark.parametrize("channels, size", [(1, 32), (3, 32), (3, 64)])
+@pytest.mark.parametrize("channels, size", [pytest.param(1, 32, marks=pytest.mark.slow), (3, 32),
+                                            pytest.param(3, 64, marks=pytest.mark.slow)])
 def test_fid_equals_pytorch_fid_on_png_files(engine, inception_weights, tmp_path, channels, size):
     a = random_images(16, channels, size, seed=10)
     b = random_images(16, channels, size, seed=11, shift=0.15)
@@ -135,6 +136,7 @@ def test_missing_weights_path_is_named(tmp_path):
         Scorer(weights_path=tmp_path / "nowhere.pth")
 
 
+@pytest.mark.slow
 def test_command_line_on_folders_image_npz_and_statistics(engine, inception_weights, tmp_path, capsys,
                                                          monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))

@@ -75,6 +75,7 @@ def test_more_images_than_the_split_holds_is_an_error(inception_weights):
 
 # ---------------------------------------------------------------- fd_domain
 
+@pytest.mark.slow
 def test_domain_backbone_on_fashion_mnist(tmp_path):
     engine = Scorer(backbone="domain", cache_dir=tmp_path, domain_config=DomainConfig(train_n=30000, epochs=2))
     extractor = engine.extractor("fashion-mnist")

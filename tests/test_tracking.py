@@ -9,6 +9,7 @@ import pytest
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 # each trial's epochs: one; the two-stage VAE's second stage trains stage2_epoch_factor (2) times as many
+pytestmark = pytest.mark.slow  # a two-trial sweep through Ray (about a minute)
 STAGES = {"synthetic-vae-s0": ["main"], "synthetic-two-stage-s0": ["stage1", "stage2", "stage2"]}
 
 

@@ -1,0 +1,143 @@
+"""Quality against epochs: one seed of a model trained at a preset's settings, scored every few epochs.
+
+The evidence behind a preset's epoch count (bench/presets.py `cpu`): each model is trained once with
+the preset's network, batch size and learning rate for --epochs, and after every --every-th epoch
+its own sampler (the registry's compared_at) draws --samples images, scored with the preset's
+metrics against as many reference-split images. The scoring runs on a forked random stream and puts
+the model back in training mode, so training goes on exactly as if it had not been scored: for a
+model without a learning-rate schedule (all but the two-stage VAE) the curve at epoch k is the
+model that a k-epoch trial trains.
+
+    python -m bench.curve --dataset fashion-mnist --preset cpu --models vae svae --epochs 12 --every 2 \
+        --out results/fashion-mnist-cpu/calibration
+
+writes curve.csv (long format: model, epoch, seconds, output, metric, value) and curve.png there.
+"""
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.models import MODELS, build_model
+from bench.overrides import apply_overrides, parse_overrides, typed_overrides
+from bench.presets import Settings, settings_for
+from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_outputs, train_config
+from svae.data import SPECS, check_dataset
+from svae.errors import HarnessError, choose
+from svae.io import atomic_write_text
+from svae.samplers import decode, sample_latents
+from svae.trainer import Trainer, seed_everything
+
+
+def score_now(model, spec: TrialSpec, settings, scorer, train, test, split: str) -> list:
+    """Rows of the model's own sampler at its present weights, leaving its mode and the RNG as they were."""
+    was_training = model.training
+    sampler = MODELS[spec.model].compared_at
+    with torch.random.fork_rng():
+        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
+                           gmm=settings.gmm, seed=spec.seed)
+        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, split)
+    model.train(was_training)
+    return rows
+
+
+def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int) -> list:
+    """Train the model's stages; score every `every`-th epoch of its last stage (and its last epoch)."""
+    train, test = load_data(spec, settings, evaluation)
+    scorer = make_scorer(settings.fid_backbone, evaluation)
+    seed_everything(spec.seed)
+    model = build_model(spec.model, SPECS[spec.dataset], settings.model)
+    stages = model.stages()
+    rows, trained = [], 0.0
+    for stage in stages:
+        config = train_config(settings, stage, spec.seed)
+
+        def on_epoch_end(history, last=stage is stages[-1], epochs=config.epochs):
+            nonlocal trained
+            trained += history[-1]["seconds"]
+            epoch = history[-1]["epoch"]
+            if last and (epoch % every == 0 or epoch == epochs):
+                found = score_now(model, spec, settings, scorer, train, test, evaluation.reference_split)
+                rows.extend({"model": spec.model, "epoch": epoch, "train_seconds": round(trained, 1),
+                             "images_per_s": history[-1]["images_per_s"], **r} for r in found)
+                print(f"{spec.model} epoch {epoch}: " + ", ".join(
+                    f"{r['output']} {r['metric']} {r['value']:.4g}" for r in found if r["metric"] in SHOWN),
+                      flush=True)
+
+        Trainer(config, on_epoch_end=on_epoch_end).fit(stage.module, stage.make_data(train), stage.batch_transform)
+    return rows
+
+
+SHOWN = ("fd_domain", "fid")
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for (model, output), part in table[table["metric"] == metric].groupby(["model", "output"], sort=False):
+            ax.plot(part["epoch"], part["value"], marker="o", label=f"{MODELS[model].label} {output}")
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench.curve", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--models", nargs="+", default=["vae", "svae"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, required=True, help="epochs to train (the curve's length)")
+    p.add_argument("--every", type=int, default=2, help="score after every this many epochs")
+    p.add_argument("--samples", type=int, default=2000, help="generated and reference images per score")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a preset setting, as bench.run's --set")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", required=True, help="folder for curve.csv and curve.png")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        check_dataset(args.dataset)
+        for name in args.models:
+            choose("model", name, MODELS)
+        if args.every < 1 or args.epochs < 1 or args.samples < 2:
+            raise HarnessError("--epochs and --every must be at least 1 and --samples at least 2")
+        settings = apply_overrides(settings_for(args.preset, args.dataset),
+                                   typed_overrides(parse_overrides(args.overrides), Settings))
+        settings = replace(settings, epochs=args.epochs, fid_samples=args.samples)
+        evaluation = Evaluation(data_root=args.data_root, system_copy=args.data_root is None,
+                                fid_cache=str(Path.home() / ".cache" / "svae-bench"))
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for name in args.models:
+            started = time.time()
+            rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every)
+            print(f"{name}: {time.time() - started:.0f} s", flush=True)
+    except HarnessError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    table = pd.DataFrame(rows)
+    atomic_write_text(out / "curve.csv", table.to_csv(index=False))
+    plot(table[table["metric"].isin(SHOWN)], out / "curve.png")
+    print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
