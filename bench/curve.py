@@ -72,7 +72,7 @@ def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int) -> list
     return rows
 
 
-SHOWN = ("fd_domain", "fid")
+SHOWN = ("fd_domain", "kd_domain", "fid", "kid")  # printed and plotted (x_hat only: the output every model has)
 
 
 def plot(table: pd.DataFrame, path: Path) -> None:
@@ -82,9 +82,9 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     metrics = list(dict.fromkeys(table["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        for (model, output), part in table[table["metric"] == metric].groupby(["model", "output"], sort=False):
-            ax.plot(part["epoch"], part["value"], marker="o", label=f"{MODELS[model].label} {output}")
-        ax.set_title(metric)
+        for model, part in table[table["metric"] == metric].groupby("model", sort=False):
+            ax.plot(part["epoch"], part["value"], marker="o", label=MODELS[model].label)
+        ax.set_title(f"{metric} of x_hat")
         ax.set_xlabel("epoch")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         return 2
     table = pd.DataFrame(rows)
     atomic_write_text(out / "curve.csv", table.to_csv(index=False))
-    plot(table[table["metric"].isin(SHOWN)], out / "curve.png")
+    plot(table[table["metric"].isin(SHOWN) & (table["output"] == "x_hat")], out / "curve.png")
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0
 

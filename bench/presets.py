@@ -63,7 +63,22 @@ def cpu(dataset: str) -> Settings:
     at most 120 minutes of wall time; fd_domain, KID and precision/recall on 10,000 samples against
     10,000 reference images; a 100-component GMM on 10,000 training latents.
 
-    MEASUREMENTS: to be filled in.
+    Chosen by measurement on the 2-core machine (2026-11-29, torch 2.14.1), one torch thread per trial
+    as the sweep runs them:
+    - Training throughput of the SVAE through the Trainer (2,048 Fashion-MNIST images, images/s;
+      contiguous / channels_last): base width 16, batch 64: 169 / 167; width 16, batch 128: 150 / 191;
+      width 12, batch 128: - / 287; width 8, batch 128: 426 / 484 (single runs, a few percent of noise).
+      Widths 24 and 32 ran at 65 and 41 (channels_last, batch 64, beside the test suite). The budget
+      (25 trials of 60,000 images, the search, the scoring) buys about 3 epochs at width 8 and about 1
+      at width 16, so width 8, batch 128, channels_last.
+    - Quality against epochs (python -m bench.curve --models vae svae --epochs 4 --every 1, seed 0,
+      the two models side by side: ~110 s of training per epoch each; results/fashion-mnist-cpu/
+      calibration): fd_domain of x_hat, 2,000 GMM samples against 2,000 test images, after epochs
+      1-4: VAE 26.0, 20.6, 14.7, 14.6; SVAE 25.7, 22.2, 15.5, 12.3. The VAE has levelled off at 3;
+      the SVAE still gains at 4, but a fourth epoch for every trial would take the study past 120
+      minutes (the dry run estimates 79 minutes of trials at 3 epochs, before the search and GMM fits).
+    - lr 1e-3 and BatchNorm momentum 0.1, as the smoke preset: 1,400 steps per trial are too few for
+      1e-4 and for running statistics at 0.001.
     """
     model = replace(paper_model_config(dataset),
                     backbone=BackboneConfig(base_width=8, embedding_dim=64, bn_momentum=0.1),

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench.models import MODELS, build_model
 from bench.presets import Settings
-from bench.trial import Evaluation, TrialSpec, _train, make_scorer, settings_json
-from svae.data import SPECS, load_images
-from svae.errors import NonFiniteLossError
+from bench.trial import Evaluation, TrialSpec, _train, load_data, make_scorer, settings_json
+from svae.data import SPECS
+from svae.errors import HarnessError, NonFiniteLossError
 from svae.io import atomic_write_json
 from svae.samplers import decode, sample_latents
 from svae.trainer import seed_everything
@@ -57,10 +57,10 @@ def validation_distance(scorer, dataset: str, generated, validation) -> float:
 def score_candidate(dataset: str, model: str, knob: str, value: float, settings: Settings,
                     evaluation: Evaluation) -> float:
     """Train one candidate for the short budget and return its validation distance (inf if it diverged)."""
-    train = load_images(dataset, "train", evaluation.data_root, evaluation.download).images
-    fit, validation = validation_split(train[:settings.train_subset] if settings.train_subset else train, settings)
-    short = replace(settings, epochs=budget(settings), model=replace(settings.model, **{knob: value}))
     spec = TrialSpec(dataset, model, SEED)
+    train, _ = load_data(spec, settings, evaluation)  # the images the seeded runs train on
+    fit, validation = validation_split(train, settings)
+    short = replace(settings, epochs=budget(settings), model=replace(settings.model, **{knob: value}))
     seed_everything(SEED)
     net = build_model(model, SPECS[dataset], short.model)
     with tempfile.TemporaryDirectory() as folder:
@@ -85,7 +85,10 @@ def _trainable(config: dict) -> None:
 
 
 def tune_scores(job: dict, grid: tuple, storage: str, resources: dict) -> dict:
-    """value -> validation score, one Ray Tune trial per grid value (None where a trial failed)."""
+    """value -> validation score, one Ray Tune trial per grid value (None where training diverged).
+
+    A candidate that fails otherwise (missing data, a crash) stops the sweep: a search that silently
+    lost candidates would choose among the survivors, and the record would not say why."""
     from ray import tune
     tuner = tune.Tuner(
         tune.with_resources(_trainable, resources),
@@ -93,10 +96,16 @@ def tune_scores(job: dict, grid: tuple, storage: str, resources: dict) -> dict:
         tune_config=tune.TuneConfig(metric="score", mode="min"),
         run_config=tune.RunConfig(name=f"search-{job['dataset']}-{job['model']}", storage_path=storage,
                                   verbose=0, log_to_file=True))
-    scores = {value: None for value in grid}
+    scores, errors = {value: None for value in grid}, []
     for result in tuner.fit():
-        if result.error is None and result.metrics and math.isfinite(result.metrics.get("score", math.inf)):
+        if result.error is not None:
+            errors.append(f"{job['knob']} = {result.config.get('value')}: "
+                          f"{str(result.error).strip().splitlines()[-1]}")
+        elif result.metrics and math.isfinite(result.metrics.get("score", math.inf)):
             scores[result.config["value"]] = float(result.metrics["score"])
+    if errors:
+        raise HarnessError(f"the {job['model']} search on {job['dataset']} failed for {len(errors)} of {len(grid)} "
+                           f"candidates (first: {errors[0]}); fix that and run the same command again with --resume")
     return scores
 
 
@@ -115,7 +124,7 @@ def search(run_dir: Path, dataset: str, model: str, settings: Settings, evaluati
     chosen = min(finite, key=finite.get) if finite else getattr(settings.model, knob)
     record = {"dataset": dataset, "model": model, "knob": knob, "grid": list(grid),
               "scores": [{"value": v, "score": scores[v]} for v in grid], "chosen": chosen,
-              "fallback": not finite,  # every candidate failed: the preset's value is kept
+              "fallback": not finite,  # every candidate diverged: the preset's value is kept
               "epochs": budget(settings), "sampler": SAMPLER, "seed": SEED,
               "metric": "FID" if settings.fid_backbone == "inception" else "fd_domain",
               "validation": f"the last {VALIDATION_FRACTION:.3g} of the training images (at most fid_samples), "
