@@ -11,7 +11,10 @@ model that a k-epoch trial trains.
     python -m bench.curve --dataset fashion-mnist --preset cpu --models vae svae --epochs 12 --every 2 \
         --out results/fashion-mnist-cpu/calibration
 
-writes curve.csv (long format: model, epoch, seconds, output, metric, value) and curve.png there.
+writes curve.csv there (long format: model, epoch, train_seconds, images_per_s and results.csv's
+scoring columns: sampler, output, metric, value, ...; rewritten after each model) and curve.png
+(x_hat against epochs). Its x1 and x2 are the decoder's raw channels: the per-seed orientation of a
+trial (svae/samplers.py orient_components) is not applied.
 """
 import argparse
 import sys
@@ -27,7 +30,7 @@ from bench.overrides import apply_overrides, parse_overrides, typed_overrides
 from bench.presets import Settings, settings_for
 from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_outputs, train_config
 from svae.data import SPECS, check_dataset
-from svae.errors import HarnessError, choose
+from svae.errors import HarnessError, NonFiniteLossError, choose
 from svae.io import atomic_write_text
 from svae.samplers import decode, sample_latents
 from svae.trainer import Trainer, seed_everything
@@ -129,11 +132,11 @@ def main(argv=None) -> int:
             started = time.time()
             rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every)
             print(f"{name}: {time.time() - started:.0f} s", flush=True)
-    except HarnessError as e:
+            table = pd.DataFrame(rows)
+            atomic_write_text(out / "curve.csv", table.to_csv(index=False))  # a later failure keeps it
+    except (HarnessError, NonFiniteLossError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
-    table = pd.DataFrame(rows)
-    atomic_write_text(out / "curve.csv", table.to_csv(index=False))
     plot(table[table["metric"].isin(SHOWN) & (table["output"] == "x_hat")], out / "curve.png")
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0

@@ -440,7 +440,7 @@ def _cpu_model():
                  if line.startswith("model name")]
     except OSError:
         names = []
-    return names[0] if names else (platform.processor() or None)
+    return names[0] if names else None
 
 
 def _git_commit():
@@ -472,6 +472,7 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
+    clock = time.monotonic()  # the session's wall time counts from here: data checks and probe included
     config = check_args(args)
     confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds, args.yes or args.resume)
     if args.address:
@@ -506,7 +507,7 @@ def run(args) -> int:
             manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)}}
         if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
             write_owner(storage, manifest["run_id"], run_dir)
-        atomic_write_json(run_dir / "manifest.json", manifest)
+        atomic_write_json(run_dir / "manifest.json", open_session(manifest))
         # Real statistics and fd_domain classifiers are shared through the storage; object storage cannot
         # hold the cache's file locks, so there each node keeps its own cache (one computation per node).
         fid_cache = storage + "/fid-cache" if "://" not in storage else str(Path.home() / ".cache" / "svae-bench")
@@ -515,7 +516,6 @@ def run(args) -> int:
                                 data_root=data_root or str(default_data_root().resolve()), download=args.download,
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
-        started = time.time()
         try:
             config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
                                               {"cpu": args.cpus_per_trial, "gpu": gpus},
@@ -527,20 +527,29 @@ def run(args) -> int:
                              estimates=cost.trial_seconds(), concurrency=cost.concurrency)
             run_sweep(plan)
         finally:  # an interrupted session's time counts too
-            record_session(run_dir, started)
+            close_session(run_dir, time.monotonic() - clock)
         return finish(run_dir, grid)
 
 
-def record_session(run_dir: Path, started: float) -> None:
-    """Add this invocation's wall time (searches and trials) to the manifest; a sweep resumed over
-    several sessions records each, and wall_time_s is their sum: the study's cost on this machine."""
+def open_session(manifest: dict) -> dict:
+    """The manifest with this invocation added to its sessions, its wall time still unknown (null):
+    a session killed outright stays null, so a study's recorded time never silently leaves it out."""
+    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_s": None,
+               "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+               "cpu_model": _cpu_model()}
+    return {**manifest, "sessions": manifest.get("sessions", []) + [session]}
+
+
+def close_session(run_dir: Path, seconds: float) -> None:
+    """Record the session's wall time (from the command's start to the sweep's end; rendering the
+    reports is not counted) and wall_time_s, the sum over sessions: the study's cost."""
     path = run_dir / "manifest.json"
     manifest = json.loads(path.read_text())
-    sessions = manifest.get("sessions", []) + [
-        {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-         "wall_s": round(time.time() - started, 1), "host": socket.gethostname()}]
-    atomic_write_json(path, {**manifest, "sessions": sessions,
-                             "wall_time_s": round(sum(s["wall_s"] for s in sessions), 1)})
+    sessions = manifest["sessions"]
+    sessions[-1]["wall_s"] = round(seconds, 1)
+    manifest["wall_time_s"] = round(sum(s["wall_s"] or 0 for s in sessions), 1)
+    manifest["sessions_unmeasured"] = sum(s["wall_s"] is None for s in sessions)
+    atomic_write_json(path, manifest)
 
 
 def resume_command() -> str:

@@ -98,11 +98,12 @@ def tune_scores(job: dict, grid: tuple, storage: str, resources: dict) -> dict:
                                   verbose=0, log_to_file=True))
     scores, errors = {value: None for value in grid}, []
     for result in tuner.fit():
-        if result.error is not None:
-            errors.append(f"{job['knob']} = {result.config.get('value')}: "
-                          f"{str(result.error).strip().splitlines()[-1]}")
-        elif result.metrics and math.isfinite(result.metrics.get("score", math.inf)):
-            scores[result.config["value"]] = float(result.metrics["score"])
+        score = (result.metrics or {}).get("score")  # a diverged candidate reports inf
+        if result.error is not None or score is None:
+            why = (str(result.error).strip().splitlines() or ["no message"])[-1] if result.error else "no score"
+            errors.append(f"{job['knob']} = {result.config.get('value')}: {why}")
+        elif math.isfinite(score):
+            scores[result.config["value"]] = float(score)
     if errors:
         raise HarnessError(f"the {job['model']} search on {job['dataset']} failed for {len(errors)} of {len(grid)} "
                            f"candidates (first: {errors[0]}); fix that and run the same command again with --resume")

@@ -38,15 +38,10 @@ def render(run_dir: str | Path) -> None:
     tables = build_tables(run)
     claims, verdicts = check_claims(run)
     figures = render_figures(run, lambda name, data: atomic_write_bytes(run.path / name, data))
-    for name, text in {**table_texts(run, tables, claims),
-                       "report.md": report_markdown(run, tables, verdicts, figures)}.items():
+    for name, text in (("table.md", to_markdown(run, tables)), ("table.tex", to_latex(run, tables)),
+                       ("table.csv", to_csv(run, tables)), ("claims.md", claims),
+                       ("report.md", report_markdown(run, tables, verdicts, figures))):
         atomic_write_text(run.path / name, private(run, text))
-
-
-def table_texts(run: Run, tables: list, claims: str) -> dict:
-    """The files that results.csv and manifest.json alone determine: {file name: text}."""
-    return {"table.md": to_markdown(run, tables), "table.tex": to_latex(run, tables),
-            "table.csv": to_csv(run, tables), "claims.md": claims}
 
 
 def private(run: Run, text: str) -> str:
@@ -197,7 +192,7 @@ def _search_section(search) -> list:
               "was chosen for every seed.", "",
               "| dataset | model | knob | grid: score | chosen |", "|---|---|---|---|---:|"]
     for r in search["results"]:
-        scores = ", ".join(f"{s['value']:g}: {'failed' if s['score'] is None else format(s['score'], '.2f')}"
+        scores = ", ".join(f"{s['value']:g}: {'diverged' if s['score'] is None else format(s['score'], '.2f')}"
                            for s in r["scores"])
         at_edge = r["chosen"] in (r["grid"][0], r["grid"][-1])
         edge = " (at the grid's edge: the best value may lie beyond it)" if at_edge else ""

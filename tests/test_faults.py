@@ -69,6 +69,10 @@ def test_driver_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path, unin
     for trial_id, attempt in attempts.items():
         assert statuses(run_dir)[trial_id]["attempt_id"] == attempt, trial_id
     pd.testing.assert_frame_equal(results(run_dir), uninterrupted)
+    # the killed session's time is unknown, and the manifest says so rather than leaving it out
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [s["wall_s"] is None for s in manifest["sessions"]] == [True, False]
+    assert manifest["sessions_unmeasured"] == 1 and manifest["wall_time_s"] == manifest["sessions"][1]["wall_s"]
 
 
 def test_worker_killed_mid_training_is_retried_from_its_checkpoint(tmp_path, uninterrupted):
@@ -106,6 +110,8 @@ def test_ctrl_c_saves_state_and_resume_completes(tmp_path, uninterrupted):
     out = sweep(run_dir, "--resume")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     pd.testing.assert_frame_equal(results(run_dir), uninterrupted)
+    sessions = json.loads((run_dir / "manifest.json").read_text())["sessions"]
+    assert len(sessions) == 2 and all(s["wall_s"] > 0 for s in sessions)  # Ctrl-C: that session's time counts
 
 
 def test_lost_worker_node_reschedules_its_trials(tmp_path):

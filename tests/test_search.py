@@ -26,7 +26,7 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
 
     def scores(job, grid, storage, resources):  # a hand-made landscape with its minimum at beta = 0.5
         calls.append((job["dataset"], job["model"]))
-        return {v: 10 + abs(math.log2(v) + 1) for v in grid} | {8.0: None}  # 8.0 failed
+        return {v: 10 + abs(math.log2(v) + 1) for v in grid} | {8.0: None}  # 8.0 diverged
 
     chosen = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
     assert chosen["synthetic"].model.beta_vae_beta == 0.5
@@ -41,7 +41,7 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
     from reports.report import _search_section
     section = "\n".join(_search_section(manifest["search"]))
     assert "| synthetic | beta-vae | beta_vae_beta | 0.03125: 14.00, 0.0625: 13.00, 0.125: 12.00, 0.25: 11.00," in section
-    assert "8: failed" in section and section.endswith("| 0.5 |\n")
+    assert "8: diverged" in section and section.endswith("| 0.5 |\n")
 
     again = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
     assert calls == [("synthetic", "beta-vae")]  # resumed: read back, not searched again
@@ -87,3 +87,21 @@ def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_
     assert chosen["synthetic"].model.beta_vae_beta == min(scores, key=scores.get) == record["chosen"]
     run_searches(tmp_path, settings, ["beta-vae"], evaluation, "unused", {}, True, in_process)
     assert len(trainings) == 2
+
+
+@pytest.mark.slow
+def test_a_candidate_that_errors_stops_the_sweep_and_records_no_choice(tmp_path):
+    """Missing data is an error, not a divergence: the search must not choose among the survivors."""
+    import ray
+    from svae.errors import HarnessError
+    run_dir = tmp_path / "run"
+    write_manifest(run_dir)
+    settings = {"fashion-mnist": settings_for("smoke", "fashion-mnist")}
+    evaluation = Evaluation(data_root=str(tmp_path / "no-data"), system_copy=False)
+    try:
+        with pytest.raises(HarnessError, match=r"search on fashion-mnist failed for 9 of 9 candidates "
+                                               r"\(first: beta_vae_beta = .*missing train-images"):
+            run_searches(run_dir, settings, ["beta-vae"], evaluation, str(tmp_path / "ray"), {"cpu": 1}, True)
+    finally:
+        ray.shutdown()
+    assert not search_path(run_dir, "fashion-mnist", "beta-vae").exists()  # a resume searches again

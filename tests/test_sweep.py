@@ -102,6 +102,9 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert len(manifest["grid"]) == 2 * len(MODELS) and manifest["config"]["seeds"] == 2
     assert [m["name"] for m in manifest["registry"]["models"]] == list(MODELS)  # in registry order
+    [session] = manifest["sessions"]
+    assert session["wall_s"] > 0 and manifest["wall_time_s"] == session["wall_s"]
+    assert manifest["sessions_unmeasured"] == 0
     for trial in manifest["grid"]:
         folder = run_dir / "trials" / trial["trial_id"]
         assert json.loads((folder / "status.json").read_text())["status"] == "finished"

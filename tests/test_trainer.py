@@ -13,7 +13,8 @@ class Interrupted(Exception):
     pass
 
 
-def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, crash_after=None):
+def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, crash_after=None,
+          channels_last=False):
     """Train every stage; with crash_after=k, die right after the k-th epoch's checkpoint, as a kill would."""
     seed_everything(seed)
     model = build_model(name, SPECS["synthetic"], cfg)
@@ -27,7 +28,7 @@ def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, 
     for stage in model.stages():
         path = checkpoint.with_name(f"{checkpoint.stem}-{stage.name}.pt") if checkpoint else None
         trainer = Trainer(TrainConfig(epochs=round(epochs * stage.epoch_factor), batch_size=50, lr=lr, seed=seed,
-                                      progress=False, lr_halving=stage.lr_halving),
+                                      progress=False, lr_halving=stage.lr_halving, channels_last=channels_last),
                           checkpoint_path=path, on_epoch_end=count_epoch)
         histories[stage.name] = trainer.fit(stage.module, stage.make_data(images), stage.batch_transform)
     return model, histories
@@ -66,15 +67,20 @@ def test_same_seed_same_weights_different_seed_different_weights(tiny_cfg):
     assert not same_weights(a, c)
 
 
-@pytest.mark.parametrize("name, crash_after", [("svae", 1), ("two-stage", 1), ("two-stage", 3)])
-def test_resume_after_a_crash_equals_uninterrupted_training(name, crash_after, tiny_cfg, tmp_path):
+@pytest.mark.parametrize("name, crash_after, channels_last",
+                         [("svae", 1, False), ("two-stage", 1, False), ("two-stage", 3, False),
+                          ("svae", 1, True), ("two-stage", 3, True)])
+def test_resume_after_a_crash_equals_uninterrupted_training(name, crash_after, channels_last, tiny_cfg, tmp_path):
     # two-stage: 2 epochs of stage 1, then 4 of stage 2; crash_after=3 dies inside stage 2
-    straight, _ = train(name, tiny_cfg, epochs=2, checkpoint=tmp_path / "straight.pt")
+    run = dict(epochs=2, channels_last=channels_last)
+    straight, _ = train(name, tiny_cfg, checkpoint=tmp_path / "straight.pt", **run)
     with pytest.raises(Interrupted):
-        train(name, tiny_cfg, epochs=2, checkpoint=tmp_path / "resumed.pt", crash_after=crash_after)
+        train(name, tiny_cfg, checkpoint=tmp_path / "resumed.pt", crash_after=crash_after, **run)
     # A new process rebuilds the model from scratch: do the same, then continue from the checkpoints.
-    resumed, histories = train(name, tiny_cfg, epochs=2, checkpoint=tmp_path / "resumed.pt")
+    resumed, histories = train(name, tiny_cfg, checkpoint=tmp_path / "resumed.pt", **run)
     assert same_weights(straight, resumed)
+    convolutions = [p for p in resumed.parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous() for p in convolutions)  # fit hands back contiguous memory
     assert [m["epoch"] for m in next(iter(histories.values()))] == [1, 2]
     gamma_key = "likelihood.gamma" if name == "svae" else "stage1.likelihood.log_gamma"
     assert gamma_key in resumed.state_dict()  # gamma's state travels in the checkpoint
