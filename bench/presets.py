@@ -1,4 +1,5 @@
-"""Presets: the authors' settings per dataset (`paper`) and a shrunken copy for CPUs (`smoke`).
+"""Presets: the authors' settings per dataset (`paper`), a shrunken copy that shows the pipeline runs
+(`smoke`), and the two-hour five-seed study on two CPU cores (`cpu`, results/fashion-mnist-cpu).
 
 The paper's latent size, KL weight and epochs are the dataset's spec (svae/data.py SPECS). The
 two-stage VAE's second stage trains twice the first stage's epochs, as in Dai & Wipf's defaults
@@ -71,7 +72,8 @@ def cpu(dataset: str) -> Settings:
       Widths 24 and 32 ran at 65 and 41 (channels_last, batch 64, beside the test suite). The budget
       (25 trials of 60,000 images, the search, the scoring) buys about 3 epochs at width 8 and about 1
       at width 16, so width 8, batch 128, channels_last.
-    - Quality against epochs (python -m bench.curve --models vae svae --epochs 4 --every 1, seed 0,
+    - Quality against epochs (OMP_NUM_THREADS=1 python -m bench.curve --models vae --epochs 4 --every 1,
+      and the same for svae, seed 0,
       the two models side by side: ~110 s of training per epoch each; results/fashion-mnist-cpu/
       calibration): fd_domain of x_hat, 2,000 GMM samples against 2,000 test images, after epochs
       1-4: VAE 26.0, 20.6, 14.7, 14.6; SVAE 25.7, 22.2, 15.5, 12.3. The VAE has levelled off at 3;
