@@ -57,7 +57,7 @@ def parse_args(argv):
                    help=f"datasets, from: {', '.join(SPECS)}")
     p.add_argument("--seeds", type=int, default=5, help="number of seeds per cell (seeds 0..N-1)")
     p.add_argument("--models", nargs="*", default=list(MODELS), help=f"models, from: {', '.join(MODELS)}")
-    p.add_argument("--preset", default="paper", help=f"settings preset, from: {', '.join(PRESETS)}")
+    p.add_argument("--preset", default="paper", help=f"preset, from: {', '.join(PRESETS)}")
     p.add_argument("--out", default=None, help="run directory (default: runs/<preset>-<datasets>)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="address of an existing Ray cluster (RAY_ADDRESS is honoured); none: a local cluster")
