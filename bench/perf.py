@@ -125,6 +125,11 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
           f"max |f - f_ref| / max |f_ref| = {np.abs(ours - ref).max() / np.abs(ref).max():.2e} (target <= 1e-4)")
     print(f"  mean difference {np.abs(mu - ref_mu).max():.2e}, covariance difference "
           f"{np.abs(sigma - ref_sigma).max() / np.abs(ref_sigma).max():.2e} (relative to its largest entry)")
+    feature_difference = np.abs(ours - ref).max() / np.abs(ref).max()
+    return [{"measure": "FID features: this engine / pytorch-fid, images/s", "value": t_ref / t_ours,
+             "target": [">=", 1.5], "note": f"{n} images {channels}x{size}x{size}, batch {batch_size}"},
+            {"measure": "FID features: max |f - f_ref| / max |f_ref|", "value": feature_difference,
+             "target": ["<=", 1e-4], "note": "same images, same weights"}]
 
 
 def realistic_statistics(seed, d=2048, n=10000, scale=1.0):
@@ -154,6 +159,10 @@ def distance_benchmark(repeats=2):
     print(f"  this engine (Cholesky + symmetric eigenvalues):       {t_ours:6.2f} s   FID {ours:.10g}")
     print(f"  ratio {t_ref / t_ours:.1f}x (target >= 5x), relative difference {abs(ours - ref) / abs(ref):.1e} "
           f"(target <= 1e-6)")
+    return [{"measure": "Frechet distance: pytorch-fid (scipy sqrtm) / this engine, time", "value": t_ref / t_ours,
+             "target": [">=", 5], "note": "2048-d statistics of 10,000 samples"},
+            {"measure": "Frechet distance: relative difference to pytorch-fid", "value": abs(ours - ref) / abs(ref),
+             "target": ["<=", 1e-6], "note": ""}]
 
 
 def evaluation_benchmark(n, batch_size, device, channels, size, samplers=3):
@@ -204,15 +213,12 @@ def evaluation_benchmark(n, batch_size, device, channels, size, samplers=3):
 
 
 def fid_rows(args) -> list:
-    """The FID engine against pytorch-fid, printed (its rows join the table once it returns them)."""
-    fid_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
-    if not args.skip_distance:
-        distance_benchmark()
-    return []
+    rows = fid_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
+    return rows if args.skip_distance else rows + distance_benchmark()
 
 
 def evaluation_rows(args) -> list:
-    return evaluation_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
+    return evaluation_benchmark(args.n or 25, args.batch_size, args.device, args.channels, args.size)
 
 
 def training_rows(args) -> list:
@@ -287,7 +293,7 @@ def main(argv=None):
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
     p.add_argument("--out", default="perf", help="folder for results.json and results.md")
     p.add_argument("--n", type=int, default=None,
-                   help="images to featurise (fid, default 100) or to train on per round (train 200, throughput 2000)")
+                   help="images to featurise (fid 100, eval 25 per output) or to train on per round (train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
