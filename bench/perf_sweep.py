@@ -68,7 +68,7 @@ def _write_record_then(report):
     return wrapper
 
 
-def timed_trainable(config: dict) -> None:
+def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault) -> None:
     """bench.sweep.trainable, with its imports, data loading and reports timed (runs in a Ray worker)."""
     entered = time.time()
     started = time.perf_counter()
@@ -82,10 +82,10 @@ def timed_trainable(config: dict) -> None:
         bench.trial.load_images = _timed("data", bench.trial.load_images)
         tune.report = _write_record_then(_timed("report", tune.report))
         _PATCHED["wrapped"] = True
-    _PATCHED.update(data=0.0, report=0.0, storage=config["storage"],
+    _PATCHED.update(data=0.0, report=0.0, storage=storage,
                     trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
                            "imports_s": imports})
-    bench.sweep.trainable(config)
+    bench.sweep.trainable(config, settings=settings, storage=storage, evaluation=evaluation, fault=fault)
 
 
 def driver(argv: list, record_path: str) -> int:

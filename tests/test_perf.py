@@ -42,3 +42,13 @@ def test_table_marks_each_ratio_against_its_target():
     assert [meets(r) for r in rows] == [True, False, False, None]
     lines = markdown_table(rows).splitlines()
     assert lines[2].endswith("| 1.02 | <= 1.03 | yes |  |") and "**no**" in lines[3] and len(lines) == 6
+
+
+def test_the_timed_trainable_takes_what_the_sweep_gives_the_trainable():
+    """The sweep benchmark swaps in a timed wrapper for bench.sweep.trainable; Ray calls it with the
+    trainable's parameters (tune.with_parameters), so the two signatures must not drift apart."""
+    import inspect
+
+    import bench.sweep
+    from bench.perf_sweep import timed_trainable
+    assert list(inspect.signature(timed_trainable).parameters) == list(inspect.signature(bench.sweep.trainable).parameters)
