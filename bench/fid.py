@@ -4,6 +4,10 @@ Each of A, B is a folder of images, FILE.npz[:NAME] holding an image array, or a
 (mu, sigma). Statistics need no network, so two statistics files need no Inception weights; KID and
 precision/recall need images (features), not statistics.
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import io
 import sys
@@ -16,6 +20,7 @@ import torch
 from bench.metrics import FID_WEIGHTS_FILE, METRICS, Figure, Scorer, check_metrics, frechet_distance, statistics
 from bench.metrics.scoring import reference_from_features
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_bytes
 
 IMAGE_EXTENSIONS = {"bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"}  # pytorch-fid's
@@ -91,6 +96,7 @@ def check_device(name):
 
 
 def main(argv=None):
+    interrupts_raise()
     p = argparse.ArgumentParser(prog="python -m bench.fid", description=__doc__.split("\n\n")[1])
     p.add_argument("path", nargs=2, help="A and B; with --save-stats, the input and the .npz to write")
     p.add_argument("--metrics", nargs="+", default=["fid"], help=f"from: {', '.join(METRICS)} "
@@ -128,6 +134,9 @@ def main(argv=None):
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        sys.exit(130)
     source = (f"inception-fid, weights sha256 {scorer.extractor().weights_hash}" if scorer
               else "from statistics files: no network run")
     for figure in figures:

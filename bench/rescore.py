@@ -9,6 +9,10 @@ trial that already has every asked figure for this extractor and n is skipped, s
 re-score resumes where it stopped. The reports are rendered again at the end. It runs in this process
 (no Ray cluster: re-scoring costs one generation and one feature pass per trial, not training).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import csv
 import io
@@ -25,6 +29,7 @@ from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer
                          settings_json)
 from svae.samplers import orient_components
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 from svae.lock import run_lock
 
@@ -211,12 +216,17 @@ def rescore_run(args, job: dict) -> int:
 
 
 def main(argv=None) -> int:
+    interrupts_raise()
     args = parse_args(argv)
     try:
         return rescore(args)
     except HarnessError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every trial's rows are written whole, and a finished trial is skipped next time
+        print(f"interrupted; the figures of trials already re-scored are kept: run the same command again to "
+              f"finish", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ it is recorded relative to it, storage outside it (--storage) by its full name, 
 keeps an owner record (owner.json: run id and run directory) that --resume checks, so a copy of a
 run directory never trains into, or reads, the original's state.
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import getpass
 import json
@@ -35,6 +39,7 @@ from bench.trial import FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 from svae.samplers import COMPONENT_RULE, SAMPLERS
 
@@ -214,6 +219,12 @@ def read_owner(storage: str):
     import pyarrow.fs
     try:
         fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+        bucket = root.split("/")[0]
+        remote = not isinstance(fs, pyarrow.fs.LocalFileSystem)
+        if remote and fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound:
+            # else a mistyped bucket would read as new, empty storage (and a resume would start over)
+            raise HarnessError(f"--storage {storage}: there is no bucket {bucket!r} (or these credentials "
+                               f"cannot see it); create it or fix the name")
         with fs.open_input_stream(f"{root.rstrip('/')}/{OWNER_FILE}") as f:
             return json.loads(f.read())
     except FileNotFoundError:
@@ -455,6 +466,7 @@ def _git_commit():
 
 
 def main(argv=None) -> int:
+    interrupts_raise()
     args = parse_args(argv)
     try:
         return run(args)

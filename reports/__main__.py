@@ -3,17 +3,23 @@
 Holds the run directory's lock (svae/lock.py) while it writes, so it never renders a sweep that is
 still running; damaged results are refused (reports/validate.py) and the reports there stay as they were.
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import sys
 from pathlib import Path
 
 from svae.lock import run_lock
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 
 from reports import render
 
 
 def main(argv=None) -> int:
+    interrupts_raise()
     parser = argparse.ArgumentParser(
         prog="python -m reports",
         description="Write table.md/.tex/.csv, claims.md, figures/ and report.md into RUN_DIR.")

@@ -2,10 +2,14 @@
 traceback. The commands run in this process (their main functions, as `python -m` calls them), so
 the whole set takes seconds; a few cases that need a fresh process run as real subprocesses."""
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ import reports.__main__
 from tests.fid_helpers import inception_weights  # noqa: F401 (a fixture)
 from tests.report_fixtures import make_run
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--seeds", "1", "--models", "vae"]
 
 
@@ -210,3 +215,21 @@ def test_reports_bad_run_directories(tmp_path, capsys):
     for run, needle in cases:
         code, err = call(reports.__main__.main, [str(run)], capsys)
         assert_one_error_line(code, err, needle)
+
+
+# ---------------------------------------------------------------- Ctrl-C while a command imports
+
+@pytest.mark.parametrize("command", [["bench.run", "--dry-run"], ["bench.rescore", "no-such-run"],
+                                     ["bench.fid", "a.npz", "b.npz"], ["reports", "no-such-run"]])
+def test_ctrl_c_while_the_modules_load_is_one_line(command, tmp_path):
+    """SIGINT 0.3 s in, while torch, pandas or Ray load (seconds here): one line and status 130, no
+    traceback. On a machine fast enough to be past its imports by then, the command's own error line
+    (exit 2) or its own Ctrl-C handling must still be one line."""
+    process = subprocess.Popen([sys.executable, "-m", *command], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    expected = 130 if err.startswith("interrupted") else 2
+    assert process.returncode == expected and err.startswith(("interrupted", "error: ")), (process.returncode, err)

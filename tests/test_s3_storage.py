@@ -66,3 +66,12 @@ def test_driver_kill_and_resume_on_s3_equal_an_uninterrupted_sweep(s3, uninterru
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv").drop(columns=TIMING),
                                   pd.read_csv(uninterrupted / "results.csv").drop(columns=TIMING))
+
+
+def test_a_bucket_that_does_not_exist_is_one_line_before_ray_starts(s3, tmp_path):
+    env, client = s3
+    for extra in ([], ["--resume"]):  # a new sweep, and a resume naming the missing bucket on purpose
+        out = sweep(tmp_path / "run", "--storage", "s3://no-such-bucket/prefix", *extra, env=env)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert "no bucket 'no-such-bucket'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "no-such-bucket" not in [b["Name"] for b in client.list_buckets()["Buckets"]]
