@@ -22,6 +22,22 @@ def test_overhead_per_trial_is_slot_time_less_the_trials_own_work():
     assert f["trial_peak_rss_mb"] == 400.0 and f["workers"] == 1
 
 
+def test_marginal_overhead_is_the_idle_gap_on_a_reused_worker_plus_data_and_reports():
+    # Worker 1 runs a (enters 102, leaves 110) then c (enters 111.5); worker 2 runs b (enters 104)
+    # then d (enters 113 after b left at 112). Gaps 1.5 and 1.0; data + reports 0.5 per trial.
+    def record(t, pid, entered, left):
+        return {"trial_id": t, "pid": pid, "entered": entered, "left": left, "imports_s": 0.0, "data_s": 0.25,
+                "report_s": 0.25, "peak_rss_mb": 1.0}
+    workers = [record("a", 1, 102.0, 110.0), record("b", 2, 104.0, 112.0), record("c", 1, 111.5, 118.0),
+               record("d", 2, 113.0, 119.0)]
+    events = {t: {"started": w["entered"] - 0.1, "completed": w["left"] + 0.1} for t, w in zip("abcd", workers)}
+    driver = {"sweep_s": 20.0, "sweep_started": 100.0, "ray_start_s": 3.0, "driver_peak_rss_mb": 1.0, "events": events}
+    f = sweep_figures(driver, workers, {}, 25.0, {"trials": 1.0, "ray": 1.0}, 2.0, 2.0)
+    assert f["worker_start_s"] == pytest.approx(3.0)  # (2 + 4) / 2
+    assert f["marginal_s_per_trial"] == pytest.approx(1.25 + 0.5)
+    assert f["reuse_gaps"] == 2 and f["workers"] == 2
+
+
 def test_cache_watcher_counts_each_write_of_a_key(tmp_path):
     watcher = CacheWatcher(tmp_path)
     atomic_write_bytes(tmp_path / "stats-a.npz", b"1")
