@@ -8,14 +8,18 @@ grid's trials are then packed onto the slots (GPUs / GPUs per trial, longest fir
 scheduler would) for the wall time; GPU hours are counted two ways: busy (the trials' own work) and
 held (wall time x GPUs, what a reservation pays). `--dry-run` prints the same for the planned run.
 
+The baseline searches (bench/search.py) come first: one after another, each a wave of candidates
+(one per grid value: trained for the search's share of the epochs on the training images less the
+validation split, sampled, and scored with the validation images) packed onto the same slots.
+
 What it leaves out: data loading and Python overhead per step (small networks on a fast GPU may be
 bound by them rather than by FLOPs: the utilisation assumption stands for that), the real-image
-statistics and fd_domain classifiers (once per dataset), the GMM fits, and the baseline searches.
+statistics and fd_domain classifiers (once per dataset), and the GMM fits.
 """
 import argparse
 import heapq
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -66,7 +70,8 @@ class TrialWork:
 class Projection:
     gpus: int
     slots: int
-    wall_seconds: float
+    wall_seconds: float  # the searches, then the grid
+    search_wall_seconds: float
     busy_gpu_hours: float
     held_gpu_hours: float
 
@@ -116,14 +121,19 @@ def makespan(seconds: list, slots: int) -> float:
     return max(free)
 
 
-def project(seconds: list, gpus: int, gpus_per_trial: float, overhead_seconds: float = 0.0) -> Projection:
-    """The grid's wall time and GPU hours on `gpus` GPUs; `seconds` per trial at its GPU share, plus a
-    per-trial overhead (the driver's, measured by bench/simulate.py)."""
+def project(seconds: list, gpus: int, gpus_per_trial: float, overhead_seconds: float = 0.0,
+            searches: list = ()) -> Projection:
+    """The sweep's wall time and GPU hours on `gpus` GPUs: `searches` (one list of candidate seconds
+    per search, run one search after another) and then the grid (`seconds` per trial), all at the
+    trial's GPU share, each plus a per-trial overhead (the driver's, measured by bench/simulate.py)."""
     slots = max(1, int(gpus / gpus_per_trial))
+    waves = [[s + overhead_seconds for s in candidates] for candidates in searches]
     trials = [s + overhead_seconds for s in seconds]
-    wall = makespan(trials, slots)
-    return Projection(gpus=gpus, slots=slots, wall_seconds=wall,
-                      busy_gpu_hours=sum(trials) * gpus_per_trial / 3600, held_gpu_hours=wall * gpus / 3600)
+    search_wall = sum(makespan(wave, slots) for wave in waves)
+    wall = search_wall + makespan(trials, slots)
+    busy = sum(trials) + sum(map(sum, waves))
+    return Projection(gpus=gpus, slots=slots, wall_seconds=wall, search_wall_seconds=search_wall,
+                      busy_gpu_hours=busy * gpus_per_trial / 3600, held_gpu_hours=wall * gpus / 3600)
 
 
 def plan_work(plan) -> dict:
@@ -133,15 +143,38 @@ def plan_work(plan) -> dict:
             for (d, m), cell in plan.cells.items()}
 
 
+def search_work(plan) -> list:
+    """A list of candidates' TrialWork for each search the sweep runs before the grid (bench/search.py):
+    every searched model of the plan on every dataset, when the preset searches."""
+    from bench.plan import TRAIN_IMAGES
+    from bench.search import budget, validation_size
+    out = []
+    for dataset, settings in plan.settings.items():
+        if not settings.search:
+            continue
+        n_train = min(settings.train_subset or TRAIN_IMAGES[dataset], TRAIN_IMAGES[dataset])
+        n_val = validation_size(n_train, settings)
+        short = replace(settings, epochs=budget(settings))
+        for model in sorted({s.model for s in plan.grid if MODELS[s.model].search}):
+            stages = [(max(1, round(short.epochs * st.epoch_factor)), n_train - n_val)
+                      for st in build_model(model, SPECS[dataset], settings.model).stages()]
+            candidate = trial_work(dataset, model, short, stages, n_val, 2 * n_val)  # samples and validation scored
+            out.append([candidate] * len(MODELS[model].search[1]))
+    return out
+
+
 def projection_lines(plan, gpu: GPU = H200, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:
     from bench.plan import duration
     work = plan_work(plan)
     share = plan.gpus_per_trial or 1.0
     seconds = [work[s.dataset, s.model].seconds(gpu, share) for s in plan.grid]
-    out = [f"projection on {gpu.name} GPUs, {share:g} GPU per trial ({gpu.source}):"]
-    out += [f"  {p.gpus:4d} GPUs ({p.slots} trials at once): ~{duration(p.wall_seconds)} wall time, "
-            f"{p.busy_gpu_hours:.3g} GPU hours busy, {p.held_gpu_hours:.3g} held"
-            for p in (project(seconds, g, share, overhead_seconds) for g in gpu_counts)]
+    searches = [[c.seconds(gpu, share) for c in candidates] for candidates in search_work(plan)]
+    out = [f"projection on {gpu.name} GPUs, {share:g} GPU per trial ({gpu.source}); "
+           f"{len(searches)} searches ({sum(map(len, searches))} candidates) first, then the grid:"]
+    out += [f"  {p.gpus:4d} GPUs ({p.slots} trials at once): ~{duration(p.wall_seconds)} wall time "
+            f"(searches ~{duration(p.search_wall_seconds)}), {p.busy_gpu_hours:.3g} GPU hours busy, "
+            f"{p.held_gpu_hours:.3g} held"
+            for p in (project(seconds, g, share, overhead_seconds, searches) for g in gpu_counts)]
     longest = max(plan.grid, key=lambda s: work[s.dataset, s.model].flops)
     out.append(f"  the longest trial, {longest.dataset} {longest.model}: "
                f"~{duration(work[longest.dataset, longest.model].seconds(gpu, share))} (no GPU count goes below it)")

@@ -34,9 +34,13 @@ SAMPLER = "gmm"
 SEED = 1000  # the candidates' seed: apart from the seeded runs' 0, 1, ...
 
 
+def validation_size(n_train: int, settings: Settings) -> int:
+    return min(settings.fid_samples, int(n_train * VALIDATION_FRACTION))
+
+
 def validation_split(train, settings: Settings) -> tuple:
     """(images to fit, validation images): the last part of the training images is held out."""
-    n_val = min(settings.fid_samples, int(len(train) * VALIDATION_FRACTION))
+    n_val = validation_size(len(train), settings)
     return train[:-n_val], train[-n_val:]
 
 
@@ -84,14 +88,15 @@ def _trainable(config: dict) -> None:
     tune.report({"score": score})
 
 
-def tune_scores(job: dict, grid: tuple, storage: str, resources: dict) -> dict:
+def tune_scores(job: dict, grid: tuple, storage: str, resources: dict, trainable=_trainable) -> dict:
     """value -> validation score, one Ray Tune trial per grid value (None where training diverged).
+    (trainable: a candidate's Ray Tune function; bench/simulate.py passes a stand-in.)
 
     A candidate that fails otherwise (missing data, a crash) stops the sweep: a search that silently
     lost candidates would choose among the survivors, and the record would not say why."""
     from ray import tune
     tuner = tune.Tuner(
-        tune.with_resources(_trainable, resources),
+        tune.with_resources(trainable, resources),
         param_space={"value": tune.grid_search(list(grid)), "job": job, "cpus": resources.get("cpu", 1)},
         tune_config=tune.TuneConfig(metric="score", mode="min"),
         run_config=tune.RunConfig(name=f"search-{job['dataset']}-{job['model']}", storage_path=storage,

@@ -6,8 +6,10 @@ advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU). The driver is
 training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (bench/trial.py), which
 sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
 driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are
-not on a CI box) and the plan's throughput probe (paper-size networks on CPUs); the baseline searches
-are off (--no-search): each is its own Tuner, run before the grid.
+not on a CI box) and the plan's throughput probe (paper-size networks on CPUs). With --search, the
+baseline searches run first, as in a real sweep (one Tuner per dataset and searched model, one trial
+per grid value), each candidate a stand-in that sleeps bench.search.EPOCH_FRACTION of a trial's time
+and reports a made-up score; without it they are off (--no-search).
 
 Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
 its peak RSS, storage bytes, the time from the last trial's end to the rendered reports, GPU-slot
@@ -15,6 +17,7 @@ utilisation over time from logs/driver.log, and, with --kill-at-half, the time f
 the driver is SIGKILLed with half the grid finished.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -52,16 +55,44 @@ def driver(argv: list) -> int:
             timed["write_results_calls"] += 1
 
     bench.sweep.write_results = timed_write_results
+    import bench.search
+    run_searches = bench.search.run_searches
+
+    def timed_run_searches(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return run_searches(*args, **{**kwargs, "scores_of": functools.partial(simulated_scores, seconds)})
+        finally:
+            timed["search_s"] = time.perf_counter() - started
+
+    bench.search.run_searches = timed_run_searches
     code = bench.run.main(argv)
     timed["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     Path(os.environ["SIMULATE_DRIVER_FILE"]).write_text(json.dumps(timed))
     return code
 
 
+def simulated_candidate(config: dict, seconds: float) -> None:
+    """A search candidate's stand-in (a Ray Tune function): sleeps the search's share of a trial and
+    reports a made-up validation score, lowest at knob value 1."""
+    from ray import tune
+    time.sleep(seconds)
+    tune.report({"score": abs(math.log2(config["value"]))})
+
+
+def simulated_scores(trial_seconds: float, job: dict, grid: tuple, storage: str, resources: dict) -> dict:
+    """bench.search.tune_scores, the real Tuner, with the stand-in candidate."""
+    import bench.search
+    from ray import tune
+    candidate = tune.with_parameters(simulated_candidate, seconds=trial_seconds * bench.search.EPOCH_FRACTION)
+    return bench.search.tune_scores(job, grid, storage, resources, trainable=candidate)
+
+
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: float, cpus: float,
-                   resume: bool) -> list:
+                   resume: bool, search: bool = False) -> list:
     return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
-            "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000", "--no-search",
+            "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000",
+            *([] if search else ["--no-search"]),
             "--out", str(run_dir), "--address", address, "--storage", str(storage),
             "--gpus-per-trial", str(gpus), "--cpus-per-trial", str(cpus), *(["--resume"] if resume else [])]
 
@@ -132,7 +163,8 @@ def run_driver(command: list, env: dict, until=None):
 
 
 def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
-            nodes: int = NODES, gpus_per_node: int = GPUS_PER_NODE, cpus_per_node: float = CPUS_PER_NODE) -> dict:
+            nodes: int = NODES, gpus_per_node: int = GPUS_PER_NODE, cpus_per_node: float = CPUS_PER_NODE,
+            search: bool = False) -> dict:
     from ray.cluster_utils import Cluster
 
     work.mkdir(parents=True, exist_ok=True)
@@ -146,7 +178,7 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
     try:
         for _ in range(nodes):
             cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
-        command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False)
+        command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search)
         figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus, "trial_seconds": seconds,
                    "nodes": nodes, "gpus_per_node": gpus_per_node}
         launched = time.time()
@@ -156,7 +188,7 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
             figures["killed_with_finished"] = len(before)
             launched = time.time()
             code, wall, output = run_driver(driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus,
-                                                           resume=True), env)
+                                                           resume=True, search=search), env)
             after = finished_trials(run_dir)
             figures["resume_wall_s"] = wall
             figures["rerun_after_resume"] = sum(after.get(t) != a for t, a in before.items())
@@ -229,10 +261,11 @@ def main(argv=None) -> int:
                    help="the stand-in's checkpoint size (a paper CelebA SVAE's weights: 116 MB)")
     p.add_argument("--kill-at-half", action="store_true",
                    help="SIGKILL the driver once half the trials finished, then time --resume")
+    p.add_argument("--search", action="store_true", help="run the baseline searches first (stand-in candidates)")
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
-                      args.kill_at_half, gpus_per_node=args.gpus_per_node)
+                      args.kill_at_half, gpus_per_node=args.gpus_per_node, search=args.search)
     text = json.dumps(figures, indent=1)
     if args.report:
         Path(args.report).write_text(text)

@@ -33,3 +33,11 @@ def test_trial_seconds_are_its_flops_over_the_gpus_effective_rate():
 def test_counted_flops_of_a_linear_layer_is_two_multiply_adds_per_weight_and_row():
     layer = torch.nn.Linear(3, 4, bias=False)
     assert counted_flops(lambda: layer(torch.rand(2, 3))) == 2 * 2 * 3 * 4
+
+
+def test_searches_run_one_after_another_before_the_grid_on_the_same_slots():
+    # 2 slots: search one (5, 5, 5) takes 10 s, search two (3) 3 s, then the grid (10 x 4) 20 s.
+    p = project([10] * 4, gpus=2, gpus_per_trial=1, searches=[[5, 5, 5], [3]])
+    assert p.search_wall_seconds == 13 and p.wall_seconds == 33
+    assert p.busy_gpu_hours == pytest.approx((40 + 15 + 3) / 3600)
+    assert p.held_gpu_hours == pytest.approx(33 * 2 / 3600)
