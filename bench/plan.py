@@ -26,8 +26,16 @@ from svae.trainer import TrainConfig, Trainer, seed_everything
 DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
 RAY_CHECKPOINTS_KEPT = 1  # bench/sweep.py's CheckpointConfig(num_to_keep=1): copies per trial in the storage
 PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
-TRAIN_IMAGES = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000, "celeba": 162770,  # official splits
-                "synthetic": 1000}
+def training_images(dataset: str, s) -> int:
+    """Training images per epoch: the split, or the preset's subset of it."""
+    total = SPECS[dataset].train_images
+    return min(s.train_subset or total, total)
+
+
+def forward_images(s, samplers: list, n_train: int) -> int:
+    """Images a trial passes through the model without gradients: it decodes every sampler's
+    samples, encodes the GMM's fitting images, and encodes and decodes the recon inputs."""
+    return len(samplers) * s.fid_samples + min(s.gmm.fit_n, n_train) + s.fid_samples
 
 
 @dataclass
@@ -186,7 +194,7 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
     spec = SPECS[dataset]
     seed_everything(0)
     model = build_model(model_name, spec, s.model)
-    n_train = min(s.train_subset or TRAIN_IMAGES[dataset], TRAIN_IMAGES[dataset])
+    n_train = training_images(dataset, s)
     images = torch.randint(0, 256, (s.batch_size * (1 + PROBE_BATCHES), spec.channels, spec.size, spec.size),
                            dtype=torch.uint8)
     stages, trial_bytes = [], 0
@@ -199,9 +207,8 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
     scored = list(MODELS[model_name].outputs)
     samplers = samplers_for(model_name)
     trial_bytes += len(samplers) * s.grid_samples * len(outputs) * spec.channels * spec.size ** 2  # npz grids
-    n = s.fid_samples
-    forward_images = len(samplers) * n + min(s.gmm.fit_n, n_train) + n  # decode all; encode GMM fit and recon
-    return CellCost(stages=stages, samplers=samplers, outputs=scored, samples=n, forward_images=forward_images,
+    return CellCost(stages=stages, samplers=samplers, outputs=scored, samples=s.fid_samples,
+                    forward_images=forward_images(s, samplers, n_train),
                     forward_per_s=forward_images_per_second(model, images, device),
                     features_per_s=features_per_s, trial_bytes=trial_bytes)
 

@@ -146,13 +146,13 @@ def plan_work(plan) -> dict:
 def search_work(plan) -> list:
     """A list of candidates' TrialWork for each search the sweep runs before the grid (bench/search.py):
     every searched model of the plan on every dataset, when the preset searches."""
-    from bench.plan import TRAIN_IMAGES
+    from bench.plan import training_images
     from bench.search import budget, validation_size
     out = []
     for dataset, settings in plan.settings.items():
         if not settings.search:
             continue
-        n_train = min(settings.train_subset or TRAIN_IMAGES[dataset], TRAIN_IMAGES[dataset])
+        n_train = training_images(dataset, settings)
         n_val = validation_size(n_train, settings)
         short = replace(settings, epochs=budget(settings))
         for model in sorted({s.model for s in plan.grid if MODELS[s.model].search}):
@@ -183,7 +183,7 @@ def projection_lines(plan, gpu: GPU = H200, gpu_counts=PROJECTED_GPUS, overhead_
 
 def main(argv=None) -> int:
     """The paper grid's projection without the CPU throughput probe: the plan's counts, FLOPs only."""
-    from bench.plan import TRAIN_IMAGES, CellCost, Plan, StageCost
+    from bench.plan import CellCost, Plan, StageCost, forward_images, training_images
     from bench.presets import settings_for
     from bench.trial import TrialSpec
     p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
@@ -197,12 +197,11 @@ def main(argv=None) -> int:
     cells = {}
     for d, s in settings.items():
         for m in MODELS:
-            model = build_model(m, SPECS[d], s.model)
-            stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), TRAIN_IMAGES[d], 1.0)
+            model, n_train, samplers = build_model(m, SPECS[d], s.model), training_images(d, s), samplers_for(m)
+            stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
                       for st in model.stages()]
-            n, samplers = s.fid_samples, samplers_for(m)
-            cells[d, m] = CellCost(stages, samplers, list(MODELS[m].outputs), n,
-                                   len(samplers) * n + min(s.gmm.fit_n, TRAIN_IMAGES[d]) + n, 1.0, 1.0, 0)
+            cells[d, m] = CellCost(stages, samplers, list(MODELS[m].outputs), s.fid_samples,
+                                   forward_images(s, samplers, n_train), 1.0, 1.0, 0)
     plan = Plan(grid, "paper", settings, cells, "none", 1, args.gpus_per_trial, 1)
     print("\n".join(projection_lines(plan, overhead_seconds=args.overhead_seconds)))
     return 0

@@ -48,6 +48,8 @@ class DatasetSpec:
     # The preprocessing's version: it names cached preprocessed files and enters the real-features
     # key, so a changed pipeline never reuses stale files. Change it whenever the pipeline changes.
     preprocessing: str
+    train_images: int  # the training split's size (official splits): what plans and projections count
+
 
 
 @dataclass
@@ -362,13 +364,13 @@ def make_synthetic(n: int, seed: int) -> ImageData:
 # related work used with this network; MNIST and Fashion-MNIST 100, where the balanced VAE's FID has
 # levelled off in that work's curves at a fraction of CIFAR-10's cost.
 SPECS = {spec.name: spec for spec in (
-    DatasetSpec("mnist", "MNIST", 1, 32, ("train", "test"), _load_mnist, 32, 8.0, 100, "pad28to32-v1"),
+    DatasetSpec("mnist", "MNIST", 1, 32, ("train", "test"), _load_mnist, 32, 8.0, 100, "pad28to32-v1", 60000),
     DatasetSpec("fashion-mnist", "Fashion-MNIST", 1, 32, ("train", "test"), _load_fashion_mnist, 32, 8.0, 100,
-                "pad28to32-v1"),
-    DatasetSpec("cifar10", "CIFAR-10", 3, 32, ("train", "test"), _load_cifar10, 200, 3.0, 700, "none-v1"),
+                "pad28to32-v1", 60000),
+    DatasetSpec("cifar10", "CIFAR-10", 3, 32, ("train", "test"), _load_cifar10, 200, 3.0, 700, "none-v1", 50000),
     # v2: Pillow's bilinear (antialiased) resize, as the authors' load_data.py; v1 was a 2x2 mean
     DatasetSpec("celeba", "CelebA", 3, 64, ("train", "valid", "test"), _load_celeba, 150, 3.0, 70,
-                "crop128-pilbilinear64-v2"),
+                "crop128-pilbilinear64-v2", 162770),
     DatasetSpec("synthetic", "synthetic shapes", 1, 32, ("train", "test"), _load_synthetic, 32, 8.0, 20,
-                "shapes-v1"),
+                "shapes-v1", SYNTHETIC_SIZES["train"]),
 )}

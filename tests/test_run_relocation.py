@@ -63,7 +63,7 @@ def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_
     out = sweep(copy, "--resume")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert finished(copy) == {"synthetic-vae-s0", "synthetic-vae-s1"}
-    assert len(pd.read_csv(copy / "results.csv")) == 2 * 3  # vae: gmm, prior, recon x x_hat
+    assert len(pd.read_csv(copy / "results.csv")) == 2 * 3 * 6  # vae: gmm, prior, recon x x_hat x 6 smoke figures
     assert snapshot(original) == before  # not a byte of the original changed, nor a file added
     assert json.loads((copy / "ray" / "owner.json").read_text())["run_dir"] == str(copy)
 
