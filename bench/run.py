@@ -246,30 +246,33 @@ def write_owner(storage: str, run_id: str, run_dir: Path) -> None:
                            f"or bucket and its credentials") from None
 
 
-def choose_storage(given, run_dir: Path, old):
-    """The storage to use: --storage, else <run_dir>/ray for a new sweep, else the sweep's own; checked
-    to be empty (new sweep) or this sweep's (resume)."""
+def choose_storage(given, run_dir: Path, old) -> tuple:
+    """(storage, whether its Ray state was written from another path): --storage, else <run_dir>/ray for
+    a new sweep, else the sweep's own; checked to be empty (new sweep) or this sweep's (resume). Storage
+    inside a run directory that was copied or moved holds Ray state that names the old path."""
     if old is None:
         storage = given or str(run_dir / "ray")
         owner = read_owner(storage)
         if owner is not None:
             raise HarnessError(f"--storage {storage} already holds the sweep of {owner.get('run_dir')}; pass "
                                f"an empty location")
-        return storage
+        return storage, False
     storage = given or storage_location(run_dir, old["config"]["storage"])
-    if old.get("run_id"):  # manifests written before run ids carry no owner record
-        inside = "://" not in storage and Path(storage).resolve().is_relative_to(run_dir)
-        check_owner(storage, old["run_id"], run_dir, inside=inside, explicit=given is not None)
-    return storage
+    if not old.get("run_id"):  # manifests written before run ids carry no owner record
+        return storage, False
+    inside = "://" not in storage and Path(storage).resolve().is_relative_to(run_dir)
+    owner = check_owner(storage, old["run_id"], run_dir, inside=inside, explicit=given is not None)
+    return storage, inside and owner is not None and owner.get("run_dir") != str(run_dir)
 
 
-def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit: bool) -> None:
+def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit: bool):
     """On --resume: the storage must be this sweep's; storage outside the run directory must not
-    belong to another copy of it that still exists (both would train into one Ray state)."""
+    belong to another copy of it that still exists (both would train into one Ray state). Returns
+    the owner record (None for new, empty storage named on purpose)."""
     owner = read_owner(storage)
     if owner is None:
         if explicit:
-            return  # a new, empty storage named on purpose: unfinished trials start again from scratch
+            return None  # a new, empty storage named on purpose: unfinished trials start again from scratch
         raise HarnessError(f"the sweep's storage {storage} holds no record of it ({OWNER_FILE}); mount or "
                            f"restore it, or pass --storage with an empty location to rerun unfinished trials "
                            f"from scratch")
@@ -285,6 +288,7 @@ def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit
         if same_sweep:
             raise HarnessError(f"{run_dir} is a copy of {original}, whose storage {storage} it names; resume "
                                f"{original}, or resume the copy with --storage and an empty location")
+    return owner
 
 
 def check_writable(run_dir: Path) -> None:
@@ -510,7 +514,7 @@ def run(args) -> int:
         old = check_run_dir(run_dir, config, args.resume)  # again: another process may have written it meanwhile
         if old is not None:
             check_same_data(old.get("data", {}), data)
-        storage = choose_storage(args.storage, run_dir, old)
+        storage, ray_state_elsewhere = choose_storage(args.storage, run_dir, old)
         gpus = start_ray(args)
         from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
         if old is None:
@@ -535,6 +539,7 @@ def run(args) -> int:
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,
+                             ray_state_elsewhere=ray_state_elsewhere,
                              fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
                              estimates=cost.trial_seconds(), concurrency=cost.concurrency)
             run_sweep(plan)

@@ -204,8 +204,9 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
             ideal = math.ceil(len(ends) / slots) * seconds
             figures["first_start_to_last_end_s"], figures["ideal_s"] = span, ideal
             figures["overhead_per_trial_s"] = (span - ideal) / len(ends)
-            figures["trial_latency_over_stand_in_s"] = sum(ends[t] - starts[t] for t in ends if t in starts) / len(
-                [t for t in ends if t in starts]) - seconds
+            matched = [ends[t] - starts[t] for t in ends if t in starts]  # a restored trial may log no start
+            if matched:
+                figures["trial_latency_over_stand_in_s"] = sum(matched) / len(matched) - seconds
         figures["returncode"] = code
         figures["output_tail"] = output[-1500:]
         figures["finished"] = len(finished_trials(run_dir))

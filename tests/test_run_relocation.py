@@ -62,6 +62,8 @@ def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_
 
     out = sweep(copy, "--resume")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # Ray's restore would send the unfinished trial's checkpoints to the original's storage: not used
+    assert "the 1 unfinished trials start again from their beginning" in out.stdout, out.stdout[-3000:]
     assert finished(copy) == {"synthetic-vae-s0", "synthetic-vae-s1"}
     assert len(pd.read_csv(copy / "results.csv")) == 2 * 3 * 6  # vae: gmm, prior, recon x x_hat x 6 smoke figures
     assert snapshot(original) == before  # not a byte of the original changed, nor a file added
@@ -84,3 +86,15 @@ def test_external_storage_of_a_copy_is_refused_and_a_fresh_one_accepted(tmp_path
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert snapshot(storage) == before and len(finished(copy)) == 2
     assert json.loads((copy / "manifest.json").read_text())["config"]["storage"] == str(tmp_path / "fresh")
+
+
+def test_storage_inside_a_copied_run_directory_is_known_to_hold_ray_state_of_the_old_path(tmp_path):
+    """choose_storage tells the sweep when Ray's saved state was written from another path (a copy
+    or a move), and not when the run directory is where it was."""
+    from bench.run import choose_storage
+    old = {"run_id": "r1", "config": {"storage": "ray"}}
+    for run_dir, owner_dir, elsewhere in ((tmp_path / "copy", tmp_path / "original", True),
+                                          (tmp_path / "same", tmp_path / "same", False)):
+        (run_dir / "ray").mkdir(parents=True)
+        (run_dir / "ray" / "owner.json").write_text(json.dumps({"run_id": "r1", "run_dir": str(owner_dir)}))
+        assert choose_storage(None, run_dir, old) == (str(run_dir / "ray"), elsewhere)
