@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.extended]  # not yet run in CI: see README
+pytestmark = pytest.mark.slow
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "1"]
 
 

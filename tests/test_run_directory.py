@@ -61,7 +61,6 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
     doc = DOC.read_text()
     results = pd.read_csv(tiny_run / "results.csv")
@@ -88,7 +87,6 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run, capsys):
     args = types.SimpleNamespace(run_dir=str(tiny_run), fid_backbone=None, fid_weights=None,
                                  metrics=["fid", "kid", "pr"], fid_samples=None, fid_cache=None, data_root=None,
@@ -110,7 +108,6 @@ def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run,
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_rescore_with_another_extractor_adds_rows_and_keeps_the_old(tiny_run, inception_weights, capsys):
     before = pd.read_csv(tiny_run / "results.csv")
     argv = [str(tiny_run), "--fid-backbone", "inception", "--fid-weights", str(inception_weights), "--metrics", "fid"]
@@ -137,7 +134,6 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 @pytest.mark.parametrize("damage", ["no run", "missing checkpoint", "missing weights", "unknown metric"])
 def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, capsys, damage):
     run = tmp_path / "run"

@@ -48,7 +48,6 @@ def snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_path):
     original = tmp_path / "original"
     kill_after_first_trial(original)
@@ -71,7 +70,6 @@ def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_external_storage_of_a_copy_is_refused_and_a_fresh_one_accepted(tmp_path):
     original, storage = tmp_path / "original", tmp_path / "shared"
     kill_after_first_trial(original, "--storage", str(storage))

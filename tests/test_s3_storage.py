@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_run_relocation import kill_after_first_trial, sweep
 
-pytestmark = [pytest.mark.slow, pytest.mark.extended]  # not yet run in CI: see README
+pytestmark = pytest.mark.slow
 moto_server = pytest.importorskip("moto.server")
 TIMING = ["train_seconds"]
 

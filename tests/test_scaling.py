@@ -10,7 +10,7 @@ from bench.models import MODELS
 from bench.simulate import GPUS_PER_NODE, PAPER_DATASETS, measure
 from svae.samplers import samplers_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.extended]  # not yet run in CI: see README
+pytestmark = pytest.mark.slow
 
 SEEDS = 5
 TRIALS = len(PAPER_DATASETS) * len(MODELS) * SEEDS  # 75

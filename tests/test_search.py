@@ -66,7 +66,6 @@ def test_validation_split_is_carved_from_the_training_images():
 
 
 @pytest.mark.slow
-@pytest.mark.extended  # not yet run in CI: see README
 def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_path, monkeypatch):
     write_manifest(tmp_path)
     settings = {"synthetic": settings_for("smoke", "synthetic", fid_samples=100)}
