@@ -208,7 +208,9 @@ def sweep_figures(driver_figures, workers, computations, wall, sizes, size_all, 
     by_worker = {}
     for w in sorted(workers, key=lambda w: w["entered"]):
         by_worker.setdefault(w["pid"], []).append(w)
-    worker_start = mean([trials[0]["entered"] - driver_figures["sweep_started"] for trials in by_worker.values()])
+    slot_free = lambda trial_id: max([c for c in completions if c < events[trial_id]["started"]],  # noqa: E731
+                                     default=driver_figures["sweep_started"])
+    worker_start = mean([trials[0]["entered"] - slot_free(trials[0]["trial_id"]) for trials in by_worker.values()])
     gaps = [b["entered"] - a["left"] for trials in by_worker.values() for a, b in zip(trials, trials[1:])]
     marginal = mean(gaps) + mean([w["data_s"] + w["report_s"] for w in workers])
     parts = {"start latency (slot free -> trial started; includes worker start and imports)": mean(latency),

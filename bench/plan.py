@@ -26,6 +26,8 @@ from svae.trainer import TrainConfig, Trainer, seed_everything
 DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
 RAY_CHECKPOINTS_KEPT = 1  # bench/sweep.py's CheckpointConfig(num_to_keep=1): copies per trial in the storage
 PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
+
+
 def training_images(dataset: str, s) -> int:
     """Training images per epoch: the split, or the preset's subset of it."""
     total = SPECS[dataset].train_images

@@ -158,7 +158,8 @@ def search_work(plan) -> list:
         for model in sorted({s.model for s in plan.grid if MODELS[s.model].search}):
             stages = [(max(1, round(short.epochs * st.epoch_factor)), n_train - n_val)
                       for st in build_model(model, SPECS[dataset], settings.model).stages()]
-            candidate = trial_work(dataset, model, short, stages, n_val, 2 * n_val)  # samples and validation scored
+            encoded = min(settings.gmm.fit_n, n_train - n_val)  # the GMM's fitting images
+            candidate = trial_work(dataset, model, short, stages, n_val + encoded, 2 * n_val)  # samples, validation
             out.append([candidate] * len(MODELS[model].search[1]))
     return out
 

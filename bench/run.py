@@ -214,14 +214,25 @@ def storage_location(run_dir: Path, name: str) -> str:
     return name if "://" in name or Path(name).is_absolute() else str(run_dir / name)
 
 
+def bucket_missing(fs, bucket: str) -> bool:
+    """Whether an object store (S3, GCS) says the bucket does not exist; False where it cannot be asked
+    (credentials for a prefix only): reading the owner record then decides."""
+    import pyarrow.fs
+    stores = tuple(getattr(pyarrow.fs, name) for name in ("S3FileSystem", "GcsFileSystem") if hasattr(pyarrow.fs, name))
+    if not isinstance(fs, stores):
+        return False
+    try:
+        return fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound
+    except OSError:
+        return False
+
+
 def read_owner(storage: str):
     """The storage's owner record, or None when it has none (new or empty storage)."""
     import pyarrow.fs
     try:
         fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-        bucket = root.split("/")[0]
-        remote = not isinstance(fs, pyarrow.fs.LocalFileSystem)
-        if remote and fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound:
+        if bucket_missing(fs, root.split("/")[0]):
             # else a mistyped bucket would read as new, empty storage (and a resume would start over)
             raise HarnessError(f"--storage {storage}: there is no bucket {bucket!r} (or these credentials "
                                f"cannot see it); create it or fix the name")
@@ -263,6 +274,24 @@ def choose_storage(given, run_dir: Path, old) -> tuple:
     inside = "://" not in storage and Path(storage).resolve().is_relative_to(run_dir)
     owner = check_owner(storage, old["run_id"], run_dir, inside=inside, explicit=given is not None)
     return storage, inside and owner is not None and owner.get("run_dir") != str(run_dir)
+
+
+def set_aside_ray_state(storage: str) -> None:
+    """A copied or moved run directory: Ray's restore of its saved state would send the unfinished
+    trials' checkpoints to the old path (the original's storage). That state is renamed, not deleted,
+    and the unfinished trials start again from their beginning; finished trials are kept."""
+    from bench.sweep import EXPERIMENT
+    experiment = Path(storage) / EXPERIMENT
+    if not experiment.exists():
+        return
+    aside = experiment.with_name(f"{EXPERIMENT}-before-move-{uuid.uuid4().hex[:8]}")
+    try:
+        experiment.rename(aside)
+    except OSError as e:
+        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); check the run directory's permissions") from None
+    print(f"this run directory was copied or moved, and Ray's saved state names the old place: unfinished trials "
+          f"start again from their beginning (finished trials are kept); that state is kept, unused, in {aside}",
+          flush=True)
 
 
 def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit: bool):
@@ -515,6 +544,8 @@ def run(args) -> int:
         if old is not None:
             check_same_data(old.get("data", {}), data)
         storage, ray_state_elsewhere = choose_storage(args.storage, run_dir, old)
+        if ray_state_elsewhere:  # before the owner record names this run directory: never skipped
+            set_aside_ray_state(storage)
         gpus = start_ray(args)
         from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
         if old is None:
@@ -539,7 +570,6 @@ def run(args) -> int:
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,
-                             ray_state_elsewhere=ray_state_elsewhere,
                              fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
                              estimates=cost.trial_seconds(), concurrency=cost.concurrency)
             run_sweep(plan)

@@ -41,20 +41,10 @@ class SweepPlan:
     gpus_per_trial: float
     max_concurrent: Optional[int]
     resume: bool
-    # Ray's saved state was written by a run directory at another path (a copy or a move): Ray's
-    # restore then still sends the unfinished trials' checkpoints to the old path, so it is not used
-    ray_state_elsewhere: bool = False
     fault: Optional[str] = None
     tracker: str = "none"  # or "mlflow" (bench.tracking)
     estimates: Optional[dict] = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
-
-
-def set_aside(experiment: str) -> str:
-    """Rename Ray's saved state of a sweep (a local folder) so that a new Tuner starts clean; nothing is deleted."""
-    aside = f"{experiment}-before-move-{time.strftime('%Y%m%d-%H%M%S')}"
-    Path(experiment).rename(aside)
-    return aside
 
 
 def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str]) -> None:
@@ -285,11 +275,6 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
                                                         evaluation=plan.evaluation, fault=plan.fault), resources)
     experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
-    if plan.resume and plan.ray_state_elsewhere and tune.Tuner.can_restore(experiment):
-        aside = set_aside(experiment)
-        progress.line(f"this run directory was copied or moved, and Ray's saved state names the old place: "
-                      f"the {len(todo)} unfinished trials start again from their beginning (finished trials are "
-                      f"kept); that state is kept, unused, in {aside}")
     if plan.resume and tune.Tuner.can_restore(experiment):
         progress.line(f"resuming the sweep from {experiment}")
         tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)

@@ -51,7 +51,6 @@ class DatasetSpec:
     train_images: int  # the training split's size (official splits): what plans and projections count
 
 
-
 @dataclass
 class ImageData:
     images: torch.Tensor  # uint8, N x C x H x W
