@@ -40,7 +40,7 @@ def driver(argv: list) -> int:
     import bench.run
     import bench.sweep
     seconds = float(os.environ["SVAE_BENCH_FAULT"].split(":")[1])
-    bench.run.check_data = lambda args, settings: None
+    bench.run.check_data = lambda args, settings: {}  # no data files read
     bench.run.print_plan = lambda args, config, grid: SimpleNamespace(
         trial_seconds=lambda: {s.trial_id: seconds for s in grid}, concurrency=1)
     timed = {"write_results_s": 0.0, "write_results_calls": 0}
