@@ -9,6 +9,7 @@ import json
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,6 +29,7 @@ RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "
                   "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
                   "active_units", "train_seconds"]
 MAX_RETRIES = 2
+CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist on storage anymore"  # Ray's words
 
 
 @dataclass
@@ -261,6 +263,23 @@ def _trial_id(trial) -> str:
     return TrialSpec(**trial.config["trial"]).trial_id
 
 
+def new_tuner(plan: SweepPlan, function, specs: list, name: str):
+    """A Tuner for these trials, from their beginning, with the sweep's callbacks and checkpointing."""
+    space = {"trial": tune.grid_search([vars(s) for s in specs]), "cpus_per_trial": plan.cpus_per_trial}
+    return tune.Tuner(
+        function, param_space=space,
+        # reuse_actors: a worker process (its start, its imports of torch and the harness) serves
+        # trial after trial; each trial still sets its own threads, seeds and working folder.
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True,
+                                    trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
+        run_config=tune.RunConfig(
+            name=name, storage_path=plan.storage, verbose=0, log_to_file=True,
+            callbacks=[SweepCallback(), *tracker_callbacks(plan.tracker, plan.run_dir, plan.run_dir.name)],
+            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+            # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
 def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     """Run (or resume) the sweep on the Ray cluster that is already initialised; return the results."""
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
@@ -279,22 +298,20 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         progress.line(f"resuming the sweep from {experiment}")
         tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
     else:
-        space = {"trial": tune.grid_search([vars(s) for s in todo]), "cpus_per_trial": plan.cpus_per_trial}
-        tuner = tune.Tuner(
-            function, param_space=space,
-            # reuse_actors: a worker process (its start, its imports of torch and the harness) serves
-            # trial after trial; each trial still sets its own threads, seeds and working folder.
-            tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True,
-                                        trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=plan.storage, verbose=0, log_to_file=True,
-                callbacks=[SweepCallback(), *tracker_callbacks(plan.tracker, plan.run_dir, plan.run_dir.name)],
-                failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
-                # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        tuner = new_tuner(plan, function, todo, EXPERIMENT)
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
+    lost = [s for s in todo if trial_status(plan.run_dir, s.trial_id)["status"] == "failed"
+            and CHECKPOINT_GONE in (trial_status(plan.run_dir, s.trial_id).get("error") or "")]
+    if lost:
+        # Ray's snapshot of the sweep (the driver was killed) named a checkpoint that num_to_keep had
+        # since deleted, so Ray cannot restore these trials: they start again from their beginning.
+        progress.line(f"Ray's saved state named deleted checkpoints of {len(lost)} trials "
+                      f"({', '.join(s.trial_id for s in lost)}): they start again from their beginning")
+        name = f"{EXPERIMENT}-restarted-{uuid.uuid4().hex[:8]}"
+        results.update({TrialSpec(**r.config["trial"]).trial_id: r
+                        for r in new_tuner(plan, function, lost, name).fit() if r.config})
     for spec in todo:  # the callback misses trials that Ray had finished before a restore
         if trial_status(plan.run_dir, spec.trial_id)["status"] in ("finished", "failed"):
             continue
