@@ -97,3 +97,30 @@ def test_storage_inside_a_copied_run_directory_is_known_to_hold_ray_state_of_the
         (run_dir / "ray").mkdir(parents=True)
         (run_dir / "ray" / "owner.json").write_text(json.dumps({"run_id": "r1", "run_dir": str(owner_dir)}))
         assert choose_storage(None, run_dir.resolve(), old) == (str(run_dir.resolve() / "ray"), elsewhere)
+
+
+@pytest.mark.slow
+def test_a_trial_whose_checkpoint_ray_lost_starts_again_and_the_resume_completes(tmp_path):
+    """Ray's snapshot of a killed sweep can name a checkpoint that num_to_keep=1 has since deleted
+    (seen in the 75-trial simulation); Ray then cannot restore that trial. The resume must start it
+    again from its beginning and finish with the same results as a sweep never killed."""
+    run_dir = tmp_path / "run"
+    driver = start_sweep(run_dir)
+    deadline = time.time() + 1200
+    while time.time() < deadline and driver.poll() is None and not (
+            finished(run_dir) and list(run_dir.glob("ray/sweep/synthetic-vae-s1/checkpoint_*"))):
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.communicate()[0][-3000:]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    for checkpoint in run_dir.glob("ray/sweep/synthetic-vae-s1/checkpoint_*"):
+        shutil.rmtree(checkpoint)  # what the race leaves: the snapshot names a checkpoint that is gone
+    out = sweep(run_dir, "--resume")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "they start again from their beginning" in out.stdout, out.stdout[-3000:]
+    assert finished(run_dir) == {"synthetic-vae-s0", "synthetic-vae-s1"}
+    reference = tmp_path / "reference"
+    assert sweep(reference).returncode == 0
+    timing = ["train_seconds"]  # the only column allowed to differ between two runs of one sweep
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv").drop(columns=timing),
+                                  pd.read_csv(reference / "results.csv").drop(columns=timing))
