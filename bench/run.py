@@ -232,7 +232,8 @@ def read_owner(storage: str):
     import pyarrow.fs
     try:
         fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-        if bucket_missing(fs, root.split("/")[0]):
+        bucket = root.split("/")[0]
+        if bucket_missing(fs, bucket):
             # else a mistyped bucket would read as new, empty storage (and a resume would start over)
             raise HarnessError(f"--storage {storage}: there is no bucket {bucket!r} (or these credentials "
                                f"cannot see it); create it or fix the name")
