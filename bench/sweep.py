@@ -302,8 +302,9 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
-    lost = [s for s in todo if trial_status(plan.run_dir, s.trial_id)["status"] == "failed"
-            and CHECKPOINT_GONE in (trial_status(plan.run_dir, s.trial_id).get("error") or "")]
+    statuses = {s.trial_id: trial_status(plan.run_dir, s.trial_id) for s in todo}
+    lost = [s for s in todo if statuses[s.trial_id]["status"] == "failed"
+            and CHECKPOINT_GONE in (statuses[s.trial_id].get("error") or "")]
     if lost:
         # Ray's snapshot of the sweep (the driver was killed) named a checkpoint that num_to_keep had
         # since deleted, so Ray cannot restore these trials: they start again from their beginning.
