@@ -20,12 +20,13 @@ import torch
 from bench.models import MODELS, build_model
 from svae.data import SPECS
 from svae.errors import HarnessError
-from svae.samplers import decode, samplers_for
+from svae.samplers import decode, latent_means, samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
 RAY_CHECKPOINTS_KEPT = 1  # bench/sweep.py's CheckpointConfig(num_to_keep=1): copies per trial in the storage
 PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
+PROBE_FEATURE_IMAGES = 8  # images through the scoring network (Inception: about 1 s on a CPU core)
 
 
 def training_images(dataset: str, s) -> int:
@@ -69,9 +70,15 @@ class CellCost:
         return len(self.samplers) * len(self.outputs) * self.samples
 
     @property
+    def featurised(self) -> int:
+        """Images through the scoring network: mix is scored from x1's and x2's features, no pass of its own
+        (bench/trial.py output_features)."""
+        return len(self.samplers) * len([o for o in self.outputs if o != "mix"]) * self.samples
+
+    @property
     def seconds(self) -> float:
         return (sum(s.seconds for s in self.stages) + self.forward_images / self.forward_per_s
-                + self.scored / self.features_per_s)
+                + self.featurised / self.features_per_s)
 
 
 @dataclass
@@ -164,8 +171,10 @@ def concurrency(trials: int, cpus_per_trial: float, gpus_per_trial: float, max_c
 
 
 def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
-              max_concurrent=None, remote: bool = False) -> Plan:
-    """Probe every (dataset, model) of the grid on this machine and return the plan with its costs."""
+              max_concurrent=None, remote: bool = False, probe_batches: int = PROBE_BATCHES,
+              feature_images: int = PROBE_FEATURE_IMAGES) -> Plan:
+    """Probe every (dataset, model) of the grid on this machine and return the plan with its costs.
+    A longer probe (more batches and feature images) measures a GPU's throughput past its warm-up."""
     if gpus_per_trial is None:  # as bench.run decides once Ray is up: a GPU per trial when there are GPUs
         gpus_per_trial = 1.0 if torch.cuda.device_count() > 0 else 0.0
     device = "cuda" if gpus_per_trial and torch.cuda.is_available() else "cpu"
@@ -177,12 +186,12 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
     try:
         cells = {}
         for dataset, s in settings.items():
-            features = features_per_second(s.fid_backbone, SPECS[dataset], device)
+            features = features_per_second(s.fid_backbone, SPECS[dataset], device, feature_images)
             for model in dict.fromkeys(spec.model for spec in grid):
-                cells[dataset, model] = cell_cost(dataset, model, s, device, features)
+                cells[dataset, model] = cell_cost(dataset, model, s, device, features, probe_batches)
     finally:
         torch.set_num_threads(threads)
-    notes = [f"probe: this machine, {PROBE_BATCHES} batches per stage, {probe_threads} torch "
+    notes = [f"probe: this machine, {probe_batches} batches per stage, {probe_threads} torch "
              f"thread(s); not included: real-image statistics, the fd_domain classifier and GMM fits"]
     if remote:
         notes.append("the cluster's nodes and free resources are known only once Ray starts: the estimate "
@@ -192,12 +201,13 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
                 concurrency=concurrency(len(grid), cpus_per_trial, gpus_per_trial, max_concurrent), notes=notes)
 
 
-def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: float) -> CellCost:
+def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: float,
+              probe_batches: int = PROBE_BATCHES) -> CellCost:
     spec = SPECS[dataset]
     seed_everything(0)
     model = build_model(model_name, spec, s.model)
     n_train = training_images(dataset, s)
-    images = torch.randint(0, 256, (s.batch_size * (1 + PROBE_BATCHES), spec.channels, spec.size, spec.size),
+    images = torch.randint(0, 256, (s.batch_size * (1 + probe_batches), spec.channels, spec.size, spec.size),
                            dtype=torch.uint8)
     stages, trial_bytes = [], 0
     for stage in model.stages():
@@ -216,7 +226,7 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
 
 
 def train_images_per_second(stage, data: torch.Tensor, s, device: str) -> float:
-    """Images/s of the shared Trainer on a stage's PROBE_BATCHES batches, after one warm-up batch."""
+    """Images/s of the shared Trainer on a stage's data less its first batch, a warm-up."""
     trainer = Trainer(TrainConfig(epochs=1, batch_size=s.batch_size, lr=s.lr, amp=s.amp, device=device,
                                   progress=False, channels_last=s.channels_last))
     trainer.fit(stage.module, data[:s.batch_size], stage.batch_transform)
@@ -226,36 +236,32 @@ def train_images_per_second(stage, data: torch.Tensor, s, device: str) -> float:
     return (len(data) - s.batch_size) / (time.perf_counter() - started)
 
 
-@torch.no_grad()
 def forward_images_per_second(model, images: torch.Tensor, device: str) -> float:
-    """Images/s through the encoder and decoder without gradients: the pass that makes samples."""
-    model.to(device).eval()
-    x = images.to(device).float() / 255
-    model.decode(model.encode(x[:8])[0])
-    started = time.perf_counter()
-    model.decode(model.encode(x)[0])
+    """Images/s through the encoder and decoder without gradients, batched as a trial samples
+    (svae/samplers.py), after a warm-up batch of 8."""
+    model.to(device)
+    decode(model, latent_means(model, images[:8]))
     _synchronize(device)
-    return len(x) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    decode(model, latent_means(model, images))
+    return len(images) / (time.perf_counter() - started)  # both return CPU tensors: nothing left queued
 
 
-@torch.no_grad()
-def features_per_second(backbone: str, spec, device: str) -> float:
-    """Images/s through the network that scores samples, at its input size, with random weights."""
+def features_per_second(backbone: str, spec, device: str, n: int = PROBE_FEATURE_IMAGES) -> float:
+    """Images/s through the network that scores samples, as a trial scores (batches of 100, the
+    extractor's preprocessing), with random weights, after a warm-up batch of 2."""
+    from bench.metrics.extractors import FIDInception, features, fid_inception_v3
     if backbone == "inception":
-        import torchvision
-        # pytorch-fid's FID Inception has torchvision's Inception-v3 structure; images go in at 299 px
-        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).to(device)
-        run, x = net.eval(), torch.rand(8, 3, 299, 299)
+        net = FIDInception(fid_inception_v3().state_dict())
     else:
         from bench.domain import DomainNet
-        net = DomainNet(spec.channels, spec.size, 10).to(device).eval()
-        run, x = net.features, torch.rand(100, spec.channels, spec.size, spec.size)
-    x = x.to(device)
-    run(x[:2])
+        net = DomainNet(spec.channels, spec.size, 10)
+    forward = net.to(device).eval()
+    images = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    features(forward, images[:2], device=device)
     started = time.perf_counter()
-    run(x)
-    _synchronize(device)
-    return len(x) / (time.perf_counter() - started)
+    features(forward, images, device=device)
+    return n / (time.perf_counter() - started)  # features() returns CPU arrays: nothing left queued
 
 
 def _synchronize(device: str) -> None:

@@ -1,36 +1,82 @@
-"""python -m bench.projection: what the paper grid costs on GPUs this project has not measured on.
+"""python -m bench.projection: what the paper grid costs on GPUs, in wall time and GPU hours.
 
-A trial's work is counted in FLOPs at the preset's settings (torch's FlopCounterMode on a batch of
-two: every stage's training step per image, times its epochs and training images; the sampling pass
-per image through the model; the scoring network per scored image), and divided by a GPU's
-effective FLOP/s: its datasheet peak times an assumed utilisation (GPU below, with its sources). The
-grid's trials are then packed onto the slots (GPUs / GPUs per trial, longest first, as a greedy
-scheduler would) for the wall time; GPU hours are counted two ways: busy (the trials' own work) and
-held (wall time x GPUs, what a reservation pays). `--dry-run` prints the same for the planned run.
+A trial (or a search candidate) is a Job: its stages' epochs and training images, the images it passes
+through the model to sample, and the images it scores. A GPU turns a Job into seconds in one of two ways:
 
-The baseline searches (bench/search.py) come first: one after another, each a wave of candidates
-(one per grid value: trained for the search's share of the epochs on the training images less the
-validation split, sampled, and scored with the validation images) packed onto the same slots.
+- Measured (MeasuredGPU): images/s of every (dataset, model) at the preset's settings, measured on
+  that GPU by `python -m bench.projection --measure FILE` (the plan's own probe, bench/plan.py, run
+  long enough to pass the GPU's warm-up), and the throughput that packing several trials onto one
+  GPU gains (bench/throughput.py packed_images_per_second). A Job's seconds are its stages' epochs x
+  images over their images/s, plus its sampling and scoring images over theirs. bench/rates/ holds
+  the measurements; the projection uses one where the plan's settings are those it was measured at.
+- Counted (GPU): the Job's FLOPs (torch's FlopCounterMode on a batch of two: each stage's training
+  step, the sampling pass, the scoring network) over the GPU's datasheet peak times an assumed
+  utilisation. For settings or GPUs with no measurement; it says so.
 
-What it leaves out: data loading and Python overhead per step (small networks on a fast GPU may be
-bound by them rather than by FLOPs: the utilisation assumption stands for that), the real-image
-statistics and fd_domain classifiers (once per dataset), and the GMM fits.
+The grid's trials are packed onto the slots (GPUs / GPUs per trial, longest first, as a greedy
+scheduler would). The baseline searches (bench/search.py) come first: one after another, each a
+wave of candidates (one per grid value: trained for the search's share of the epochs on the training
+images less the validation split, sampled, and scored with the validation images). GPU hours are
+counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a reservation pays).
+`--dry-run` prints the same for the planned run.
+
+What it leaves out: the real-image statistics and fd_domain classifiers (once per dataset), the GMM
+fits (CPU), and the workers' start (bench/simulate.py measures the driver's overhead per trial).
 """
 import argparse
 import heapq
+import json
 import sys
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from bench.models import MODELS, build_model
+from bench.plan import CellCost, Plan, StageCost, duration, forward_images, make_plan, training_images
+from bench.presets import settings_for
+from bench.trial import TrialSpec
 from svae.data import SPECS
+from svae.errors import HarnessError
 from svae.samplers import samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
+
+PROJECTED_GPUS = (8, 32, 128)
+PAPER_DATASETS = ("mnist", "cifar10", "celeba")
+RATES_DIR = Path(__file__).parent / "rates"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one trial or search candidate does: the counts its cost follows from."""
+    dataset: str
+    model: str
+    settings: object  # bench.presets.Settings
+    stages: tuple  # (epochs, training images) per stage of the model
+    forward_images: int  # through the model without gradients: encoded and decoded to sample
+    featurised: int  # through the scoring network
+
+
+@dataclass(frozen=True)
+class TrialWork:
+    """One Job's work in FLOPs."""
+    train_flops: float  # every stage: epochs x training images x FLOPs per image (forward and backward)
+    sample_flops: float  # the sampling pass: images through the model without gradients
+    score_flops: float  # scored images through the feature network
+
+    @property
+    def flops(self) -> float:
+        return self.train_flops + self.sample_flops + self.score_flops
+
+    def seconds(self, gpu: "GPU", gpus_per_trial: float = 1.0) -> float:
+        """On a fraction of a GPU a trial gets that fraction of its FLOP/s (packing adds no throughput)."""
+        return self.flops / (gpu.flops * min(1.0, gpus_per_trial))
 
 
 @dataclass(frozen=True)
 class GPU:
+    """A GPU costed by counted FLOPs: its datasheet peak times an assumed utilisation."""
     name: str
     peak_flops: float  # datasheet FLOP/s at the precision the trials train in (float32)
     utilisation: float  # the assumed fraction of the peak that these small networks achieve
@@ -40,40 +86,71 @@ class GPU:
     def flops(self) -> float:
         return self.peak_flops * self.utilisation
 
+    def seconds(self, job: Job, gpus_per_trial: float = 1.0) -> float:
+        return job_work(job).seconds(self, gpus_per_trial)
+
 
 # The H200 SXM shares the H100's GH100 die: FP32 (non-tensor) 66.9 TFLOP/s; 989 TFLOP/s dense BF16.
 # Trials train in float32 by default (--amp is bf16 autocast), so the FP32 peak is the one that
-# counts; 30% of it is an assumption, not a measurement (convolutions on 32x32 and 64x64 images at
-# batch 100 rarely fill a Hopper GPU).
+# counts; 30% of it is an assumption (docs/scaling.md compares it with what the H200 measured).
 H200 = GPU("H200 SXM", 66.9e12, 0.30,
-           "FP32 peak 66.9 TFLOP/s (H200 SXM specification, GH100 die as the H100); utilisation 30%: assumed")
-PROJECTED_GPUS = (8, 32, 128)
+           "counted FLOPs; FP32 peak 66.9 TFLOP/s (H200 SXM specification), utilisation 30%: assumed")
 
 
 @dataclass(frozen=True)
-class TrialWork:
-    """One (dataset, model) trial's work in FLOPs."""
-    train_flops: float  # every stage: epochs x training images x FLOPs per image (forward and backward)
-    sample_flops: float  # the sampling pass: images through the model without gradients
-    score_flops: float  # scored images through the feature network
-
-    @property
-    def flops(self) -> float:
-        return self.train_flops + self.sample_flops + self.score_flops
-
-    def seconds(self, gpu: GPU, gpus_per_trial: float = 1.0) -> float:
-        """On a fraction of a GPU a trial gets that fraction of its FLOP/s (packing adds no throughput)."""
-        return self.flops / (gpu.flops * min(1.0, gpus_per_trial))
+class Rates:
+    """One (dataset, model)'s throughput on a GPU, images/s."""
+    train: tuple  # per stage, through the Trainer
+    forward: float  # the sampling pass
+    features: float  # the scoring network
 
 
 @dataclass(frozen=True)
-class Projection:
-    gpus: int
-    slots: int
-    wall_seconds: float  # the searches, then the grid
-    search_wall_seconds: float
-    busy_gpu_hours: float
-    held_gpu_hours: float
+class MeasuredGPU:
+    """A GPU costed by its measured throughput (a file of bench/rates, written by --measure)."""
+    name: str
+    source: str
+    settings: dict  # dataset -> settings_key of the settings the rates were measured at
+    rates: dict  # (dataset, model) -> Rates, one trial alone on the GPU
+    packing: dict  # dataset -> {trials per GPU: their training images/s together / one trial's alone}
+
+    def covers(self, plan) -> bool:
+        return all(self.settings.get(d) == settings_key(s) for d, s in plan.settings.items()) and \
+            all(cell in self.rates for cell in plan.cells)
+
+    def seconds(self, job: Job, gpus_per_trial: float = 1.0) -> float:
+        """One GPU's seconds for the Job; on 1/k of a GPU, k times that over packing k trials' gain
+        (measured, else none: packing adds no throughput)."""
+        r = self.rates[job.dataset, job.model]
+        alone = (sum(epochs * n / rate for (epochs, n), rate in zip(job.stages, r.train))
+                 + job.forward_images / r.forward + job.featurised / r.features)
+        share = min(1.0, gpus_per_trial)
+        return alone / share / self.packing.get(job.dataset, {}).get(round(1 / share), 1.0)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({
+            "name": self.name, "source": self.source, "settings": self.settings,
+            "rates": {f"{d}/{m}": {"train": list(r.train), "forward": r.forward, "features": r.features}
+                      for (d, m), r in self.rates.items()},
+            "packing": self.packing}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "MeasuredGPU":
+        try:
+            raw = json.loads(Path(path).read_text())
+            rates = {tuple(key.split("/")): Rates(tuple(r["train"]), r["forward"], r["features"])
+                     for key, r in raw["rates"].items()}
+            packing = {d: {int(k): gain for k, gain in gains.items()} for d, gains in raw["packing"].items()}
+            return cls(raw["name"], raw["source"], raw["settings"], rates, packing)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise HarnessError(f"cannot read GPU rates {path} ({type(e).__name__}: {e}); measure them again with "
+                               f"python -m bench.projection --measure {path}") from None
+
+
+def settings_key(settings) -> str:
+    """What a measured rate depends on: the network, batch size, precision and memory format, and
+    the scoring network."""
+    return repr((settings.model, settings.batch_size, settings.amp, settings.channels_last, settings.fid_backbone))
 
 
 def counted_flops(fn) -> float:
@@ -83,14 +160,15 @@ def counted_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def trial_work(dataset: str, model_name: str, settings, stages: list, forward_images: int, scored: int) -> TrialWork:
-    """FLOPs of one trial; `stages` [(epochs, training images)] and the image counts come from the plan."""
-    spec = SPECS[dataset]
+@lru_cache(maxsize=None)
+def job_work(job: Job) -> TrialWork:
+    """The Job's FLOPs, counted on the CPU."""
+    spec, settings = SPECS[job.dataset], job.settings
     seed_everything(0)
-    model = build_model(model_name, spec, settings.model)
+    model = build_model(job.model, spec, settings.model)
     images = torch.randint(0, 256, (2, spec.channels, spec.size, spec.size), dtype=torch.uint8)
     train = 0.0
-    for stage, (epochs, n) in zip(model.stages(), stages):
+    for stage, (epochs, n) in zip(model.stages(), job.stages):
         trainer = Trainer(TrainConfig(epochs=1, batch_size=2, lr=settings.lr, progress=False))
         data = stage.make_data(images)
         train += epochs * n * counted_flops(lambda: trainer.fit(stage.module, data, stage.batch_transform)) / 2
@@ -98,7 +176,7 @@ def trial_work(dataset: str, model_name: str, settings, stages: list, forward_im
     with torch.no_grad():
         model.eval()
         forward = counted_flops(lambda: model.decode(model.encode(x)[0])) / 2
-    return TrialWork(train, forward_images * forward, scored * feature_flops(settings.fid_backbone, spec))
+    return TrialWork(train, job.forward_images * forward, job.featurised * feature_flops(settings.fid_backbone, spec))
 
 
 def feature_flops(backbone: str, spec) -> float:
@@ -121,6 +199,16 @@ def makespan(seconds: list, slots: int) -> float:
     return max(free)
 
 
+@dataclass(frozen=True)
+class Projection:
+    gpus: int
+    slots: int
+    wall_seconds: float  # the searches, then the grid
+    search_wall_seconds: float
+    busy_gpu_hours: float
+    held_gpu_hours: float
+
+
 def project(seconds: list, gpus: int, gpus_per_trial: float, overhead_seconds: float = 0.0,
             searches: list = ()) -> Projection:
     """The sweep's wall time and GPU hours on `gpus` GPUs: `searches` (one list of candidate seconds
@@ -136,17 +224,16 @@ def project(seconds: list, gpus: int, gpus_per_trial: float, overhead_seconds: f
                       busy_gpu_hours=busy * gpus_per_trial / 3600, held_gpu_hours=wall * gpus / 3600)
 
 
-def plan_work(plan) -> dict:
-    """(dataset, model) -> TrialWork for every cell of a bench.plan Plan."""
-    return {(d, m): trial_work(d, m, plan.settings[d], [(st.epochs, st.images) for st in cell.stages],
-                               cell.forward_images, cell.scored)
+def plan_jobs(plan) -> dict:
+    """(dataset, model) -> Job for every cell of a bench.plan Plan."""
+    return {(d, m): Job(d, m, plan.settings[d], tuple((st.epochs, st.images) for st in cell.stages),
+                        cell.forward_images, cell.featurised)
             for (d, m), cell in plan.cells.items()}
 
 
-def search_work(plan) -> list:
-    """A list of candidates' TrialWork for each search the sweep runs before the grid (bench/search.py):
+def search_jobs(plan) -> list:
+    """A list of candidates' Jobs for each search the sweep runs before the grid (bench/search.py):
     every searched model of the plan on every dataset, when the preset searches."""
-    from bench.plan import training_images
     from bench.search import budget, validation_size
     out = []
     for dataset, settings in plan.settings.items():
@@ -156,45 +243,49 @@ def search_work(plan) -> list:
         n_val = validation_size(n_train, settings)
         short = replace(settings, epochs=budget(settings))
         for model in sorted({s.model for s in plan.grid if MODELS[s.model].search}):
-            stages = [(max(1, round(short.epochs * st.epoch_factor)), n_train - n_val)
-                      for st in build_model(model, SPECS[dataset], settings.model).stages()]
+            stages = tuple((max(1, round(short.epochs * st.epoch_factor)), n_train - n_val)
+                           for st in build_model(model, SPECS[dataset], settings.model).stages())
             encoded = min(settings.gmm.fit_n, n_train - n_val)  # the GMM's fitting images
-            candidate = trial_work(dataset, model, short, stages, n_val + encoded, 2 * n_val)  # samples, validation
+            candidate = Job(dataset, model, short, stages, n_val + encoded, 2 * n_val)  # samples, validation
             out.append([candidate] * len(MODELS[model].search[1]))
     return out
 
 
-def projection_lines(plan, gpu: GPU = H200, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:
-    from bench.plan import duration
-    work = plan_work(plan)
+def default_gpu(plan):
+    """The H200's measured rates where they hold for the plan's settings, else its counted FLOPs."""
+    for path in sorted(RATES_DIR.glob("*.json")):
+        measured = MeasuredGPU.load(path)
+        if measured.covers(plan):
+            return measured
+    return H200
+
+
+def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:
+    gpu = gpu or default_gpu(plan)
+    jobs = plan_jobs(plan)
     share = plan.gpus_per_trial or 1.0
-    seconds = [work[s.dataset, s.model].seconds(gpu, share) for s in plan.grid]
-    searches = [[c.seconds(gpu, share) for c in candidates] for candidates in search_work(plan)]
+    seconds = {cell: gpu.seconds(job, share) for cell, job in jobs.items()}
+    searches = [[gpu.seconds(c, share) for c in candidates] for candidates in search_jobs(plan)]
     out = [f"projection on {gpu.name} GPUs, {share:g} GPU per trial ({gpu.source}); "
            f"{len(searches)} searches ({sum(map(len, searches))} candidates) first, then the grid:"]
     out += [f"  {p.gpus:4d} GPUs ({p.slots} trials at once): ~{duration(p.wall_seconds)} wall time "
             f"(searches ~{duration(p.search_wall_seconds)}), {p.busy_gpu_hours:.3g} GPU hours busy, "
             f"{p.held_gpu_hours:.3g} held"
-            for p in (project(seconds, g, share, overhead_seconds, searches) for g in gpu_counts)]
-    longest = max(plan.grid, key=lambda s: work[s.dataset, s.model].flops)
-    out.append(f"  the longest trial, {longest.dataset} {longest.model}: "
-               f"~{duration(work[longest.dataset, longest.model].seconds(gpu, share))} (no GPU count goes below it)")
+            for p in (project([seconds[s.dataset, s.model] for s in plan.grid], g, share, overhead_seconds, searches)
+                      for g in gpu_counts)]
+    longest = max(seconds, key=seconds.get)
+    out.append(f"  the longest trial, {longest[0]} {longest[1]}: ~{duration(seconds[longest])} "
+               f"(no GPU count goes below it)")
     return out
 
 
-def main(argv=None) -> int:
-    """The paper grid's projection without the CPU throughput probe: the plan's counts, FLOPs only."""
-    from bench.plan import CellCost, Plan, StageCost, forward_images, training_images
-    from bench.presets import settings_for
-    from bench.trial import TrialSpec
-    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", nargs="*", default=["mnist", "cifar10", "celeba"])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--gpus-per-trial", type=float, default=1.0)
-    p.add_argument("--overhead-seconds", type=float, default=0.0, help="the driver's overhead per trial")
-    args = p.parse_args(argv)
-    settings = {d: settings_for("paper", d) for d in args.datasets}
-    grid = [TrialSpec(d, m, s) for d in args.datasets for m in MODELS for s in range(args.seeds)]
+def paper_plan(datasets, seeds: int, gpus_per_trial: float, probe=None):
+    """The paper grid's Plan: probed on this machine by `probe` (bench.plan.make_plan's keywords), or,
+    without one, its counts alone (rates 1 image/s: a projection needs only the counts)."""
+    settings = {d: settings_for("paper", d) for d in datasets}
+    grid = [TrialSpec(d, m, s) for d in datasets for m in MODELS for s in range(seeds)]
+    if probe is not None:
+        return make_plan(grid, "paper", settings, gpus_per_trial=gpus_per_trial, **probe)
     cells = {}
     for d, s in settings.items():
         for m in MODELS:
@@ -203,8 +294,70 @@ def main(argv=None) -> int:
                       for st in model.stages()]
             cells[d, m] = CellCost(stages, samplers, list(MODELS[m].outputs), s.fid_samples,
                                    forward_images(s, samplers, n_train), 1.0, 1.0, 0)
-    plan = Plan(grid, "paper", settings, cells, "none", 1, args.gpus_per_trial, 1)
-    print("\n".join(projection_lines(plan, overhead_seconds=args.overhead_seconds)))
+    return Plan(grid, "paper", settings, cells, "none", 1, gpus_per_trial, 1)
+
+
+def measure(path: Path, device: str, batches: int, feature_images: int, packed: int, packed_seconds: float) -> None:
+    """Measure this machine's GPU at the paper settings (every dataset and model) and write the rates."""
+    import datetime
+    import os
+    from bench.throughput import packed_images_per_second
+    plan = paper_plan(PAPER_DATASETS, 1, 1.0 if device == "cuda" else 0.0,
+                      probe=dict(cpus_per_trial=os.cpu_count(), probe_batches=batches, feature_images=feature_images))
+    rates = {cell: Rates(tuple(st.images_per_s for st in c.stages), c.forward_per_s, c.features_per_s)
+             for cell, c in plan.cells.items()}
+    for cell, r in rates.items():
+        print(f"{cell[0]:8s} {cell[1]:10s} train {', '.join(f'{x:.0f}' for x in r.train)} images/s; "
+              f"sampling {r.forward:.0f}, scoring {r.features:.0f} images/s", flush=True)
+    packing = {}
+    for dataset in PAPER_DATASETS:  # the SVAE stands for every model of its dataset
+        batch = plan.settings[dataset].batch_size
+        images = max(4, round(rates[dataset, "svae"].train[0] * packed_seconds / batch)) * batch
+        alone = packed_images_per_second(dataset, "svae", 1, images, device)
+        together = packed_images_per_second(dataset, "svae", packed, images, device)
+        packing[dataset] = {packed: together / alone}
+        print(f"{dataset}: SVAE training alone {alone:.0f} images/s, {packed} packed {together:.0f} in all "
+              f"(x{together / alone:.2f})", flush=True)
+    name = torch.cuda.get_device_name() if device == "cuda" else "this machine's CPU"
+    tf32 = "TF32 convolutions, PyTorch's default" if torch.backends.cudnn.allow_tf32 else "no TF32"
+    source = (f"measured on one {name}, {datetime.date.today()}, torch {torch.__version__}, float32 ({tf32}): "
+              f"python -m bench.projection --measure ({batches} batches per stage)")
+    MeasuredGPU(name, source, {d: settings_key(s) for d, s in plan.settings.items()}, rates, packing).save(path)
+    print(f"wrote {path}")
+
+
+def main(argv=None) -> int:
+    """The paper grid's projection from its counts (no probe), or --measure this machine's GPU."""
+    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="*", default=list(PAPER_DATASETS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--gpus-per-trial", type=float, default=1.0)
+    p.add_argument("--overhead-seconds", type=float, default=0.0, help="the driver's overhead per trial")
+    p.add_argument("--rates", type=Path, help="a file of measured rates (default: bench/rates/ where they fit, "
+                                              "else counted FLOPs)")
+    p.add_argument("--counted", action="store_true", help="cost by counted FLOPs even where rates were measured")
+    p.add_argument("--measure", type=Path, metavar="FILE", help="measure this machine's GPU and write its rates")
+    p.add_argument("--device", default="cuda", help="--measure: the device (cpu only to try it out)")
+    p.add_argument("--batches", type=int, default=50, help="--measure: timed batches per stage")
+    p.add_argument("--feature-images", type=int, default=2000, help="--measure: images through the scoring network")
+    p.add_argument("--packed", type=int, default=4, help="--measure: trials packed onto the device at once")
+    p.add_argument("--packed-seconds", type=float, default=4.0, help="--measure: one packed trial's training time")
+    args = p.parse_args(argv)
+    try:
+        if args.measure:
+            if args.device == "cuda" and not torch.cuda.is_available():
+                raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")
+            measure(args.measure, args.device, args.batches, args.feature_images, args.packed, args.packed_seconds)
+            return 0
+        plan = paper_plan(args.datasets, args.seeds, args.gpus_per_trial)
+        gpu = H200 if args.counted else MeasuredGPU.load(args.rates) if args.rates else None
+        if isinstance(gpu, MeasuredGPU) and not gpu.covers(plan):
+            raise HarnessError(f"{args.rates} was measured at other settings than the paper preset's; measure "
+                               f"again with --measure")
+        print("\n".join(projection_lines(plan, gpu, overhead_seconds=args.overhead_seconds)))
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

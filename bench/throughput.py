@@ -5,7 +5,10 @@ the paper's network unless said otherwise) in one process, the variants interlea
 that drift in machine load hits all alike; each variant's best round counts. A ratio is the time per
 image of one variant over the other's.
 """
+import os
+import queue
 import time
+from dataclasses import replace
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -116,3 +119,51 @@ def throughput_benchmark(device=None, n: int = 2000, rounds: int = 2) -> list:
         rows.append({"measure": f"bf16 / float32 time per image, {dataset}", "value": best[True] / best[False],
                      "target": None, "note": "autocast only acts on CUDA"})
     return rows
+
+
+def _packed_worker(dataset: str, model_name: str, images: int, device: str, threads: int, barrier, results) -> None:
+    """One of the packed trials: a paper-settings model trains `images` images after a warm-up batch,
+    starting with the others at the barrier; it reports its (start, end) clock."""
+    from bench.presets import settings_for
+    from bench.trial import train_config
+    torch.set_num_threads(threads)
+    settings = settings_for("paper", dataset)
+    spec = SPECS[dataset]
+    seed_everything(0)
+    stage = build_model(model_name, spec, settings.model).stages()[0]
+    trainer = Trainer(replace(train_config(settings, stage, 0), epochs=1, device=device))
+    data = torch.randint(0, 256, (images, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    trainer.fit(stage.module, data[:settings.batch_size])
+    _sync(torch.device(device))
+    barrier.wait(timeout=600)
+    started = time.time()  # wall clock: comparable across the processes
+    trainer.fit(stage.module, data)
+    _sync(torch.device(device))
+    results.put((started, time.time()))
+
+
+def packed_images_per_second(dataset: str, model_name: str, trials: int, images: int, device: str = "cuda") -> float:
+    """Training images/s of `trials` trials sharing one device, all of them together: as many
+    processes, each its own CUDA context as Ray's fractional GPUs give, started at once, each
+    training `images` images at the paper settings; the span is first start to last end."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(trials), context.Queue()
+    threads = max(1, (os.cpu_count() or 1) // trials)
+    workers = [context.Process(target=_packed_worker, args=(dataset, model_name, images, device, threads, barrier,
+                                                            results)) for _ in range(trials)]
+    for w in workers:
+        w.start()
+    spans = []
+    while len(spans) < trials:
+        try:
+            spans.append(results.get(timeout=5))
+        except queue.Empty:
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed:
+                for w in workers:
+                    w.kill()
+                raise RuntimeError(f"a packed trial failed (exit codes {failed}); its error is printed above")
+    for w in workers:
+        w.join()
+    return trials * images / (max(end for _, end in spans) - min(start for start, _ in spans))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run of the performance suite (issue 13): a few minutes on one GPU, run unchanged from the
+# The GPU run of the performance suite (issues 13, 15): about ten minutes on one GPU, run unchanged from the
 # repository root with the package installed. Writes everything under ${OUT:-gpu-perf}/ and prints it;
 # copy the figures, with the date and device, into docs/performance.md.
 #   bash scripts/gpu_bench.sh            (OUT=/some/folder bash scripts/gpu_bench.sh)
@@ -14,6 +14,9 @@ step() {  # step NAME SECONDS COMMAND...: one step, its log kept, the script goi
   echo "== $name"
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" || { echo "== $name FAILED"; status=1; }
 }
+# the projection's rates (issue 15): every dataset and model's images/s at the paper settings, and the
+# gain of packing four trials onto the GPU; copy the file to bench/rates/ for the projection to use
+step rates 420 $PY -m bench.projection --measure "$OUT/rates.json"
 # the suite on the GPU (TF32 off): the Trainer against a bare loop, channels_last, SVAE/VAE; training
 # images/s at the MNIST and CelebA paper settings in float32 and bf16 autocast; the sweep, cache, memory;
 # the FID engine against pytorch-fid on 100 images

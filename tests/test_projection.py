@@ -1,8 +1,13 @@
-"""The GPU projection's arithmetic (bench/projection.py) on hand-worked numbers."""
+"""The GPU projection's arithmetic (bench/projection.py) on hand-worked numbers, and its measured rates."""
+from dataclasses import replace
+
 import pytest
 import torch
 
-from bench.projection import GPU, TrialWork, counted_flops, makespan, project
+import bench.projection
+from bench.projection import (GPU, Job, MeasuredGPU, Rates, RATES_DIR, TrialWork, counted_flops, default_gpu,
+                              makespan, paper_plan, project, settings_key)
+from bench.presets import settings_for
 
 
 def test_makespan_packs_the_longest_trials_first_onto_free_slots():
@@ -41,3 +46,56 @@ def test_searches_run_one_after_another_before_the_grid_on_the_same_slots():
     assert p.search_wall_seconds == 13 and p.wall_seconds == 33
     assert p.busy_gpu_hours == pytest.approx((40 + 15 + 3) / 3600)
     assert p.held_gpu_hours == pytest.approx(33 * 2 / 3600)
+
+
+def measured(packing=None) -> MeasuredGPU:
+    return MeasuredGPU("test GPU", "hand-worked", {"mnist": settings_key(settings_for("paper", "mnist"))},
+                       {("mnist", "two-stage"): Rates(train=(100.0, 1000.0), forward=50.0, features=25.0)},
+                       packing or {})
+
+
+def test_a_measured_gpu_costs_a_job_by_its_images_over_the_measured_rates():
+    job = Job("mnist", "two-stage", settings_for("paper", "mnist"), stages=((10, 1000), (20, 1000)),
+              forward_images=500, featurised=250)
+    # 10 x 1000 / 100 + 20 x 1000 / 1000 + 500 / 50 + 250 / 25 = 100 + 20 + 10 + 10
+    assert measured().seconds(job) == pytest.approx(140)
+    # a quarter of the GPU: four times as long, less what packing four trials onto one GPU gained
+    assert measured().seconds(job, gpus_per_trial=0.25) == pytest.approx(560)
+    assert measured({"mnist": {4: 2.0}}).seconds(job, gpus_per_trial=0.25) == pytest.approx(280)
+    assert measured({"mnist": {4: 2.0}}).seconds(job, gpus_per_trial=0.5) == pytest.approx(280)  # 2 not measured
+
+
+def test_measured_rates_round_trip_through_their_file_and_a_bad_file_is_one_line(tmp_path, capsys):
+    gpu = measured({"mnist": {4: 1.5}})
+    gpu.save(tmp_path / "rates.json")
+    assert MeasuredGPU.load(tmp_path / "rates.json") == gpu
+    (tmp_path / "bad.json").write_text('{"name": "x"}')
+    assert bench.projection.main(["--rates", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read GPU rates" in err and "--measure" in err
+
+
+def test_rates_hold_only_for_the_settings_they_were_measured_at(tmp_path, capsys):
+    plan = paper_plan(["mnist"], 1, 1.0)
+    gpu = measured()
+    assert not gpu.covers(plan)  # one cell of five measured
+    full = replace(gpu, rates={cell: Rates((100.0, 1000.0), 50.0, 25.0) for cell in plan.cells})
+    assert full.covers(plan)
+    plan.settings["mnist"] = replace(plan.settings["mnist"], batch_size=64)
+    assert not full.covers(plan)
+    full.save(tmp_path / "rates.json")
+    assert bench.projection.main(["--datasets", "cifar10", "--rates", str(tmp_path / "rates.json")]) == 2
+    assert "measured at other settings" in capsys.readouterr().err
+
+
+def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay_the_fallback(capsys):
+    """bench/rates holds the H200's measurement at the paper preset; if the preset changes, the
+    projection falls back to counted FLOPs (and this test asks for a new measurement)."""
+    plan = paper_plan(["mnist", "cifar10", "celeba"], 5, 1.0)
+    gpu = default_gpu(plan)
+    assert isinstance(gpu, MeasuredGPU) and "H200" in gpu.name, f"re-measure: python -m bench.projection --measure {RATES_DIR}/h200.json"
+    assert all(r.forward > 0 and r.features > 0 and all(t > 0 for t in r.train) for r in gpu.rates.values())
+    assert bench.projection.main([]) == 0
+    assert "measured on one NVIDIA H200" in capsys.readouterr().out
+    smoke = replace(plan, settings={d: settings_for("smoke", d) for d in plan.settings})
+    assert default_gpu(smoke) is bench.projection.H200
