@@ -74,7 +74,7 @@ def _write_record_then(report):
     return wrapper
 
 
-def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault) -> None:
+def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault, checkpoint_every) -> None:
     """bench.sweep.trainable, with its imports, data loading and reports timed (runs in a Ray worker)."""
     entered = time.time()
     started = time.perf_counter()
@@ -91,7 +91,8 @@ def timed_trainable(config: dict, settings: dict, storage: str, evaluation, faul
     _PATCHED.update(data=0.0, report=0.0, storage=storage,
                     trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
                            "imports_s": imports})
-    bench.sweep.trainable(config, settings=settings, storage=storage, evaluation=evaluation, fault=fault)
+    bench.sweep.trainable(config, settings=settings, storage=storage, evaluation=evaluation, fault=fault,
+                          checkpoint_every=checkpoint_every)
 
 
 def driver(argv: list, record_path: str) -> int:

@@ -35,7 +35,7 @@ from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
 from bench.tracking import check_tracker
-from bench.trial import FAULT_ENV, Evaluation, TrialSpec, settings_json
+from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
@@ -74,6 +74,10 @@ def parse_args(argv):
                    help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (default: as many as resources allow)")
+    p.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S, metavar="SECONDS",
+                   help="seconds between a training trial's checkpoints to the storage, besides each stage's "
+                        f"last epoch (default {CHECKPOINT_EVERY_S:g}; 0: every epoch): the work a failed trial "
+                        "redoes, against the storage's traffic")
     p.add_argument("--fid-samples", type=int, default=None,
                    help="generated images per FID, and test images in the reference (default: the preset's; "
                         "paper 10000)")
@@ -119,6 +123,8 @@ def check_args(args) -> dict:
         raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
+    if not args.checkpoint_every >= 0:
+        raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every:g})")
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     if args.address and not args.storage:
@@ -572,7 +578,8 @@ def run(args) -> int:
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,
                              fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
-                             estimates=cost.trial_seconds(), concurrency=cost.concurrency)
+                             estimates=cost.trial_seconds(), concurrency=cost.concurrency,
+                             checkpoint_every=args.checkpoint_every)
             run_sweep(plan)
         finally:  # an interrupted session's time counts too
             close_session(run_dir, time.monotonic() - clock)

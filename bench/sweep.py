@@ -1,9 +1,13 @@
 """Runs the grid of trials on Ray Tune and gathers their folders into the run directory.
 
-Each trial reports a checkpoint (its whole working folder) after every epoch; Ray persists it to the
-sweep's storage and hands it back when it retries the trial or when the sweep is restored. When a
-trial finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a
-driver that dies loses nothing that had finished.
+Each trial reports its metrics after every epoch and a checkpoint (its whole working folder) at most
+every `checkpoint_every` seconds, at the last epoch of each stage and at its end; Ray persists the
+checkpoint to the sweep's storage and hands it back when it retries the trial or when the sweep is
+restored. Not every epoch: a paper network's checkpoint (weights and Adam's moments) is 150-400 MB,
+an epoch on a GPU takes seconds, and with num_to_keep=1 Ray also snapshots the whole sweep's state
+after every checkpoint, which grew with the square of the trials (docs/scaling.md). When a trial
+finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a driver
+that dies loses nothing that had finished.
 """
 import json
 import shutil
@@ -19,7 +23,7 @@ from ray import tune
 
 from bench.plan import duration
 from bench.tracking import tracker_callbacks
-from bench.trial import Evaluation, TrialSpec, run_trial
+from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
@@ -47,9 +51,11 @@ class SweepPlan:
     tracker: str = "none"  # or "mlflow" (bench.tracking)
     estimates: Optional[dict] = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
+    checkpoint_every: float = CHECKPOINT_EVERY_S  # seconds between a training trial's checkpoints
 
 
-def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str]) -> None:
+def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str],
+              checkpoint_every: float) -> None:
     """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one.
 
     config names the trial; everything else comes through tune.with_parameters, given anew by the
@@ -70,13 +76,27 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
     if checkpoint:
         checkpoint.to_directory(str(folder))
 
+    last_checkpoint = time.monotonic()
+
     def report(metrics, path):
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+        nonlocal last_checkpoint
+        if checkpoint_due(metrics, time.monotonic() - last_checkpoint, checkpoint_every):
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+            last_checkpoint = time.monotonic()
+        else:
+            tune.report(metrics)
 
     try:
         run_trial(spec, settings[spec.dataset], evaluation, folder, report, fault=fault)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def checkpoint_due(metrics: dict, seconds_since_last: float, every: float) -> bool:
+    """Whether a trial's report carries its folder as a checkpoint: at its end, at each stage's last
+    epoch, and otherwise once `every` seconds have passed since the last one."""
+    stage_done = "epoch" in metrics and metrics["epoch"] == metrics.get("stage_epochs")
+    return bool(metrics.get("done")) or stage_done or seconds_since_last >= every
 
 
 def _marker(storage: str, trial_id: str):
@@ -292,7 +312,8 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
 
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
     function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
-                                                        evaluation=plan.evaluation, fault=plan.fault), resources)
+                                                        evaluation=plan.evaluation, fault=plan.fault,
+                                                        checkpoint_every=plan.checkpoint_every), resources)
     experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
     if plan.resume and tune.Tuner.can_restore(experiment):
         progress.line(f"resuming the sweep from {experiment}")

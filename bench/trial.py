@@ -130,6 +130,9 @@ def train_config(settings: Settings, stage, seed: int) -> TrainConfig:
                        channels_last=settings.channels_last)
 
 
+# bench.run --checkpoint-every: a trial's folder goes to the storage at most this often (bench/sweep.py),
+# so a failure costs at most 5 minutes of its work
+CHECKPOINT_EVERY_S = 300.0
 SIMULATED_EPOCHS = 4  # checkpoints a simulated trial reports (a real trial: one per epoch)
 
 

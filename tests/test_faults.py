@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "svae", "vae",
-        "--seeds", "2"]
+        "--seeds", "2", "--checkpoint-every", "0"]  # a checkpoint every epoch: retries resume mid-stage
 TIMING = ["train_seconds"]  # the only column allowed to differ between two runs of one sweep
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
-        "--max-concurrent", "1"]  # one trial at a time: a kill after the first leaves the second unfinished
+        "--max-concurrent", "1",  # one trial at a time: a kill after the first leaves the second unfinished
+        "--checkpoint-every", "0"]  # a checkpoint every epoch, as the lost-checkpoint race needs
 
 
 def start_sweep(run_dir: Path, *extra, env=None):

@@ -17,7 +17,7 @@ from svae.samplers import samplers_for
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
            "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--amp", "--data-root",
-           "--download", "--resume"]
+           "--download", "--resume", "--checkpoint-every"]
 
 
 def run_cli(args, **kwargs):
@@ -42,6 +42,7 @@ def test_help_lists_every_option_with_its_default():
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
     (["--fid-samples", "501"], "larger than synthetic's test split (500 images)"),
     (["--address", "ray://10.0.0.1:10001"], "--address needs --storage"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be 0 or more seconds"),
 ])
 def test_bad_input_is_rejected_before_ray_starts(args, message, tmp_path, monkeypatch, capsys):
     def no_ray(_args):
@@ -82,6 +83,16 @@ def small_sweep(tmp_path_factory):
     started = time.time()
     out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
     return run_dir, out, time.time() - started
+
+
+def test_a_trial_checkpoints_at_each_stages_end_at_its_end_and_otherwise_at_most_every_interval():
+    from bench.sweep import checkpoint_due
+    epoch = {"epoch": 3, "stage_epochs": 10, "done": False}
+    assert not checkpoint_due(epoch, seconds_since_last=299, every=300)
+    assert checkpoint_due(epoch, seconds_since_last=300, every=300)
+    assert checkpoint_due(epoch, seconds_since_last=0, every=0)  # --checkpoint-every 0: every epoch
+    assert checkpoint_due({**epoch, "epoch": 10}, seconds_since_last=1, every=300)  # the stage's last epoch
+    assert checkpoint_due({"done": True, "attempt_id": "a"}, seconds_since_last=1, every=300)  # the trial's end
 
 
 def test_small_sweep_writes_a_complete_results_table(small_sweep):
