@@ -120,12 +120,14 @@ class MeasuredGPU:
 
     def seconds(self, job: Job, gpus_per_trial: float = 1.0) -> float:
         """One GPU's seconds for the Job; on 1/k of a GPU, k times that over packing k trials' gain
-        (measured, else none: packing adds no throughput)."""
+        (measured, else none: packing adds no throughput). That assumes every GPU holds k trials: an
+        upper bound where there are fewer trials than slots."""
         r = self.rates[job.dataset, job.model]
         alone = (sum(epochs * n / rate for (epochs, n), rate in zip(job.stages, r.train))
                  + job.forward_images / r.forward + job.featurised / r.features)
         share = min(1.0, gpus_per_trial)
-        return alone / share / self.packing.get(job.dataset, {}).get(round(1 / share), 1.0)
+        per_gpu = int(1 / share + 1e-9)  # trials Ray fits on one GPU at this share
+        return alone / share / self.packing.get(job.dataset, {}).get(per_gpu, 1.0)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({
@@ -148,9 +150,11 @@ class MeasuredGPU:
 
 
 def settings_key(settings) -> str:
-    """What a measured rate depends on: the network, batch size, precision and memory format, and
-    the scoring network."""
-    return repr((settings.model, settings.batch_size, settings.amp, settings.channels_last, settings.fid_backbone))
+    """What a measured rate depends on: the networks' shapes, batch size, precision and memory format,
+    and the scoring network (not the loss weights, which the searches and --set change freely)."""
+    m = settings.model
+    return repr((m.latent_dim, m.backbone, m.stage2_width, m.stage2_depth, settings.batch_size, settings.amp,
+                 settings.channels_last, settings.fid_backbone))
 
 
 def counted_flops(fn) -> float:

@@ -122,7 +122,7 @@ def throughput_benchmark(device=None, n: int = 2000, rounds: int = 2) -> list:
 
 
 def _packed_worker(dataset: str, model_name: str, images: int, device: str, threads: int, barrier, results) -> None:
-    """One of the packed trials: a paper-settings model trains `images` images after a warm-up batch,
+    """One of the packed trials: a paper-settings model's first stage trains `images` images after a warm-up batch,
     starting with the others at the barrier; it reports its (start, end) clock."""
     from bench.presets import settings_for
     from bench.trial import train_config
@@ -132,12 +132,12 @@ def _packed_worker(dataset: str, model_name: str, images: int, device: str, thre
     seed_everything(0)
     stage = build_model(model_name, spec, settings.model).stages()[0]
     trainer = Trainer(replace(train_config(settings, stage, 0), epochs=1, device=device))
-    data = torch.randint(0, 256, (images, spec.channels, spec.size, spec.size), dtype=torch.uint8)
-    trainer.fit(stage.module, data[:settings.batch_size])
+    data = stage.make_data(torch.randint(0, 256, (images, spec.channels, spec.size, spec.size), dtype=torch.uint8))
+    trainer.fit(stage.module, data[:settings.batch_size], stage.batch_transform)
     _sync(torch.device(device))
     barrier.wait(timeout=600)
     started = time.time()  # wall clock: comparable across the processes
-    trainer.fit(stage.module, data)
+    trainer.fit(stage.module, data, stage.batch_transform)
     _sync(torch.device(device))
     results.put((started, time.time()))
 

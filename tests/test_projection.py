@@ -81,7 +81,10 @@ def test_rates_hold_only_for_the_settings_they_were_measured_at(tmp_path, capsys
     assert not gpu.covers(plan)  # one cell of five measured
     full = replace(gpu, rates={cell: Rates((100.0, 1000.0), 50.0, 25.0) for cell in plan.cells})
     assert full.covers(plan)
-    plan.settings["mnist"] = replace(plan.settings["mnist"], batch_size=64)
+    mnist = plan.settings["mnist"]
+    plan.settings["mnist"] = replace(mnist, model=replace(mnist.model, beta=1.0), lr=1e-3)  # loss weights, lr
+    assert full.covers(plan)
+    plan.settings["mnist"] = replace(mnist, batch_size=64)
     assert not full.covers(plan)
     full.save(tmp_path / "rates.json")
     assert bench.projection.main(["--datasets", "cifar10", "--rates", str(tmp_path / "rates.json")]) == 2
