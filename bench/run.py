@@ -125,6 +125,9 @@ def check_args(args) -> dict:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
         raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every:g})")
+    if os.environ.get(FAULT_ENV, "").startswith("kill:") and args.checkpoint_every != 0:
+        raise HarnessError(f"{FAULT_ENV}=kill:... kills a trial right after an epoch's checkpoint: it needs "
+                           f"--checkpoint-every 0")
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     if args.address and not args.storage:

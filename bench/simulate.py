@@ -89,12 +89,14 @@ def simulated_scores(trial_seconds: float, job: dict, grid: tuple, storage: str,
 
 
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: float, cpus: float,
-                   resume: bool, search: bool = False) -> list:
+                   resume: bool, search: bool = False, checkpoint_every=None) -> list:
     return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
             "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000",
             *([] if search else ["--no-search"]),
             "--out", str(run_dir), "--address", address, "--storage", str(storage),
-            "--gpus-per-trial", str(gpus), "--cpus-per-trial", str(cpus), *(["--resume"] if resume else [])]
+            "--gpus-per-trial", str(gpus), "--cpus-per-trial", str(cpus),
+            *([] if checkpoint_every is None else ["--checkpoint-every", str(checkpoint_every)]),
+            *(["--resume"] if resume else [])]
 
 
 def bytes_under(path: Path) -> int:
@@ -164,7 +166,7 @@ def run_driver(command: list, env: dict, until=None):
 
 def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
             nodes: int = NODES, gpus_per_node: int = GPUS_PER_NODE, cpus_per_node: float = CPUS_PER_NODE,
-            search: bool = False) -> dict:
+            search: bool = False, checkpoint_every=None) -> dict:
     from ray.cluster_utils import Cluster
 
     work.mkdir(parents=True, exist_ok=True)
@@ -178,9 +180,10 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
     try:
         for _ in range(nodes):
             cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
-        command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search)
+        command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search,
+                                 checkpoint_every=checkpoint_every)
         figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus, "trial_seconds": seconds,
-                   "nodes": nodes, "gpus_per_node": gpus_per_node}
+                   "nodes": nodes, "gpus_per_node": gpus_per_node, "checkpoint_every": checkpoint_every}
         launched = time.time()
         if kill_at_half:
             code, wall, output = run_driver(command, env, until=lambda: len(finished_trials(run_dir)) >= trials // 2)
@@ -188,7 +191,8 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
             figures["killed_with_finished"] = len(before)
             launched = time.time()
             code, wall, output = run_driver(driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus,
-                                                           resume=True, search=search), env)
+                                                           resume=True, search=search, checkpoint_every=checkpoint_every),
+                                            env)
             after = finished_trials(run_dir)
             figures["resume_wall_s"] = wall
             figures["rerun_after_resume"] = sum(after.get(t) != a for t, a in before.items())
@@ -263,10 +267,13 @@ def main(argv=None) -> int:
     p.add_argument("--kill-at-half", action="store_true",
                    help="SIGKILL the driver once half the trials finished, then time --resume")
     p.add_argument("--search", action="store_true", help="run the baseline searches first (stand-in candidates)")
+    p.add_argument("--checkpoint-every", type=float, default=None,
+                   help="bench.run's --checkpoint-every (default: bench.run's; 0: a checkpoint after every stand-in step)")
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
-                      args.kill_at_half, gpus_per_node=args.gpus_per_node, search=args.search)
+                      args.kill_at_half, gpus_per_node=args.gpus_per_node, search=args.search,
+                      checkpoint_every=args.checkpoint_every)
     text = json.dumps(figures, indent=1)
     if args.report:
         Path(args.report).write_text(text)

@@ -1,7 +1,8 @@
 """One trial: (dataset, model, seed) -> train every stage -> sample -> score -> a folder of results.
 
 The trial writes everything into its working folder and hands it to `report(metrics, folder)`
-after every epoch and once at the end; the sweep turns that into Ray Tune checkpoints. Nothing
+after every epoch and once at the end; the sweep reports the metrics to Ray Tune and, from time to
+time, the folder as a checkpoint (bench/sweep.py). Nothing
 here knows about Ray, so a trial also runs in a plain process (tests, debugging).
 """
 import csv
@@ -29,7 +30,7 @@ from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 REFERENCE_SPLIT = "test"
 # Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
 # data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
-# is reported, on its first attempt only; "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and
+# is reported (bench.run requires --checkpoint-every 0 with it), on its first attempt only; "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and
 # scoring by a stand-in of that duration that writes files of a real trial's size (bench/simulate.py).
 FAULT_ENV = "SVAE_BENCH_FAULT"
 
@@ -133,7 +134,7 @@ def train_config(settings: Settings, stage, seed: int) -> TrainConfig:
 # bench.run --checkpoint-every: a trial's folder goes to the storage at most this often (bench/sweep.py),
 # so a failure costs at most 5 minutes of its work
 CHECKPOINT_EVERY_S = 300.0
-SIMULATED_EPOCHS = 4  # checkpoints a simulated trial reports (a real trial: one per epoch)
+SIMULATED_EPOCHS = 4  # reports a simulated trial makes (a real trial: one per epoch)
 
 
 def _simulate(spec, settings, folder, report, seconds: float, checkpoint_bytes: int) -> list:

@@ -57,6 +57,16 @@ def test_bad_input_is_rejected_before_ray_starts(args, message, tmp_path, monkey
     assert not (out / "manifest.json").exists()
 
 
+def test_the_kill_fault_is_refused_without_a_checkpoint_every_epoch(tmp_path, monkeypatch, capsys):
+    # it kills a trial right after an epoch's checkpoint: with none at that epoch every retry would die
+    monkeypatch.setenv("SVAE_BENCH_FAULT", "kill:synthetic-svae-s0:2")
+    monkeypatch.setattr(bench.run, "start_ray", lambda _args: pytest.fail("Ray was started"))
+    assert bench.run.main([*SMALL, "--seeds", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs --checkpoint-every 0" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_amp_flag_turns_on_the_presets_bf16_autocast_and_defines_the_sweep():
     on = bench.run.check_args(bench.run.parse_args([*SMALL, "--amp"]))
     off = bench.run.check_args(bench.run.parse_args(SMALL))
