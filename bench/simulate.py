@@ -150,18 +150,19 @@ def utilisation(events: list, slots: int) -> dict:
             "peak": max(series) / slots, "seconds": len(series)}
 
 
-def run_driver(command: list, env: dict, until=None):
-    """Run the driver to its end (or until `until()` holds, then SIGKILL it); (return code, seconds, output)."""
+def run_driver(command: list, env: dict, log: Path, until=None):
+    """Run the driver to its end (or until `until()` holds, then SIGKILL it); (return code, seconds, output).
+    Its output goes to `log`, not a pipe: a pipe nobody reads while `until` is polled fills (64 KB, a few
+    hundred trials' progress lines) and blocks the driver at its next line."""
     started = time.time()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if until is None:
-        output, _ = proc.communicate()
-        return proc.returncode, time.time() - started, output
-    while proc.poll() is None and not until():
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    output, _ = proc.communicate()
-    return proc.returncode, time.time() - started, output
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while until is not None and proc.poll() is None and not until():
+            time.sleep(0.5)
+        if until is not None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return proc.returncode, time.time() - started, log.read_text(errors="replace")
 
 
 def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
@@ -186,18 +187,19 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
                    "nodes": nodes, "gpus_per_node": gpus_per_node, "checkpoint_every": checkpoint_every}
         launched = time.time()
         if kill_at_half:
-            code, wall, output = run_driver(command, env, until=lambda: len(finished_trials(run_dir)) >= trials // 2)
+            code, wall, output = run_driver(command, env, work / "driver-killed.log",
+                                            until=lambda: len(finished_trials(run_dir)) >= trials // 2)
             before = finished_trials(run_dir)
             figures["killed_with_finished"] = len(before)
             launched = time.time()
-            code, wall, output = run_driver(driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus,
-                                                           resume=True, search=search, checkpoint_every=checkpoint_every),
-                                            env)
+            resume = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=True, search=search,
+                                    checkpoint_every=checkpoint_every)
+            code, wall, output = run_driver(resume, env, work / "driver-resumed.log")
             after = finished_trials(run_dir)
             figures["resume_wall_s"] = wall
             figures["rerun_after_resume"] = sum(after.get(t) != a for t, a in before.items())
         else:
-            code, wall, output = run_driver(command, env)
+            code, wall, output = run_driver(command, env, work / "driver.log")
         figures["wall_s"] = wall
         events = [e for e in log_events(run_dir / "logs" / "driver.log") if e[0] >= _clock(launched) - 1]
         starts = {trial: t for t, kind, trial in events if kind == "started"}
@@ -268,7 +270,7 @@ def main(argv=None) -> int:
                    help="SIGKILL the driver once half the trials finished, then time --resume")
     p.add_argument("--search", action="store_true", help="run the baseline searches first (stand-in candidates)")
     p.add_argument("--checkpoint-every", type=float, default=None,
-                   help="bench.run's --checkpoint-every (default: bench.run's; 0: a checkpoint after every stand-in step)")
+                   help="bench.run's --checkpoint-every (default: bench.run's; 0: after every stand-in step)")
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
     figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,

@@ -122,8 +122,8 @@ def throughput_benchmark(device=None, n: int = 2000, rounds: int = 2) -> list:
 
 
 def _packed_worker(dataset: str, model_name: str, images: int, device: str, threads: int, barrier, results) -> None:
-    """One of the packed trials: a paper-settings model's first stage trains `images` images after a warm-up batch,
-    starting with the others at the barrier; it reports its (start, end) clock."""
+    """One of the packed trials: a paper-settings model's first stage trains `images` images after a
+    warm-up batch, starting with the others at the barrier; it reports its (start, end) clock."""
     from bench.presets import settings_for
     from bench.trial import train_config
     torch.set_num_threads(threads)

@@ -96,7 +96,8 @@ def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay
     projection falls back to counted FLOPs (and this test asks for a new measurement)."""
     plan = paper_plan(["mnist", "cifar10", "celeba"], 5, 1.0)
     gpu = default_gpu(plan)
-    assert isinstance(gpu, MeasuredGPU) and "H200" in gpu.name, f"re-measure: python -m bench.projection --measure {RATES_DIR}/h200.json"
+    assert isinstance(gpu, MeasuredGPU) and "H200" in gpu.name, \
+        f"re-measure on an H200: python -m bench.projection --measure {RATES_DIR}/h200.json"
     assert all(r.forward > 0 and r.features > 0 and all(t > 0 for t in r.train) for r in gpu.rates.values())
     assert bench.projection.main([]) == 0
     assert "measured on one NVIDIA H200" in capsys.readouterr().out
