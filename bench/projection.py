@@ -26,6 +26,7 @@ fits (CPU), and the workers' start (bench/simulate.py measures the driver's over
 import argparse
 import heapq
 import json
+import math
 import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -348,6 +349,12 @@ def main(argv=None) -> int:
     p.add_argument("--packed-seconds", type=float, default=4.0, help="--measure: one packed trial's training time")
     args = p.parse_args(argv)
     try:
+        for flag, value in (("--seeds", args.seeds), ("--batches", args.batches),
+                            ("--feature-images", args.feature_images), ("--packed", args.packed)):
+            if value < 1:
+                raise HarnessError(f"{flag} must be at least 1 (got {value})")
+        if not (0 < args.gpus_per_trial < math.inf and 0 < args.packed_seconds < math.inf):
+            raise HarnessError("--gpus-per-trial and --packed-seconds must be positive numbers")
         if args.measure:
             if args.device == "cuda" and not torch.cuda.is_available():
                 raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")

@@ -103,3 +103,12 @@ def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay
     assert "measured on one NVIDIA H200" in capsys.readouterr().out
     smoke = replace(plan, settings={d: settings_for("smoke", d) for d in plan.settings})
     assert default_gpu(smoke) is bench.projection.H200
+
+
+@pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be at least 1"),
+                                           (["--gpus-per-trial", "0"], "--gpus-per-trial and --packed-seconds"),
+                                           (["--datasets", "imagenet"], "unknown dataset 'imagenet'")])
+def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
+    assert bench.projection.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
