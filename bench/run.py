@@ -468,11 +468,11 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
 
 
 def registry_facts() -> dict:
-    """The registries' names and facts as lists in registry order (JSON objects are written with
-    sorted keys): reports read labels, outputs, samplers and orders from here."""
+    """The registries' names and facts, listed in registry order (JSON sorts keys): what reports read."""
     return {"datasets": [{"name": name, "label": s.label} for name, s in SPECS.items()],
             "models": [{"name": name, "label": m.label, "compared_at": m.compared_at, "outputs": list(m.outputs),
-                        "literature": list(m.literature)} for name, m in MODELS.items()],
+                        "literature": list(m.literature), "purely_variational": m.purely_variational}
+                       for name, m in MODELS.items()],
             "samplers": [{"name": name, "title": s.title, "description": s.description,
                           "models": None if s.models is None else list(s.models)} for name, s in SAMPLERS.items()]}
 

@@ -78,6 +78,16 @@ class Run:
         """The model under test: the one whose outputs include x1 and x2 (the SVAE); None without one."""
         return next((m for m in self.models if {"x1", "x2"} <= set(self.outputs(m))), None)
 
+    @property
+    def scope_recorded(self) -> bool:
+        """Whether the manifest records which models are purely variational (runs before it did not)."""
+        return any("purely_variational" in facts for facts in self.registry("models").values())
+
+    def in_claim_scope(self, model: str) -> bool:
+        """Whether claim 2 covers the model: purely variational (registry fact); every model where the
+        run did not record the fact, as those runs were judged."""
+        return self._model_facts(model).get("purely_variational", True)
+
     def compared_at(self, model: str) -> str:
         """The sampler a model's own paper samples with, where it is compared (default: gmm)."""
         return self._model_facts(model).get("compared_at", "gmm")

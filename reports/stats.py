@@ -18,22 +18,28 @@ def summarize(values) -> tuple:
     return statistics.fmean(values), std, len(values)
 
 
-def _interval(centre: float, se: float, df: float) -> tuple:
+def _interval(centre: float, se: float, df: float, level: float) -> tuple:
     # A zero standard error (identical differences) gives a zero-width interval, not NaN.
-    half = 0.0 if se == 0 else stats.t.ppf(0.5 + LEVEL / 2, df) * se
+    half = 0.0 if se == 0 else stats.t.ppf(0.5 + level / 2, df) * se
     return centre - half, centre + half
 
 
-def t_interval(diffs) -> tuple:
-    """Mean of paired differences and its 95% t-interval (None with fewer than two)."""
+def t_interval(diffs, level: float = LEVEL) -> tuple:
+    """Mean of paired differences and its t-interval at `level` (None with fewer than two)."""
     mean, std, n = summarize(diffs)
     if n < 2:
         return mean, None
-    return mean, _interval(mean, std / math.sqrt(n), n - 1)
+    return mean, _interval(mean, std / math.sqrt(n), n - 1, level)
 
 
-def welch_interval(a, b) -> tuple:
-    """mean(a) - mean(b) and its 95% Welch interval (None unless both have two or more values)."""
+def welch_degrees(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of mean(a) - mean(b) (1 where both variances are 0)."""
+    va, vb = var_a / n_a, var_b / n_b
+    return (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1)) if va + vb > 0 else 1.0
+
+
+def welch_interval(a, b, level: float = LEVEL) -> tuple:
+    """mean(a) - mean(b) and its Welch interval at `level` (None unless both have two or more values)."""
     mean_a, std_a, n_a = summarize(a)
     mean_b, std_b, n_b = summarize(b)
     if n_a == 0 or n_b == 0:
@@ -41,10 +47,8 @@ def welch_interval(a, b) -> tuple:
     diff = mean_a - mean_b
     if n_a < 2 or n_b < 2:
         return diff, None
-    va, vb = std_a ** 2 / n_a, std_b ** 2 / n_b
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1)) if se > 0 else 1.0
-    return diff, _interval(diff, se, df)
+    se = math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
+    return diff, _interval(diff, se, welch_degrees(std_a ** 2, n_a, std_b ** 2, n_b), level)
 
 
 def paired_p(diffs):
@@ -75,6 +79,23 @@ def holm(pvalues: list) -> list:
         running = max(running, min(1.0, (len(order) - rank) * p))  # monotone in rank
         adjusted[i] = running
     return adjusted
+
+
+def holm_levels(pvalues: list) -> list:
+    """The level (alpha) at which Holm's step-down judged each p-value (None passes through).
+
+    The k-th smallest of m is judged at ALPHA / (m - k + 1) while every smaller one was rejected; from
+    the first that is not, every larger one is judged at that step's level. A two-sided interval at
+    1 - level then excludes 0 exactly when the Holm-corrected p is below ALPHA: the corrected interval
+    agrees with the corrected verdict."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    levels, stopped = list(pvalues), None
+    for rank, (p, i) in enumerate(order):
+        level = ALPHA / (len(order) - rank)
+        if stopped is None and p >= level:
+            stopped = level
+        levels[i] = stopped or level
+    return levels
 
 
 SUPPORTED, CONTRADICTED, NO_DIFFERENCE = "supported", "contradicted", "no significant difference"
