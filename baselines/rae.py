@@ -66,4 +66,5 @@ class RAE(nn.Module):
 def build_rae(spec, cfg) -> RAE:
     beta, lam = PAPER_WEIGHTS.get(spec.name, PAPER_WEIGHTS["mnist"])
     decoder = Decoder(cfg.latent_dim, spec.size, cfg.backbone, partial(ImageHead, channels=spec.channels))
-    return RAE(Encoder(spec.channels, cfg.latent_dim, cfg.backbone), decoder, beta, lam)
+    scale = cfg.rae_penalty_scale  # the search's knob (bench/search.py); 1: the authors' values
+    return RAE(Encoder(spec.channels, cfg.latent_dim, cfg.backbone), decoder, beta * scale, lam * scale)

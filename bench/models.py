@@ -5,7 +5,7 @@ Adding a model is one file (svae/ or baselines/) with a builder, and one line he
 The facts travel into every run's manifest, so reports read labels and samplers from there.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from baselines.beta_vae import build_beta_vae
 from baselines.rae import build_rae
@@ -24,21 +24,24 @@ class ModelEntry:
     compared_at: str = "gmm"  # the sampler its own paper samples with: where it is compared
     outputs: tuple = ("x_hat",)  # the decoded outputs that are scored (svae.samplers.decode's names)
     literature: tuple = ()  # other names of its rows in reports/literature_fid.csv
-    search: Optional[tuple] = None  # (ModelConfig field, grid): a free knob tuned first (bench/search.py)
+    # its regularisation knob: ModelConfig fields scaled together by the search (bench/search.py), which
+    # treats every model with one alike; or, with no knob, why not
+    knob: tuple = ()
+    no_knob: str = ""
     # within the SVAE paper's claim 2 ("all previous purely variational architectures, not relying on
     # normalization flows"); a deterministic or flow model is compared beyond the claim (reports/claims.py)
     purely_variational: bool = True
 
 
 MODELS = {
-    "svae": ModelEntry(build_svae, "SVAE", outputs=SPLIT_OUTPUTS),
-    "vae": ModelEntry(build_vae, "VAE"),
-    # beta on a log grid of powers of 2 from 1/32 to 8 (Higgins et al.'s 4 inside it; the smoke search
-    # chose the old lower edge, 1/8), gamma fixed at the preset's value
-    "beta-vae": ModelEntry(build_beta_vae, "beta-VAE",
-                           search=("beta_vae_beta", tuple(2.0 ** k for k in range(-5, 4)))),
-    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage"),
-    "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",), purely_variational=False),  # deterministic
+    "svae": ModelEntry(build_svae, "SVAE", outputs=SPLIT_OUTPUTS, knob=("beta",)),
+    "vae": ModelEntry(build_vae, "VAE", knob=("beta",)),
+    "beta-vae": ModelEntry(build_beta_vae, "beta-VAE", knob=("beta_vae_beta",)),  # gamma stays fixed
+    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage",
+                            no_knob="Dai & Wipf's KL weight is 1 and gamma is learned: nothing to tune"),
+    # deterministic: the latent (z^2) and decoder-weight (w^2) penalties, scaled together
+    "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",), purely_variational=False,
+                      knob=("rae_penalty_scale",)),
 }
 
 

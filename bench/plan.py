@@ -135,6 +135,8 @@ class Plan:
         total = sum(self.trial_seconds().values())
         out.append(f"  estimate: ~{duration(self.seconds)} wall time (trials {duration(total)} in all, "
                    f"{self.concurrency} at once), ~{size(self.disk_bytes)} on disk (run directory and Ray storage)")
+        from bench.search_cost import search_lines  # it imports this module's duration
+        out += search_lines(self)
         out += [f"  note: {n}" for n in self.notes]
         if self.days_on_cpus:
             out.append(f"  this plan would take days on CPUs only (more than {DAYS_ON_CPUS_S // 3600} h): run it "

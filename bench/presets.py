@@ -31,7 +31,14 @@ class Settings:
     metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
-    search: bool = True  # tune the searched baselines' knobs on a validation split first (bench/search.py)
+    search: bool = True  # tune every model's knob on a validation split first (bench/search.py)
+    tuned: tuple = ()  # (model, ModelConfig field, value): the search's choices, each for its model only
+
+
+def model_settings(settings: Settings, model: str) -> Settings:
+    """The settings a model's trials train with: the search's choices for that model in place."""
+    chosen = {name: value for tuned_model, name, value in settings.tuned if tuned_model == model}
+    return replace(settings, model=replace(settings.model, **chosen)) if chosen else settings
 
 
 def paper_model_config(dataset: str) -> ModelConfig:

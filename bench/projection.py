@@ -14,8 +14,8 @@ through the model to sample, and the images it scores. A GPU turns a Job into se
   utilisation. For settings or GPUs with no measurement; it says so.
 
 The grid's trials are packed onto the slots (GPUs / GPUs per trial, longest first, as a greedy
-scheduler would). The baseline searches (bench/search.py) come first: one after another, each a
-wave of candidates (one per grid value: trained for the search's share of the epochs on the training
+scheduler would). The search (bench/search.py) comes first: one wave of candidates (every model with
+a knob, every grid factor and seed: trained for the search's share of the epochs on the training
 images less the validation split, sampled, and scored with the validation images). GPU hours are
 counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a reservation pays).
 `--dry-run` prints the same for the planned run.
@@ -237,9 +237,10 @@ def plan_jobs(plan) -> dict:
 
 
 def search_jobs(plan) -> list:
-    """A list of candidates' Jobs for each search the sweep runs before the grid (bench/search.py):
-    every searched model of the plan on every dataset, when the preset searches."""
-    from bench.search import budget, validation_size
+    """The candidates' Jobs of the search's first round, one wave before the grid (bench/search.py runs
+    every dataset's and model's candidates at once): each model with a knob, when the preset searches.
+    A search whose best factor sits at an edge adds a smaller wave per widening step; not counted."""
+    from bench.search import FACTORS, SEEDS, budget, validation_size
     out = []
     for dataset, settings in plan.settings.items():
         if not settings.search:
@@ -247,13 +248,13 @@ def search_jobs(plan) -> list:
         n_train = training_images(dataset, settings)
         n_val = validation_size(n_train, settings)
         short = replace(settings, epochs=budget(settings))
-        for model in sorted({s.model for s in plan.grid if MODELS[s.model].search}):
+        for model in sorted({s.model for s in plan.grid if MODELS[s.model].knob}):
             stages = tuple((max(1, round(short.epochs * st.epoch_factor)), n_train - n_val)
                            for st in build_model(model, SPECS[dataset], settings.model).stages())
             encoded = min(settings.gmm.fit_n, n_train - n_val)  # the GMM's fitting images
             candidate = Job(dataset, model, short, stages, n_val + encoded, 2 * n_val)  # samples, validation
-            out.append([candidate] * len(MODELS[model].search[1]))
-    return out
+            out += [candidate] * (len(FACTORS) * len(SEEDS))
+    return [out] if out else []
 
 
 def default_gpu(plan):
@@ -272,9 +273,9 @@ def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds
     seconds = {cell: gpu.seconds(job, share) for cell, job in jobs.items()}
     searches = [[gpu.seconds(c, share) for c in candidates] for candidates in search_jobs(plan)]
     out = [f"projection on {gpu.name} GPUs, {share:g} GPU per trial ({gpu.source}); "
-           f"{len(searches)} searches ({sum(map(len, searches))} candidates) first, then the grid:"]
+           f"the search's first round ({sum(map(len, searches))} candidates, all at once) first, then the grid:"]
     out += [f"  {p.gpus:4d} GPUs ({p.slots} trials at once): ~{duration(p.wall_seconds)} wall time "
-            f"(searches ~{duration(p.search_wall_seconds)}), {p.busy_gpu_hours:.3g} GPU hours busy, "
+            f"(search ~{duration(p.search_wall_seconds)}), {p.busy_gpu_hours:.3g} GPU hours busy, "
             f"{p.held_gpu_hours:.3g} held"
             for p in (project([seconds[s.dataset, s.model] for s in plan.grid], g, share, overhead_seconds, searches)
                       for g in gpu_counts)]

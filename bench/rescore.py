@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.presets import sweep_settings
+from bench.presets import model_settings, sweep_settings
 from bench.search import with_choices
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
@@ -178,7 +178,7 @@ def rescore_run(args, job: dict) -> int:
     progress.line(f"re-scoring {len(trials)} finished trials of {run_dir}: metrics {' '.join(args.metrics)}")
     mismatches, added = 0, 0
     for spec, folder in trials:
-        settings = job["settings"][spec.dataset]
+        settings = model_settings(job["settings"][spec.dataset], spec.model)
         scorer = job["scorers"][settings.fid_backbone]
         extractor = scorer.extractor(spec.dataset)
         old_rows = _read_json(folder / "rows.json", "re-run the trial")

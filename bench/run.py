@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
 from bench.models import MODELS
+from bench.more_seeds import grown_manifest, seeds_added
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
@@ -60,7 +61,7 @@ def parse_args(argv):
                                 formatter_class=HelpFormatter)
     p.add_argument("--datasets", nargs="*", default=["mnist", "cifar10", "celeba"],
                    help=f"datasets, from: {', '.join(SPECS)}")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds per cell (seeds 0..N-1)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 0..N-1 (with --resume, a larger N adds seeds)")
     p.add_argument("--models", nargs="*", default=list(MODELS), help=f"models, from: {', '.join(MODELS)}")
     p.add_argument("--preset", default="paper", help=f"preset, from: {', '.join(PRESETS)}")
     p.add_argument("--out", default=None, help="run directory (default: runs/<preset>-<datasets>)")
@@ -197,7 +198,7 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
             old = whole["config"]
         except (OSError, ValueError, KeyError, TypeError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
-        changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k]]
+        changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k] and not seeds_added(k, old, config, resume)]
         if changed:
             diffs = ", ".join(f"{k}: {old.get(k, ADDED_LATER.get(k))!r} there, {config[k]!r} now" for k in changed)
             raise HarnessError(f"{run_dir} holds a different sweep ({diffs}); choose another --out")
@@ -449,8 +450,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                    "max_concurrent": args.max_concurrent, "tracker": args.tracker,
                    "command": "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
         "grid": [{"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed} for s in grid],
-        # The files read, relative to their root: "data-root" (--data-root, or the default root when none
-        # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
+        # The files read, relative to their root: "data-root" (--data-root or the default) or "system" (Debian's).
         "data": data,
         "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
@@ -561,7 +561,7 @@ def run(args) -> int:
         if old is None:
             manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
         else:
-            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)}}
+            manifest = grown_manifest(old, config, grid, storage_name(run_dir, storage))  # --seeds may add seeds
         if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
             write_owner(storage, manifest["run_id"], run_dir)
         atomic_write_json(run_dir / "manifest.json", open_session(manifest))

@@ -7,8 +7,8 @@ training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (be
 sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
 driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are
 not on a CI box) and the plan's throughput probe (paper-size networks on CPUs). With --search, the
-baseline searches run first, as in a real sweep (one Tuner per dataset and searched model, one trial
-per grid value), each candidate a stand-in that sleeps bench.search.EPOCH_FRACTION of a trial's time
+search runs first, as in a real sweep (one Tuner for every dataset and model with a knob, one trial
+per grid factor and seed), each candidate a stand-in that sleeps bench.search.EPOCH_FRACTION of a trial's time
 and reports a made-up score; without it they are off (--no-search).
 
 Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
@@ -74,18 +74,18 @@ def driver(argv: list) -> int:
 
 def simulated_candidate(config: dict, seconds: float) -> None:
     """A search candidate's stand-in (a Ray Tune function): sleeps the search's share of a trial and
-    reports a made-up validation score, lowest at knob value 1."""
+    reports a made-up validation score, lowest at the as-published value (factor 1)."""
     from ray import tune
     time.sleep(seconds)
-    tune.report({"score": abs(math.log2(config["value"]))})
+    tune.report({"score": abs(math.log2(config["candidate"]["factor"]))})
 
 
-def simulated_scores(trial_seconds: float, job: dict, grid: tuple, storage: str, resources: dict) -> dict:
+def simulated_scores(trial_seconds: float, candidates: list, jobs: dict, storage: str, resources: dict) -> dict:
     """bench.search.tune_scores, the real Tuner, with the stand-in candidate."""
     import bench.search
     from ray import tune
     candidate = tune.with_parameters(simulated_candidate, seconds=trial_seconds * bench.search.EPOCH_FRACTION)
-    return bench.search.tune_scores(job, grid, storage, resources, trainable=candidate)
+    return bench.search.tune_scores(candidates, jobs, storage, resources, trainable=candidate)
 
 
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: float, cpus: float,

@@ -22,6 +22,7 @@ import pandas as pd
 from ray import tune
 
 from bench.plan import duration
+from bench.presets import model_settings
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
@@ -87,7 +88,7 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
             tune.report(metrics)
 
     try:
-        run_trial(spec, settings[spec.dataset], evaluation, folder, report, fault=fault)
+        run_trial(spec, model_settings(settings[spec.dataset], spec.model), evaluation, folder, report, fault=fault)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -323,6 +324,11 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
+    added = [s for s in todo if s.trial_id not in results]  # --resume --seeds N: seeds Ray's saved sweep lacks
+    if added:
+        progress.line(f"{len(added)} trials added to the sweep ({', '.join(s.trial_id for s in added)}): run now")
+        results.update({TrialSpec(**r.config["trial"]).trial_id: r for r in
+                        new_tuner(plan, function, added, f"{EXPERIMENT}-added-{uuid.uuid4().hex[:8]}").fit() if r.config})
     statuses = {s.trial_id: trial_status(plan.run_dir, s.trial_id) for s in todo}
     lost = [s for s in todo if statuses[s.trial_id]["status"] == "failed"
             and CHECKPOINT_GONE in (statuses[s.trial_id].get("error") or "")]

@@ -13,6 +13,8 @@ class ModelConfig:
     # order as the balanced models' and the comparison isolates balancing; beta = 4 as Higgins et al.
     beta_vae_beta: float = 4.0
     beta_vae_gamma: float = 0.01
+    # RAE: both penalties (latent z^2 and decoder weight decay) times this; 1 is the RAE authors' values
+    rae_penalty_scale: float = 1.0
     # two-stage VAE: Dai & Wipf's second stage (3 dense layers of 1024) trained twice as many epochs
     stage2_width: int = 1024
     stage2_depth: int = 3

@@ -1,5 +1,5 @@
-"""The baseline search (bench/search.py): argmin on a validation split, recorded, never repeated."""
-import dataclasses
+"""The search (bench/search.py): every model with a knob searched alike on a validation split, widened at
+an edge, recorded, never repeated; each choice applies to its own model."""
 import json
 import math
 
@@ -7,11 +7,13 @@ import pytest
 import torch
 
 import bench.search
-from bench.presets import settings_for
 from bench.models import MODELS
-from bench.search import run_searches, search_path, validation_split
+from bench.presets import model_settings, settings_for
+from bench.search import FACTORS, MAX_WIDENING, SEEDS, run_searches, search_path, validation_split
 from bench.trial import Evaluation
 from svae.data import load_images
+
+ALL = list(MODELS)
 
 
 def write_manifest(run_dir):
@@ -19,33 +21,89 @@ def write_manifest(run_dir):
     (run_dir / "manifest.json").write_text(json.dumps({"config": {"settings": {}}, "grid": [], "protocol": {}}))
 
 
-def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_it(tmp_path):
+def landscape(best_factor_of, calls=None):
+    """A stand-in for the Ray Tune candidates: score |log2(factor / best)| (+ a seed's 0.01), so each
+    model's minimum is at its own factor; every call's candidates are kept in `calls`."""
+    def scores(candidates, jobs, storage, resources):
+        if calls is not None:
+            calls.append(candidates)
+        return {(c["dataset"], c["model"], c["factor"], c["seed"]):
+                abs(math.log2(c["factor"] / best_factor_of[c["model"]])) + 0.01 * (c["seed"] - SEEDS[0])
+                for c in candidates}
+    return scores
+
+
+def test_every_model_with_a_knob_is_searched_alike_and_its_choice_is_its_own(tmp_path):
     write_manifest(tmp_path)
     settings = {"synthetic": settings_for("smoke", "synthetic")}
     calls = []
-
-    def scores(job, grid, storage, resources):  # a hand-made landscape with its minimum at beta = 0.5
-        calls.append((job["dataset"], job["model"]))
-        return {v: 10 + abs(math.log2(v) + 1) for v in grid} | {8.0: None}  # 8.0 diverged
-
-    chosen = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
-    assert chosen["synthetic"].model.beta_vae_beta == 0.5
-    assert chosen["synthetic"].model.beta == settings["synthetic"].model.beta  # other models untouched
-    assert calls == [("synthetic", "beta-vae")]
+    best = {"svae": 0.5, "vae": 2.0, "beta-vae": 0.5, "rae": 2.0}  # all inside the grid
+    chosen = run_searches(tmp_path, settings, ALL, Evaluation(), "unused", {}, True, landscape(best, calls))
+    [candidates] = calls  # one round: no best factor at an edge; every dataset and model in one experiment
+    tried = {}
+    for c in candidates:
+        tried.setdefault(c["model"], []).append((c["factor"], c["seed"]))
+    assert set(tried) == {m for m in MODELS if MODELS[m].knob} == {"svae", "vae", "beta-vae", "rae"}
+    grid = sorted((f, s) for f in FACTORS for s in SEEDS)
+    assert all(sorted(pairs) == grid for pairs in tried.values())  # the same factors and seeds for each
+    assert len(FACTORS) >= 3 and len(SEEDS) >= 2
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["search"]["table"] == {"beta-vae": {"knob": "beta_vae_beta", "grid": list(MODELS["beta-vae"].search[1])}}
-    [record] = manifest["search"]["results"]
-    assert record["chosen"] == 0.5 and {"value": 8.0, "score": None} in record["scores"]
-    assert manifest["config"]["settings"]["synthetic"]["model"]["beta_vae_beta"] == 0.5
-    assert search_path(tmp_path, "synthetic", "beta-vae").exists()
-    from reports.report import _search_section
-    section = "\n".join(_search_section(manifest["search"]))
-    assert "| synthetic | beta-vae | beta_vae_beta | 0.03125: 14.00, 0.0625: 13.00, 0.125: 12.00, 0.25: 11.00," in section
-    assert "8: diverged" in section and section.endswith("| 0.5 |\n")
+    records = {r["model"]: r for r in manifest["search"]["results"]}
+    assert {(r["epochs"], r["epoch_fraction"], tuple(r["seeds"]), tuple(r["factors"])) for r in records.values()} \
+        == {(1, bench.search.EPOCH_FRACTION, SEEDS, FACTORS)}  # smoke: 3 epochs, a quarter rounds to 1
+    assert "two-stage" in manifest["search"]["not_searched"] and "two-stage" not in records
+    preset = settings["synthetic"].model
+    # the SVAE and the VAE share ModelConfig.beta: each trains with its own choice
+    assert model_settings(chosen["synthetic"], "svae").model.beta == preset.beta * 0.5
+    assert model_settings(chosen["synthetic"], "vae").model.beta == preset.beta * 2.0
+    assert model_settings(chosen["synthetic"], "beta-vae").model.beta_vae_beta == preset.beta_vae_beta * 0.5
+    assert model_settings(chosen["synthetic"], "rae").model.rae_penalty_scale == 2.0
+    assert model_settings(chosen["synthetic"], "two-stage").model == preset
+    assert records["svae"]["published"] == {"beta": preset.beta}  # the as-published row stays recorded
+    assert {"factor": 1.0, "values": {"beta": preset.beta}, "seed_scores": [1.0, 1.01], "score": 1.005} \
+        in records["svae"]["scores"]
+    assert records["svae"]["stopped"] == "the best factor lies inside the grid"
+    assert manifest["config"]["settings"]["synthetic"]["tuned"]  # the choices are in the manifest's settings
 
-    again = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
-    assert calls == [("synthetic", "beta-vae")]  # resumed: read back, not searched again
-    assert again["synthetic"].model.beta_vae_beta == 0.5
+    again = run_searches(tmp_path, settings, ALL, Evaluation(), "unused", {}, True, landscape(best, calls))
+    assert len(calls) == 1 and again == chosen  # resumed: read back, not searched again
+
+
+def test_a_best_value_at_the_edge_widens_the_grid_until_it_is_inside(tmp_path):
+    write_manifest(tmp_path)
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+    calls = []
+    run_searches(tmp_path, settings, ["vae"], Evaluation(), "unused", {}, True, landscape({"vae": 1 / 16}, calls))
+    assert [sorted({c["factor"] for c in call}) for call in calls] == [list(FACTORS), [1 / 8], [1 / 16], [1 / 32]]
+    [record] = json.loads((tmp_path / "manifest.json").read_text())["search"]["results"]
+    assert record["chosen_factor"] == 1 / 16 and record["widened"] == 3
+    assert record["stopped"] == "the best factor lies inside the grid"
+
+
+def test_a_search_still_at_the_edge_at_its_bound_stops_and_says_why(tmp_path):
+    write_manifest(tmp_path)
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+    run_searches(tmp_path, settings, ["vae"], Evaluation(), "unused", {}, True, landscape({"vae": 1024.0}))
+    [record] = json.loads((tmp_path / "manifest.json").read_text())["search"]["results"]
+    assert record["widened"] == MAX_WIDENING and record["chosen_factor"] == max(FACTORS) * 2 ** MAX_WIDENING
+    assert "still at the grid's edge" in record["stopped"]
+    from reports.report import _search_section
+    section = "\n".join(_search_section(json.loads((tmp_path / "manifest.json").read_text())["search"]))
+    assert "still at the grid's edge" in section and "Factor 1 is the as-published row" in section
+
+
+def test_a_diverged_seed_makes_its_factor_diverged_and_all_diverged_keeps_the_preset(tmp_path):
+    write_manifest(tmp_path)
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+
+    def diverges(candidates, jobs, storage, resources):
+        return {(c["dataset"], c["model"], c["factor"], c["seed"]): None for c in candidates}
+
+    kept = run_searches(tmp_path, settings, ["svae"], Evaluation(), "unused", {}, True, diverges)
+    [record] = json.loads((tmp_path / "manifest.json").read_text())["search"]["results"]
+    assert record["chosen_factor"] == 1.0 and "every candidate diverged" in record["stopped"]
+    assert model_settings(kept["synthetic"], "svae").model.beta == settings["synthetic"].model.beta
+    assert bench.search.factor_score([3.0, None]) is None and bench.search.factor_score([3.0, 5.0]) == 4.0
 
 
 def test_search_off_keeps_the_preset_value_and_says_so(tmp_path):
@@ -57,12 +115,29 @@ def test_search_off_keeps_the_preset_value_and_says_so(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["search"]["enabled"] is False
 
 
+def test_a_run_from_before_per_model_choices_still_applies_its_choice():
+    settings = settings_for("smoke", "synthetic")
+    old = {"dataset": "synthetic", "model": "beta-vae", "knob": "beta_vae_beta", "chosen": 0.03125}
+    assert bench.search.with_choices(settings, [old]).model.beta_vae_beta == 0.03125
+
+
 def test_validation_split_is_carved_from_the_training_images():
     settings = settings_for("smoke", "synthetic")
     train = load_images("synthetic", "train").images
     fit, validation = validation_split(train, settings)
     assert len(fit) + len(validation) == len(train) and len(validation) == len(train) // 6
     assert torch.equal(torch.cat([fit, validation]), train)  # disjoint, and never the test split
+
+
+def test_the_plan_states_the_searchs_share_of_the_studys_time():
+    from bench.plan import make_plan
+    from bench.trial import TrialSpec
+    settings = {"synthetic": settings_for("smoke", "synthetic", search=True)}
+    grid = [TrialSpec("synthetic", m, s) for m in ("vae", "two-stage") for s in range(2)]
+    lines = make_plan(grid, "smoke", settings, 1, 0, probe_batches=1, feature_images=2).lines()
+    [line] = [x for x in lines if x.startswith("  search:")]
+    assert "1 model(s) with a knob (vae) x 5 factors of the as-published value x 2 seeds" in line
+    assert "% of the study's (up to " in line and "not searched: two-stage (" in line
 
 
 @pytest.mark.slow
@@ -72,20 +147,23 @@ def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_
     trainings = []
     real_train = bench.search._train
     monkeypatch.setattr(bench.search, "_train", lambda *a: trainings.append(1) or real_train(*a))
-    monkeypatch.setitem(MODELS, "beta-vae", dataclasses.replace(MODELS["beta-vae"], search=("beta_vae_beta", (0.25, 4.0))))
+    monkeypatch.setattr(bench.search, "FACTORS", (0.25, 4.0))
+    monkeypatch.setattr(bench.search, "MAX_WIDENING", 0)
 
-    def in_process(job, grid, storage, resources):
-        return {v: bench.search.score_candidate(job["dataset"], job["model"], job["knob"], v, job["settings"],
-                                                job["evaluation"]) for v in grid}
+    def in_process(candidates, jobs, storage, resources):
+        return {(c["dataset"], c["model"], c["factor"], c["seed"]):
+                bench.search.score_candidate(c["dataset"], c["model"], c["factor"], c["seed"], *jobs[c["dataset"]])
+                for c in candidates}
 
     evaluation = Evaluation(fid_cache=str(tmp_path / "cache"))
     chosen = run_searches(tmp_path, settings, ["beta-vae"], evaluation, "unused", {}, True, in_process)
     [record] = json.loads((tmp_path / "manifest.json").read_text())["search"]["results"]
-    scores = {s["value"]: s["score"] for s in record["scores"]}
-    assert len(trainings) == 2 and all(math.isfinite(s) for s in scores.values())
-    assert chosen["synthetic"].model.beta_vae_beta == min(scores, key=scores.get) == record["chosen"]
+    scores = {s["factor"]: s["score"] for s in record["scores"]}
+    assert len(trainings) == 4 and all(math.isfinite(s) for s in scores.values())  # 2 factors x 2 seeds
+    assert model_settings(chosen["synthetic"], "beta-vae").model.beta_vae_beta == \
+        settings["synthetic"].model.beta_vae_beta * min(scores, key=scores.get)
     run_searches(tmp_path, settings, ["beta-vae"], evaluation, "unused", {}, True, in_process)
-    assert len(trainings) == 2
+    assert len(trainings) == 4
 
 
 @pytest.mark.slow
@@ -98,8 +176,8 @@ def test_a_candidate_that_errors_stops_the_sweep_and_records_no_choice(tmp_path)
     settings = {"fashion-mnist": settings_for("smoke", "fashion-mnist")}
     evaluation = Evaluation(data_root=str(tmp_path / "no-data"), system_copy=False)
     try:
-        with pytest.raises(HarnessError, match=r"search on fashion-mnist failed for 9 of 9 candidates "
-                                               r"\(first: beta_vae_beta = .*missing train-images"):
+        with pytest.raises(HarnessError, match=r"search failed for 10 of 10 candidates "
+                                               r"\(first: fashion-mnist beta-vae x.*missing train-images"):
             run_searches(run_dir, settings, ["beta-vae"], evaluation, str(tmp_path / "ray"), {"cpu": 1}, True)
     finally:
         ray.shutdown()

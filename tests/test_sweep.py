@@ -147,8 +147,10 @@ def test_same_command_again_refuses_and_changes_nothing(small_sweep):
     before = {p: p.read_bytes() for p in run_dir.glob("*.*")}
     out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
     assert out.returncode == 2 and "pass --resume" in out.stderr
-    out = run_cli([*SMALL, "--seeds", "3", "--out", str(run_dir), "--resume"])
-    assert out.returncode == 2 and "holds a different sweep (seeds: 2 there, 3 now)" in out.stderr
+    out = run_cli([*SMALL, "--seeds", "1", "--out", str(run_dir), "--resume"])  # more seeds are allowed, fewer not
+    assert out.returncode == 2 and "--seeds 1 is fewer than this sweep's 2" in out.stderr
+    out = run_cli([*SMALL, "--seeds", "2", "--models", "vae", "--out", str(run_dir), "--resume"])
+    assert out.returncode == 2 and "holds a different sweep (models:" in out.stderr
     assert {p: p.read_bytes() for p in run_dir.glob("*.*")} == before
 
 
