@@ -42,3 +42,11 @@ def test_weights_are_the_authors_per_dataset_and_it_is_compared_at_the_gmm(tiny_
         assert (model.beta, model.lam) == (beta, lam), dataset
     assert MODELS["rae"].compared_at == "gmm" and MODELS["rae"].label == "RAE-L2"
     assert "rae-l2" in MODELS["rae"].literature
+
+
+def test_the_search_knob_scales_both_penalties_and_keeps_their_ratio(tiny_cfg):
+    from dataclasses import replace
+    published = build_model("rae", SPECS["mnist"], tiny_cfg)
+    scaled = build_model("rae", SPECS["mnist"], replace(tiny_cfg, rae_penalty_scale=4.0))
+    assert (published.beta, published.lam) == (1e-4, 1e-7)  # the authors' MNIST values at scale 1
+    assert (scaled.beta, scaled.lam) == (4e-4, 4e-7)
