@@ -48,11 +48,13 @@ def tiny_run(tmp_path_factory):
     grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
     evaluation = Evaluation(fid_cache=storage + "/fid-cache")
     run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps(bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})))
+    manifest = bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
     for spec in grid:
         work = root / "work" / spec.trial_id
         run_trial(spec, config["settings"]["synthetic"], evaluation, work, lambda metrics, folder: None)
-        checkpoint = types.SimpleNamespace(to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
+        checkpoint = types.SimpleNamespace(
+            to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
         collect_trial(run_dir, spec.trial_id, checkpoint)
     write_results(run_dir, grid)
     reports.render(run_dir)

@@ -9,7 +9,6 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -32,7 +31,7 @@ class Figure:
     metric: str  # fid, fd_domain, kid, kd_domain, precision, recall, density, coverage
     value: float
     higher_is_better: bool
-    std: Optional[float] = None  # KID: the standard deviation over subsets
+    std: float | None = None  # KID: the standard deviation over subsets
     settings: str = ""  # what else defines the figure, e.g. "subsets=100,subset_size=500"
 
 
@@ -112,7 +111,7 @@ def cached(path, compute, save, load):
             try:
                 return load(path)
             except Exception as e:  # a torn or foreign file: np.load and torch.load raise many kinds
-                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
+                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it", stacklevel=2)
         value = compute()
         save(value, path)  # atomic: a reader never sees half a file, even without the lock
         return value
@@ -142,7 +141,7 @@ class Scorer:
     references cached per dataset, split, n, data preprocessing and extractor id, and the metrics."""
 
     def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
-                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):  # noqa: B008 (frozen)
         if backbone not in BACKBONES:
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
