@@ -156,11 +156,9 @@ def merge(old_rows: list, new_rows: list) -> tuple:
 
 
 def _expected_metrics(scorer, dataset: str, metrics) -> set:
-    from bench.metrics.scoring import frechet_name
+    from bench.metrics import METRICS
     family = scorer.extractor(dataset).family
-    names = {"fid": {frechet_name(family)}, "kid": {"kid" if family == "inception" else f"kd_{family}"},
-             "pr": {"precision", "recall", "density", "coverage"}}
-    return set().union(*(names[m] for m in metrics))
+    return {name for m in metrics for name in METRICS[m].names(family)}
 
 
 def rescore(args) -> int:

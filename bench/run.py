@@ -36,6 +36,7 @@ from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
+from svae.contract import REAL_FID
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
@@ -454,7 +455,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         # The files read, relative to their root: "data-root" (--data-root, or the default root when none
         # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
         "data": data,
-        "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
+        "protocol": {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
                      "n_samples": first.fid_samples, "reference_split": args.reference_split,
                      "reference_n": first.fid_samples,

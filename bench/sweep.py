@@ -23,14 +23,10 @@ from ray import tune
 from bench.plan import duration
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
+from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
-# docs/run_directory.md describes each column; tests/test_run_directory.py holds the two together
-RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
-                  "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
-                  "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
 MAX_RETRIES = 2
 CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist on storage anymore"  # Ray's words
 

@@ -12,22 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from svae.contract import METRIC_ORDER, REAL_FID, REQUIRED_COLUMNS, is_frechet, metric_label
 from svae.errors import HarnessError
 from svae.io import read_status
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
-REAL_FID = "inception-fid"
-# Metrics in table order; a Frechet distance on another network than Inception is fd_<network>.
-METRICS = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
-
-REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
-                    "higher_is_better", "n_samples", "extractor")
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
-
-
-def metric_label(metric: str) -> str:
-    return metric.upper() if metric in ("fid", "kid") else metric
 
 
 def ordered(names, canonical) -> list:
@@ -117,7 +108,7 @@ class Run:
     def measured_metrics(self) -> list:
         """The metrics in results.csv, deciding metric first; an empty run: the deciding one."""
         names = set(self.directions) or {self.deciding_metric}
-        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRICS)))
+        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRIC_ORDER)))
 
     @property
     def deciding_metric(self) -> str:
@@ -127,7 +118,7 @@ class Run:
         names = set(self.directions)
         if "fid" in names:
             return "fid"
-        frechet = sorted(n for n in names if n.startswith("fd_"))
+        frechet = sorted(n for n in names if is_frechet(n))
         if frechet:
             return frechet[0]
         return "fid" if self.protocol.get("fid_backbone", REAL_FID) == REAL_FID else "fd_domain"

@@ -7,6 +7,7 @@ statistics on disk (one computation per key, even across processes), and scores 
 """
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from bench.domain import DomainConfig, DomainNet, train_classifier
 from bench.metrics import kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance, statistics
+from svae.contract import frechet_name, kernel_name
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save, atomic_write_bytes
 from svae.trainer import pick_device
@@ -61,11 +63,6 @@ def reference_from_features(feats: np.ndarray, dataset="none", split="none", key
 
 # ---------------------------------------------------------------- metrics
 
-def frechet_name(family: str) -> str:
-    """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
-    return "fid" if family == "inception" else f"fd_{family}"
-
-
 def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mu, sigma = statistics(fake)
     return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
@@ -73,8 +70,7 @@ def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
 
 def kid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mean, std, m = kernel.kid(ref.features, fake, device=device)
-    name = "kid" if family == "inception" else f"kd_{family}"
-    return [Figure(name, mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
+    return [Figure(kernel_name(family), mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
 
 
 def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
@@ -83,8 +79,18 @@ def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     return [Figure(name, value, True, None, f"k={k}") for name, value in found.items()]
 
 
-# name on the command line -> function; "pr" also gives density and coverage: same distances
-METRICS = {"fid": fid_figures, "kid": kid_figures, "pr": pr_figures}
+@dataclass(frozen=True)
+class Metric:
+    """A metric as --metrics names it: its figures of generated features against a reference, and the
+    names of those figures on an extractor family (the run-directory naming rule, svae/contract.py)."""
+    figures: Callable  # (Reference, fake features, family, device) -> [Figure]
+    names: Callable  # family -> (figure name, ...)
+
+
+# name on the command line -> Metric; "pr" also gives density and coverage: same distances
+METRICS = {"fid": Metric(fid_figures, lambda family: (frechet_name(family),)),
+           "kid": Metric(kid_figures, lambda family: (kernel_name(family),)),
+           "pr": Metric(pr_figures, lambda family: ("precision", "recall", "density", "coverage"))}
 DEFAULT_METRICS = ("fid", "kid", "pr")
 
 
@@ -210,7 +216,7 @@ class Scorer:
         """The Figures of generated features against a reference, metric by metric."""
         family = self.extractor(ref.dataset).family
         return [figure for name in check_metrics(metrics)
-                for figure in METRICS[name](ref, fake, family, self.device)]
+                for figure in METRICS[name].figures(ref, fake, family, self.device)]
 
     def distance(self, images, ref: Reference) -> float:
         """The Frechet distance between images and ref on this backbone (FID, or fd_domain)."""
