@@ -5,7 +5,7 @@ Adding a model is one file (svae/ or baselines/) with a builder, and one line he
 The facts travel into every run's manifest, so reports read labels and samplers from there.
 """
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from baselines.beta_vae import build_beta_vae
 from baselines.rae import build_rae

@@ -238,8 +238,9 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
     manifest_path = Path(run_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     before = (manifest.get("search") or {}).get("wall_s", 0.0)  # a resumed search adds its sessions' time
-    manifest["search"] = {"wall_s": round(before + time.monotonic() - started, 1), "enabled": enabled, "table": {m: {"knob": list(MODELS[m].knob), "factors": list(FACTORS)}
-                                                        for m in searched(models)},
+    manifest["search"] = {"enabled": enabled, "wall_s": round(before + time.monotonic() - started, 1),
+                          "table": {m: {"knob": list(MODELS[m].knob), "factors": list(FACTORS)}
+                                    for m in searched(models)},
                           "not_searched": {m: MODELS[m].no_knob for m in models if not MODELS[m].knob},
                           "seeds": list(SEEDS), "epoch_fraction": EPOCH_FRACTION, "max_widening": MAX_WIDENING,
                           "results": records}
