@@ -68,8 +68,9 @@ def cpu(dataset: str) -> Settings:
     """The five-seed study on two CPU cores (results/fashion-mnist-cpu): every training image, a
     network narrow enough that all models x 5 seeds, the beta-VAE search and the scoring finished in
     at most 120 minutes of wall time (since issue 22 every model's knob is searched: the plan estimates
-    the search at about a third of the study's time, so the study no longer fits 120 minutes); fd_domain, KID and precision/recall on 10,000 samples against
-    10,000 reference images; a 100-component GMM on 10,000 training latents.
+    the search at about a third of the study's time, so the study no longer fits 120 minutes);
+    fd_domain, KID and precision/recall on 10,000 samples against 10,000 reference images; a
+    100-component GMM on 10,000 training latents.
 
     Chosen by measurement on the 2-core machine (2026-11-29, torch 2.14.1), one torch thread per trial
     as the sweep runs them:
