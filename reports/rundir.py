@@ -60,7 +60,7 @@ class Run:
         return self.manifest["grid"]
 
     def registry(self, kind: str) -> dict:
-        """name -> facts of one of the manifest's registries (bench.run.registry_facts), in order."""
+        """name -> facts of one of the manifest's registries (bench.rundir.registry_facts), in order."""
         return registry_of(self.manifest, kind)
 
     def _model_facts(self, model: str) -> dict:

@@ -9,6 +9,7 @@ import struct
 import pytest
 
 import bench.run
+import bench.rundir
 from svae.data import DEBIAN_FASHION_MNIST, load_images, provenance
 from svae.errors import HarnessError
 
@@ -65,7 +66,7 @@ def test_resume_on_other_data_is_refused_before_ray_starts(tmp_path, monkeypatch
     config = bench.run.check_args(args)
     run_dir.mkdir()
     (run_dir / "manifest.json").write_text(json.dumps({  # as the sweep wrote it when it started
-        "config": {**{k: config[k] for k in bench.run.DEFINING}, "storage": "ray"}, "grid": [],
+        "config": {**{k: config[k] for k in bench.rundir.DEFINING}, "storage": "ray"}, "grid": [],
         "data": bench.run.check_data(args, config["settings"])}))
     write_idx(root / "MNIST" / "raw", fill=7)  # the same file names, other pixels
     moved = tmp_path / "moved"
