@@ -35,6 +35,8 @@ DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbon
 ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test", "amp": False}
 
 
+# what a session killed before it wrote the manifest leaves in a new run directory
+OWN_LEFTOVERS = {".lock", ".write-probe"}
 OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run directory it belongs to
 
 
@@ -74,6 +76,12 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
         return whole
     if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
+    if run_dir.is_dir() and any(p.name not in OWN_LEFTOVERS for p in run_dir.iterdir()):
+        # an ordinary folder: its report.md, results.csv and figures would be overwritten
+        raise HarnessError(f"--out {run_dir} is a folder with files but not a run directory (no manifest.json); "
+                           f"choose a new or empty folder for --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise HarnessError(f"--out {run_dir} is a file, not a folder; choose a new or empty folder for --out")
     return None
 
 
