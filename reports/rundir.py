@@ -5,6 +5,7 @@ This is the only module of reports that opens the run's input files; everything 
 """
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output",
                     "higher_is_better", "n_samples", "extractor")
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
+# Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/samples/<sampler>.npz):
+# a name with a separator or a leading dot could point outside the run directory.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+NAMED_COLUMNS = ("trial_id", "dataset", "model", "sampler", "output")
 
 
 def metric_label(metric: str) -> str:
@@ -217,6 +222,7 @@ def load_run(run_dir) -> Run:
                            "pass the folder that python -m bench.run wrote")
     manifest = _load_manifest(path / "manifest.json")
     results = _load_results(path / "results.csv")
+    _check_names(path, manifest, results)
     config = manifest["config"]
     values, directions = {}, {}
     for row in results.itertuples(index=False):
@@ -235,6 +241,28 @@ def load_run(run_dir) -> Run:
         samplers=ordered(list(config.get("samplers", [])) + list(results["sampler"]),
                          registry_of(manifest, "samplers")) or ["gmm"],
     )
+
+
+def _check_names(path: Path, manifest: dict, results: pd.DataFrame) -> None:
+    """Every name that becomes part of a file name is a plain name, and each results.csv row names a
+    trial, dataset and model of the manifest's grid and a sampler of its registry (where it has one)."""
+    config, grid = manifest["config"], manifest["grid"]
+    known = {"trial_id": {t["trial_id"] for t in grid}, "dataset": {*config["datasets"], *(t["dataset"] for t in grid)},
+             "model": {*config["models"], *(t["model"] for t in grid)}}
+    if registry_of(manifest, "samplers"):
+        known["sampler"] = set(registry_of(manifest, "samplers"))
+    for column in ("trial_id", "dataset", "model"):
+        for name in known[column]:
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+                raise HarnessError(f"{path / 'manifest.json'} names a {column} {name!r}, not a plain name "
+                                   f"(letters, digits, _ . + -); restore the manifest from a copy of the run")
+    for index, row in zip(results.index, results[list(NAMED_COLUMNS)].itertuples(index=False)):
+        line = index + 2  # the header is line 1
+        for column, name in zip(NAMED_COLUMNS, row):
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or name not in known.get(column, {name}):
+                raise HarnessError(f"{path / 'results.csv'} line {line}: {column} {name!r} is not one of the "
+                                   f"run's (manifest.json); restore results.csv, or rebuild it from the trials' "
+                                   f"records: rerun the sweep's command with --resume")
 
 
 def registry_of(manifest: dict, kind: str) -> dict:
