@@ -43,8 +43,10 @@ OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run direct
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
-def check_same_data(old: dict, now: dict) -> None:
-    """On --resume: the files read now must be those the sweep started with (paths relative to their root)."""
+def check_same_data(old: dict, now: dict, fix: str = "point --data-root at the original files, or start a new "
+                                                    "sweep in another --out") -> None:
+    """On --resume or a re-score: the files read now must be those the sweep started with (paths relative
+    to their root, sizes and sha256)."""
     strip = lambda records: [(r["path"], r["size"], r["sha256"]) for r in records]  # noqa: E731
     for dataset, splits in now.items():
         for split, records in splits.items():
@@ -52,8 +54,7 @@ def check_same_data(old: dict, now: dict) -> None:
             if before is not None and strip(before) != strip(records):
                 changed = sorted(set(strip(records)) ^ set(strip(before)))[0][0]
                 raise HarnessError(f"{dataset} {split} data differ from those this sweep started with "
-                                   f"(first: {changed}; see manifest.json data); point --data-root at the "
-                                   f"original files, or start a new sweep in another --out")
+                                   f"(first: {changed}; see manifest.json data); {fix}")
 
 
 def check_run_dir(run_dir: Path, config: dict, resume: bool):
