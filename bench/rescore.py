@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.presets import sweep_settings
-from bench.rundir import check_same_data
+from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
@@ -92,7 +92,8 @@ def plan(args) -> dict:
                                     fid_backbone=args.fid_backbone or s.fid_backbone, metrics=tuple(metrics))
     trials = []
     for entry in manifest.get("grid", []):
-        folder = run_dir / "trials" / entry["trial_id"]
+        spec = grid_trial(entry)
+        folder = run_dir / "trials" / spec.trial_id
         status = folder / "status.json"
         if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
             continue
@@ -103,7 +104,7 @@ def plan(args) -> dict:
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
-        trials.append((TrialSpec(entry["dataset"], entry["model"], entry["seed"]), folder))
+        trials.append((spec, folder))
     if not trials:
         raise HarnessError(f"{run_dir} has no finished trial to re-score")
     storage = config.get("storage") or str(run_dir / "ray")

@@ -28,8 +28,8 @@ from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
 from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
-                          close_session, manifest_for, open_session, set_aside_ray_state, storage_name,
-                          write_owner)
+                          close_session, filesystem_fault, manifest_for, open_session, set_aside_ray_state,
+                          storage_name, write_owner)
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
@@ -235,6 +235,14 @@ def main(argv=None) -> int:
         return run(args)
     except HarnessError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 2
+    except Exception as e:  # a full disk, read-only storage: one line with the cause; else the traceback
+        fault = filesystem_fault(e)
+        if fault is None:
+            raise
+        cause, file = fault
+        print(f"error: {cause}{f' ({file})' if file else ''}; free space or fix the storage, then resume with: "
+              f"{resume_command()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         run_dir = Path(args.out).resolve() if args.out else None

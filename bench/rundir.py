@@ -6,6 +6,7 @@ it is recorded relative to it, storage outside it (--storage) by its full name, 
 keeps an owner record (owner.json: run id and run directory) that --resume checks, so a copy of a
 run directory never trains into, or reads, the original's state.
 """
+import errno
 import getpass
 import json
 import os
@@ -19,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from bench.models import MODELS
-from bench.trial import settings_json
+from bench.trial import TrialSpec, settings_json
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.io import atomic_write_json
@@ -84,6 +85,21 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
     if run_dir.exists() and not run_dir.is_dir():
         raise HarnessError(f"--out {run_dir} is a file, not a folder; choose a new or empty folder for --out")
     return None
+
+
+def grid_trial(entry: dict) -> TrialSpec:
+    """A trial of a manifest's grid, its names from the registries: its id becomes a folder name
+    (trials/<id>), so a crafted entry must not lead out of the run directory."""
+    try:
+        spec = TrialSpec(entry["dataset"], entry["model"], entry["seed"])
+        valid = spec.dataset in SPECS and spec.model in MODELS and type(spec.seed) is int \
+            and entry["trial_id"] == spec.trial_id
+    except (KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise HarnessError(f"manifest.json has a grid entry that is not a trial of known names: {entry!r}; "
+                           f"restore the manifest from a copy of the run")
+    return spec
 
 
 def storage_name(run_dir: Path, storage: str) -> str:
@@ -337,3 +353,21 @@ def close_session(run_dir: Path, seconds: float) -> None:
     manifest["sessions_unmeasured"] = sum(s["wall_s"] is None for s in sessions)
     atomic_write_json(path, manifest)
 
+
+
+# File-system faults that a user fixes outside the program; the run directory stays resumable.
+FILESYSTEM_FAULTS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                     errno.EROFS: "the file system is read-only", errno.EACCES: "permission is denied",
+                     errno.EIO: "the storage reported an input/output error"}
+
+
+def filesystem_fault(error: BaseException):
+    """(cause, file) of the first file-system fault in an exception's chain (Ray wraps the driver's
+    own errors), or None when it holds none."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in FILESYSTEM_FAULTS:
+            return FILESYSTEM_FAULTS[error.errno], error.filename
+        error = error.__cause__ or error.__context__
+    return None

@@ -244,15 +244,15 @@ def load_run(run_dir) -> Run:
 
 
 def _check_names(path: Path, manifest: dict, results: pd.DataFrame) -> None:
-    """Every name that becomes part of a file name is a plain name, and each results.csv row names a
-    trial, dataset and model of the manifest's grid and a sampler of its registry (where it has one)."""
+    """Every name that becomes part of a file name is a plain name, and the datasets, models and
+    samplers of results.csv are the manifest's (its config, grid or registries)."""
     config, grid = manifest["config"], manifest["grid"]
-    known = {"trial_id": {t["trial_id"] for t in grid}, "dataset": {*config["datasets"], *(t["dataset"] for t in grid)},
-             "model": {*config["models"], *(t["model"] for t in grid)}}
+    known = {"dataset": {*config["datasets"], *(t["dataset"] for t in grid), *registry_of(manifest, "datasets")},
+             "model": {*config["models"], *(t["model"] for t in grid), *registry_of(manifest, "models")}}
     if registry_of(manifest, "samplers"):
         known["sampler"] = set(registry_of(manifest, "samplers"))
-    for column in ("trial_id", "dataset", "model"):
-        for name in known[column]:
+    for column, names in [("trial_id", [t["trial_id"] for t in grid]), *known.items()]:
+        for name in names:
             if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
                 raise HarnessError(f"{path / 'manifest.json'} names a {column} {name!r}, not a plain name "
                                    f"(letters, digits, _ . + -); restore the manifest from a copy of the run")

@@ -1,8 +1,10 @@
 """A run directory is untrusted input (users copy, share and download them): opening one runs none of
 its code, --out adopts only a run directory, and a torn Ray state file does not stop a resume.
 Issue 23, findings 1, 2 and 6; no Ray cluster is started here."""
+import errno
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -102,3 +104,46 @@ def test_out_on_a_file_is_refused(tmp_path, capsys):
     path.write_text("mine")
     assert bench.run.main([*SMALL, "--out", str(path), "--dry-run"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err and path.read_text() == "mine"
+
+
+# ---------------------------------------------------------------- file-system faults
+
+def test_a_full_disk_is_one_line_with_the_cause_and_the_resume_command(tmp_path, monkeypatch, capsys):
+    """Ray wraps the driver's own errors (a callback's write): the fault is found in the chain."""
+    def disk_full(_args):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "results.csv"))
+        except OSError as e:
+            raise RuntimeError("Tune callback failed") from e
+
+    monkeypatch.setattr(bench.run, "run", disk_full)
+    monkeypatch.setattr(sys, "argv", ["bench.run", *SMALL, "--out", str(tmp_path / "run")])
+    assert bench.run.main(SMALL) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the disk is full (") and "results.csv" in err and err.count("\n") == 1
+    assert err.rstrip().endswith("--resume")
+
+
+def test_other_errors_keep_their_traceback(monkeypatch):
+    monkeypatch.setattr(bench.run, "run", lambda _args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        bench.run.main(SMALL)
+
+
+# ---------------------------------------------------------------- names that become paths
+
+@pytest.mark.parametrize("entry", [
+    {"trial_id": "../../outside", "dataset": "mnist", "model": "vae", "seed": 0},  # an id that is not its names'
+    {"trial_id": "../x-vae-s0", "dataset": "../x", "model": "vae", "seed": 0},  # a dataset of no registry
+    {"trial_id": "mnist-vae-s0", "dataset": "mnist", "model": "vae"},
+])
+def test_a_crafted_grid_entry_is_refused_before_rescore_touches_a_file(tmp_path, capsys, entry):
+    import bench.rescore
+    run_dir = tmp_path / "a" / "b" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"config": {}, "grid": [entry]}))
+    before = sorted(tmp_path.rglob("*"))
+    assert bench.rescore.main([str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: manifest.json has a grid entry that is not a trial") and err.count("\n") == 1
+    assert sorted(tmp_path.rglob("*")) == before
