@@ -359,8 +359,9 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
                                                         resume_from=resume_from), resources)
     experiment = f"{plan.storage.rstrip('/')}/{session_experiment(plan.resume)}"
     if plan.resume:
-        progress.line(f"resuming {len(todo)} trials: {len(resume_from)} from their last checkpoint, "
-                      f"{len(todo) - len(resume_from)} without one: they start again from their beginning")
+        fresh = len(todo) - len(resume_from)
+        progress.line(f"resuming {len(todo)} trials: {len(resume_from)} from their last checkpoint"
+                      + (f", {fresh} without one: they start again from their beginning" if fresh else ""))
     tuner = new_tuner(plan, function, todo, experiment.rsplit("/", 1)[1])
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
