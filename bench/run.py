@@ -205,7 +205,8 @@ def start_ray(args):
                 ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
-                                   f"({' '.join(str(e).split())[:200]}); check the address and the Ray versions") from None
+                                   f"({' '.join(str(e).split())[:200]}); "
+                                   "check the address and the Ray versions") from None
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.models import MODELS
 from bench.trial import TrialSpec, settings_json
+from svae.contract import REAL_FID
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.io import atomic_write_json
@@ -190,7 +191,8 @@ def set_aside_ray_state(storage: str) -> None:
     try:
         experiment.rename(aside)
     except OSError as e:
-        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); check the run directory's permissions") from None
+        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); "
+                           "check the run directory's permissions") from None
     print(f"this run directory was copied or moved, and Ray's saved state names the old place: unfinished trials "
           f"start again from their beginning (finished trials are kept); that state is kept, unused, in {aside}",
           flush=True)
@@ -277,7 +279,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         # The files read, relative to their root: "data-root" (--data-root, or the default root when none
         # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
         "data": data,
-        "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
+        "protocol": {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
                      "n_samples": first.fid_samples, "reference_split": args.reference_split,
                      "reference_n": first.fid_samples,
@@ -288,7 +290,8 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
+                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
 
 

@@ -2,9 +2,10 @@
 
 Each trial reports its metrics after every epoch and a checkpoint (its whole working folder) at most
 every `checkpoint_every` seconds, at the last epoch of each stage and at its end; Ray persists the
-checkpoint to the sweep's storage and hands it back when it retries the trial. Not every epoch: a paper network's checkpoint (weights and Adam's moments) is 150-400 MB,
-an epoch on a GPU takes seconds, and with num_to_keep=1 Ray also snapshots the whole sweep's state
-after every checkpoint, which grew with the square of the trials (docs/scaling.md). When a trial
+checkpoint to the sweep's storage and hands it back when it retries the trial. Not every epoch: a
+paper network's checkpoint (weights and Adam's moments) is 150-400 MB, an epoch on a GPU takes
+seconds, and with num_to_keep=1 Ray also snapshots the whole sweep's state after every checkpoint,
+which grew with the square of the trials (docs/scaling.md). When a trial
 finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a driver
 that dies loses nothing that had finished.
 
@@ -22,7 +23,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 from ray import tune
@@ -30,14 +30,10 @@ from ray import tune
 from bench.plan import duration
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
+from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
-# docs/run_directory.md describes each column; tests/test_run_directory.py holds the two together
-RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
-                  "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
-                  "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
 # the Ray experiments this project starts in a storage: the sweep's first, then one per resumed session
 SESSION_EXPERIMENT = re.compile(rf"{EXPERIMENT}(-resumed-\d{{8}}T\d{{6}}-[0-9a-f]{{6}})?")
 MAX_RETRIES = 2
@@ -52,16 +48,16 @@ class SweepPlan:
     evaluation: Evaluation
     cpus_per_trial: float
     gpus_per_trial: float
-    max_concurrent: Optional[int]
+    max_concurrent: int | None
     resume: bool
-    fault: Optional[str] = None
+    fault: str | None = None
     tracker: str = "none"  # or "mlflow" (bench.tracking)
-    estimates: Optional[dict] = None  # trial_id -> the plan's estimated seconds, for the ETA
+    estimates: dict | None = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
     checkpoint_every: float = CHECKPOINT_EVERY_S  # seconds between a training trial's checkpoints
 
 
-def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str],
+def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: str | None,
               checkpoint_every: float, resume_from: dict) -> None:
     """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint of this session when
     there is one (a retry), else from `resume_from` (trial id -> an earlier session's checkpoint folder).
@@ -141,7 +137,8 @@ def last_checkpoints(storage: str, trial_ids) -> dict:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
         return [i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory]
 
-    experiments = sorted((e for e in folders(root) if SESSION_EXPERIMENT.fullmatch(e)), key=lambda e: (e != EXPERIMENT, e))
+    experiments = sorted((e for e in folders(root) if SESSION_EXPERIMENT.fullmatch(e)),
+                         key=lambda e: (e != EXPERIMENT, e))
     found = {}
     for experiment in reversed(experiments):
         for trial_id in set(trial_ids) - set(found):
@@ -183,7 +180,7 @@ def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
     mark_finished(plan.storage, trial_id)
 
 
-def record_failure(run_dir: Path, spec: TrialSpec, error: Optional[str], status: str = "failed") -> None:
+def record_failure(run_dir: Path, spec: TrialSpec, error: str | None, status: str = "failed") -> None:
     atomic_write_json(trial_folder(run_dir, spec.trial_id) / "status.json",
                       {"status": status, "error": error, "dataset": spec.dataset, "model": spec.model,
                        "seed": spec.seed, "train_seconds": None, "eval_seconds": None})
@@ -193,7 +190,7 @@ def trial_status(run_dir: Path, trial_id: str) -> dict:
     return read_status(trial_folder(run_dir, trial_id)) or {"status": "missing"}
 
 
-def write_results(run_dir: Path, grid: list, known: Optional[dict] = None) -> pd.DataFrame:
+def write_results(run_dir: Path, grid: list, known: dict | None = None) -> pd.DataFrame:
     """results.csv from every finished trial's rows, in grid order. `known` (trial id -> rows) keeps
     the rows read so far: a driver that rewrites the file after every trial then reads each trial's
     files once, not once per rewrite (quadratic in the trials: 300 trials read 45,000 files)."""
@@ -273,9 +270,8 @@ class Progress:
         return left / self.concurrency
 
 
-# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state and
-# restores them on --resume, perhaps from a copied or moved run directory; so the callback holds
-# nothing, and a restored one reports to this driver's plan and progress, not to stale copies.
+# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state, so the
+# callback holds nothing and reports to this driver's plan and progress.
 ACTIVE_SWEEP = {}
 
 
@@ -302,16 +298,12 @@ class SweepCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
-        if trial_status(plan.run_dir, _trial_id(trial))["status"] == "finished":
-            # Collected before the driver died, after Ray's last snapshot: the restore may fail to find
-            # the checkpoint that snapshot names (num_to_keep=1 deleted it); the results are safe.
-            return
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.failed(_trial_id(trial), error)
 
 
-def _error_summary(error_file: Optional[str]) -> str:
+def _error_summary(error_file: str | None) -> str:
     """The last line of Ray's error file names the exception; that is what the user needs."""
     try:
         lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]
@@ -366,7 +358,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
-    for spec in todo:  # the callback misses trials that Ray had finished before a restore
+    for spec in todo:  # what the callbacks did not record: trials that an interruption stopped
         if trial_status(plan.run_dir, spec.trial_id)["status"] in ("finished", "failed"):
             continue
         result = results.get(spec.trial_id)
