@@ -128,7 +128,8 @@ def main(argv=None):
         if all(f is not None for f in feats):
             figures = scorer.score(feats[0], reference_from_features(feats[1]), metrics)
         elif metrics != ["fid"]:
-            raise HarnessError("KID and precision/recall need images (features), not statistics files; "
+            raise HarnessError("KID, FID at infinity and precision/recall need images (features), not statistics "
+                               "files; "
                                "pass folders or image arrays, or ask for --metrics fid")
         else:
             figures = [Figure("fid", frechet_distance(*stats[0], *stats[1]), False)]

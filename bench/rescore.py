@@ -157,7 +157,8 @@ def merge(old_rows: list, new_rows: list) -> tuple:
 def _expected_metrics(scorer, dataset: str, metrics) -> set:
     from bench.metrics.scoring import frechet_name
     family = scorer.extractor(dataset).family
-    names = {"fid": {frechet_name(family)}, "kid": {"kid" if family == "inception" else f"kd_{family}"},
+    names = {"fid": {frechet_name(family)}, "fidinf": {f"{frechet_name(family)}_inf"},
+             "kid": {"kid" if family == "inception" else f"kd_{family}"},
              "pr": {"precision", "recall", "density", "coverage"}}
     return set().union(*(names[m] for m in metrics))
 

@@ -18,7 +18,8 @@ from svae.io import read_status
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 REAL_FID = "inception-fid"
 # Metrics in table order; a Frechet distance on another network than Inception is fd_<network>.
-METRICS = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
+METRICS = ("fid", "fd_domain", "fid_inf", "fd_domain_inf", "kid", "kd_domain", "precision", "recall", "density",
+           "coverage")
 
 REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
                     "higher_is_better", "n_samples", "extractor")

@@ -52,8 +52,9 @@ class FIDInception(nn.Module):
             raise HarnessError(f"the FID weights do not fit pytorch-fid's Inception ({str(e).splitlines()[0]}); "
                                f"pass the file {FID_WEIGHTS_FILE}") from None
         if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
-            raise HarnessError(f"the FID weights do not fit pytorch-fid's Inception (missing "
-                               f"{len(missing)} entries, e.g. {(missing + unexpected)[0]}); pass the file {FID_WEIGHTS_FILE}")
+            raise HarnessError(f"the FID weights do not fit pytorch-fid's Inception ({len(missing)} entries "
+                               f"missing, {len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]}); "
+                               f"pass the file {FID_WEIGHTS_FILE}")
         self.layers = nn.Sequential(
             net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
             net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2),

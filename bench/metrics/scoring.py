@@ -16,7 +16,7 @@ import torch
 from filelock import FileLock
 
 from bench.domain import DomainConfig, DomainNet, train_classifier
-from bench.metrics import kernel, manifold
+from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance, statistics
 from svae.errors import HarnessError
@@ -29,7 +29,7 @@ DATA_PREPROCESSING = "v1"  # the default dataset-preprocessing version in the re
 
 @dataclass(frozen=True)
 class Figure:
-    metric: str  # fid, fd_domain, kid, kd_domain, precision, recall, density, coverage
+    metric: str  # fid, fd_domain, fid_inf, fd_domain_inf, kid, kd_domain, precision, recall, density, coverage
     value: float
     higher_is_better: bool
     std: Optional[float] = None  # KID: the standard deviation over subsets
@@ -72,6 +72,12 @@ def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
 
 
+def fid_inf_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
+    value, sizes, _ = frechet_inf.fid_infinity(fake, ref.mu, ref.sigma)
+    return [Figure(f"{frechet_name(family)}_inf", value, False, None,
+                   f"points={len(sizes)},sizes={sizes[0]}..{sizes[-1]},fit=linear-in-1/N,seed=0")]
+
+
 def kid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mean, std, m = kernel.kid(ref.features, fake, device=device)
     name = "kid" if family == "inception" else f"kd_{family}"
@@ -84,8 +90,9 @@ def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     return [Figure(name, value, True, None, f"k={k}") for name, value in found.items()]
 
 
-# name on the command line -> function; "pr" also gives density and coverage: same distances
-METRICS = {"fid": fid_figures, "kid": kid_figures, "pr": pr_figures}
+# name on the command line -> function; "pr" also gives density and coverage: same distances;
+# "fidinf": FID at infinity (fid_inf; fd_domain_inf on the domain classifier)
+METRICS = {"fid": fid_figures, "fidinf": fid_inf_figures, "kid": kid_figures, "pr": pr_figures}
 DEFAULT_METRICS = ("fid", "kid", "pr")
 
 
