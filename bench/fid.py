@@ -129,8 +129,7 @@ def main(argv=None):
             figures = scorer.score(feats[0], reference_from_features(feats[1]), metrics)
         elif metrics != ["fid"]:
             raise HarnessError("KID, FID at infinity and precision/recall need images (features), not statistics "
-                               "files; "
-                               "pass folders or image arrays, or ask for --metrics fid")
+                               "files; pass folders or image arrays, or ask for --metrics fid")
         else:
             figures = [Figure("fid", frechet_distance(*stats[0], *stats[1]), False)]
     except HarnessError as e:
