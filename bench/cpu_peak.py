@@ -10,7 +10,6 @@ Xeons with one AVX-512 unit have half), so the peak is an upper bound where that
 """
 import os
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from torch import nn
 FMA_UNITS = 2
 
 
-def fp32_peak(cpuinfo: Optional[str] = None) -> dict:
+def fp32_peak(cpuinfo: str | None = None) -> dict:
     """{"cores", "ghz", "lanes", "flops_per_cycle", "gflops", "how"} from /proc/cpuinfo's text."""
     text = cpuinfo if cpuinfo is not None else Path("/proc/cpuinfo").read_text()
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
