@@ -46,9 +46,10 @@ def test_fid_inf_is_a_registered_metric_beside_fid():
     fake, _ = gaussian_case(0)
     reference = reference_from_features(np.random.default_rng(1).normal(size=(1000, D)))
     figures = {f.metric: f for name in check_metrics(["fid", "fidinf"])
-               for f in METRICS[name](reference, fake, "inception", "cpu")}
+               for f in METRICS[name].figures(reference, fake, "inception", "cpu")}
     assert set(figures) == {"fid", "fid_inf"} and not figures["fid_inf"].higher_is_better
     assert "points=15" in figures["fid_inf"].settings
     assert figures["fid_inf"].value < figures["fid"].value  # the bias is removed from the same features
-    domain = METRICS["fidinf"](reference, fake, "domain", "cpu")[0]
-    assert domain.metric == "fd_domain_inf" and domain.value == figures["fid_inf"].value
+    domain = METRICS["fidinf"].figures(reference, fake, "domain", "cpu")[0]
+    assert domain.metric == "fdinf_domain" and domain.value == figures["fid_inf"].value
+    assert METRICS["fidinf"].names("domain") == ("fdinf_domain",)  # bench.rescore expects these names
