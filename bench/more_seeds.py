@@ -3,7 +3,7 @@
 A finished (or interrupted) sweep is one grid; the only change --resume accepts to its defining config
 is more seeds, so power figures (claims.md: how many seeds a difference needs) can be acted on. The
 manifest's grid and seed count grow; the trials already there keep their folders and results, and
-bench/sweep.py runs the new ones beside whatever Ray restores of the old.
+bench/sweep.py runs every unfinished trial of the grown grid, the new seeds among them.
 """
 from svae.errors import HarnessError
 

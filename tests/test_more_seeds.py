@@ -52,7 +52,6 @@ def test_adding_seeds_to_a_finished_sweep_keeps_its_finished_trials(tmp_path):
 
     more = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir), "--resume"])
     assert more.returncode == 0, more.stderr[-3000:]
-    assert "2 trials added to the sweep" in more.stdout
     for path, content in kept.items():  # the finished trials: not retrained, not rewritten
         assert (run_dir / path).read_bytes() == content, path
     after = pd.read_csv(run_dir / "results.csv")
