@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from bench.models import MODELS
-from bench.run import registry_facts
+from bench.rundir import registry_facts
 from reports.claims import check_claims
 from reports.power import detectable, paired_figures, paired_power, seeds_needed, welch_figures, welch_power
 from reports.rundir import load_run
