@@ -33,7 +33,8 @@ from bench.cli import HelpFormatter, add_options
 from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
-from bench.presets import PRESETS, Settings, sweep_settings
+from bench.presets import PRESETS, Settings
+from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
@@ -140,7 +141,7 @@ def check_args(args) -> dict:
               "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
               "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
               "amp": args.amp}
-    return {**config, "settings": {d: sweep_settings(config, d) for d in datasets}}
+    return {**config, "settings": {d: checked_sweep_settings(config, d) for d in datasets}}
 
 
 def check_data(args, settings: dict) -> dict:
