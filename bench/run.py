@@ -34,14 +34,16 @@ from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
+from bench.scoring_fix import corrected_sweep, scoring_only
 from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
+from svae.command import run_command
 from svae.errors import HarnessError, choose
-from svae.lock import run_lock
-from svae.interrupt import interrupts_raise
+from svae.interrupt import interrupts_raise, keep_sigterm
 from svae.io import atomic_write_json
+from svae.lock import run_lock
 from svae.samplers import COMPONENT_RULE, SAMPLERS
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
@@ -199,13 +201,13 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
         except (OSError, ValueError, KeyError, TypeError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
         changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k]]
-        if changed:
+        if changed and not (resume and scoring_only(changed, old, config)):
             diffs = ", ".join(f"{k}: {old.get(k, ADDED_LATER.get(k))!r} there, {config[k]!r} now" for k in changed)
             raise HarnessError(f"{run_dir} holds a different sweep ({diffs}); choose another --out")
         if not resume:
             raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
                                f"or choose another --out")
-        return whole
+        return corrected_sweep(run_dir, whole, config, changed) if changed else whole
     if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
     return None
@@ -409,15 +411,17 @@ def start_ray(args):
     try:
         if args.address:
             try:
-                ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+                with keep_sigterm():  # a SIGTERM stops the sweep as Ctrl-C does, with a resume hint
+                    ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
                                    f"({' '.join(str(e).split())[:200]}); check the address and the Ray versions") from None
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False)
+            with keep_sigterm():
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         logging_level=logging.ERROR, log_to_driver=False)
         gpus = args.gpus_per_trial
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -438,7 +442,6 @@ def stop_ray() -> None:
 def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash, data: dict) -> dict:
     import torch
     settings = config["settings"]
-    first = next(iter(settings.values()))
     return {
         "name": Path(args.out).name,
         "run_id": uuid.uuid4().hex,
@@ -453,19 +456,24 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         # The files read, relative to their root: "data-root" (--data-root, or the default root when none
         # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
         "data": data,
-        "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
-                     "weights_hash": weights_hash or "per dataset: see results.csv",
-                     "n_samples": first.fid_samples, "reference_split": args.reference_split,
-                     "reference_n": first.fid_samples,
-                     "quantize": True, "components": COMPONENT_RULE,
-                     "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
-                     "samplers": {"gmm": settings_json(first)["gmm"]}},
+        "protocol": protocol_for(args, settings, weights_hash),
         "registry": registry_facts(),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
                  "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
+
+
+def protocol_for(args, settings: dict, weights_hash) -> dict:
+    """How the sweep scores: the same for every dataset but the fd_domain network."""
+    first = next(iter(settings.values()))
+    return {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
+            "weights_hash": weights_hash or "per dataset: see results.csv",
+            "n_samples": first.fid_samples, "reference_split": args.reference_split, "reference_n": first.fid_samples,
+            "quantize": True, "components": COMPONENT_RULE,
+            "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
+            "samplers": {"gmm": settings_json(first)["gmm"]}}
 
 
 def registry_facts() -> dict:
@@ -513,18 +521,15 @@ def main(argv=None) -> int:
     interrupts_raise()
     args = parse_args(argv)
     try:
-        return run(args)
-    except HarnessError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        run_dir = Path(args.out).resolve() if args.out else None
-        resumable = run_dir is not None and (run_dir / "manifest.json").exists()
-        print("interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started"),
-              file=sys.stderr)
-        return 130
+        return run_command(lambda: run(args), lambda: interrupted_line(args))
     finally:
         stop_ray()
+
+
+def interrupted_line(args) -> str:
+    run_dir = Path(args.out).resolve() if args.out else None
+    resumable = run_dir is not None and (run_dir / "manifest.json").exists()
+    return "interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started")
 
 
 def run(args) -> int:
@@ -562,7 +567,8 @@ def run(args) -> int:
         if old is None:
             manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
         else:
-            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)}}
+            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)},
+                        "protocol": protocol_for(args, config["settings"], weights_hash)}  # a scoring fix changes it
         if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
             write_owner(storage, manifest["run_id"], run_dir)
         atomic_write_json(run_dir / "manifest.json", open_session(manifest))

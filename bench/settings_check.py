@@ -13,8 +13,9 @@ Upper bounds are far above any sensible value: they turn a typo (batch_size=1000
 error line instead of an allocation that never returns.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bench.metrics.scoring import BACKBONES, METRICS
 from bench.overrides import field_types

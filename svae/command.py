@@ -7,7 +7,7 @@ around their work, so the error style is written once.
 """
 import argparse
 import sys
-from typing import Callable, Union
+from collections.abc import Callable
 
 from svae.errors import HarnessError
 
@@ -29,7 +29,7 @@ def error_line(error: BaseException) -> str:
     return "error: " + " ".join(str(error).split())
 
 
-def run_command(body: Callable[[], int], interrupted: Union[str, Callable[[], str]] = "interrupted",
+def run_command(body: Callable[[], int], interrupted: str | Callable[[], str] = "interrupted",
                 errors: tuple = (HarnessError,)) -> int:
     """body()'s exit status; an error of `errors` is one line and exit status 2, a Ctrl-C (or a SIGTERM
     that svae.interrupt turned into one) the line `interrupted` and exit status 130."""
