@@ -13,7 +13,6 @@ delivers such an interrupt again, to the main thread's next line of ordinary cod
 scheduler's or `kill`'s stop) is handled as a Ctrl-C: whatever the command does on Ctrl-C it does
 on SIGTERM too.
 """
-import _thread
 import os
 import signal
 import sys
@@ -43,6 +42,11 @@ def terminate_as_interrupt(signum, frame):
 REDELIVER_AFTER_S = 0.05  # long enough for the place that dropped it to be left
 
 
+def _signal_main_thread():
+    """A real SIGINT to the main thread: it also ends a blocking call (a sleep, a socket wait) there."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
 def redeliver_interrupts(hook):
     """A sys.unraisablehook that raises a dropped KeyboardInterrupt again in the main thread and hands
     every other unraisable exception to `hook`. Raised from another thread a moment later, so that it
@@ -50,7 +54,7 @@ def redeliver_interrupts(hook):
     this hook delivers it again."""
     def unraisablehook(unraisable):
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            threading.Timer(REDELIVER_AFTER_S, _thread.interrupt_main).start()
+            threading.Timer(REDELIVER_AFTER_S, _signal_main_thread).start()
         else:
             hook(unraisable)
     unraisablehook.redelivers = True
