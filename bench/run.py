@@ -53,6 +53,7 @@ DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbon
 # what manifests written before these keys meant
 ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test", "amp": False}
 GRID_CONFIRM = 1000  # a grid of more trials is likely a typo (--seeds 500): ask before starting it
+GRID_LIMIT = 100_000  # a grid of more trials is refused
 ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
 OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run directory it belongs to
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
@@ -177,6 +178,9 @@ def check_same_data(old: dict, now: dict) -> None:
 
 def confirm_grid(n: int, yes: bool) -> None:
     """A grid over GRID_CONFIRM trials starts only when the user says so: --yes, or y at the prompt."""
+    if n > GRID_LIMIT:  # even with --yes: listing it would fill the memory before anything is printed
+        raise HarnessError(f"the grid has {n:,} trials (datasets x models x seeds), more than {GRID_LIMIT:,}; "
+                           f"check --seeds, --datasets and --models")
     if n <= GRID_CONFIRM or yes:
         return
     question = f"the grid has {n} trials (datasets x models x seeds), more than {GRID_CONFIRM}"

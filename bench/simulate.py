@@ -30,6 +30,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from svae.command import run_command
+from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
+
 NODES, GPUS_PER_NODE, CPUS_PER_NODE = 4, 8, 4
 PAPER_DATASETS = ["mnist", "cifar10", "celeba"]
 
@@ -258,6 +262,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
         print(json.dumps(write_results_cost(Path(argv[1]))))
         return 0
+    interrupts_raise()
     p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
@@ -273,6 +278,27 @@ def main(argv=None) -> int:
                    help="bench.run's --checkpoint-every (default: bench.run's; 0: after every stand-in step)")
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
+    return run_command(lambda: simulate(args), "interrupted; the simulated cluster was stopped")
+
+
+def check_args(args) -> None:
+    """Every number before a cluster starts: a wrong one is one line, not a traceback or a wait."""
+    if not 1 <= args.seeds <= 1000 or not 1 <= args.gpus_per_node <= 1024:
+        raise HarnessError(f"--seeds must be from 1 to 1,000 and --gpus-per-node from 1 to 1,024 "
+                           f"(got {args.seeds}, {args.gpus_per_node})")
+    if not (0 < args.gpus_per_trial <= args.gpus_per_node and 0 < args.trial_seconds < math.inf):
+        raise HarnessError("--gpus-per-trial must be above 0 and at most --gpus-per-node, --trial-seconds a "
+                           f"finite number above 0 (got {args.gpus_per_trial}, {args.trial_seconds})")
+    if not 0 <= args.checkpoint_bytes <= 10**10:
+        raise HarnessError(f"--checkpoint-bytes must be from 0 to 10,000,000,000 (got {args.checkpoint_bytes})")
+    if args.checkpoint_every is not None and not 0 <= args.checkpoint_every < math.inf:
+        raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every})")
+    if Path(args.work).exists() and not Path(args.work).is_dir():
+        raise HarnessError(f"--work {args.work} is a file; name a folder for the simulated run")
+
+
+def simulate(args) -> int:
+    check_args(args)
     figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
                       args.kill_at_half, gpus_per_node=args.gpus_per_node, search=args.search,
                       checkpoint_every=args.checkpoint_every)

@@ -5,6 +5,7 @@ with the setting corrected. All in this process: no Ray, no training."""
 import json
 import math
 import traceback
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -237,3 +238,36 @@ def test_bench_rescore_metrics_csv_without_its_stage_column(trained_run, capsys)
     (folder / "metrics.csv").write_text("epoch,loss\n1,0.5\n")
     code, err = call(bench.rescore.main, [str(run_dir)], capsys)
     assert_one_error_line(code, err, "metrics.csv has no stage column")
+
+
+# ---------------------------------------------------------------- findings 9 and 10: the cost tools' numbers
+
+def _perf_main(argv):
+    import bench.perf
+    return bench.perf.main(argv)
+
+
+def _simulate_main(argv):
+    import bench.simulate
+    return bench.simulate.main(argv)
+
+
+@pytest.mark.parametrize("main, argv, needle", [
+    (_perf_main, ["fid", "--n", "0"], "--n must be from 1"),
+    (_perf_main, ["fid", "--n", "-5"], "--n must be from 1"),
+    (_perf_main, ["train", "--size", "0"], "--size must be 16, 32, 64 or 128"),
+    (_perf_main, ["fid", "--device", "bogus"], "--device bogus is not a device"),
+    (_perf_main, ["fid", "--out", "pyproject.toml"], "--out pyproject.toml is a file"),
+    (_simulate_main, ["--work", "w", "--seeds", "0"], "--seeds must be from 1"),
+    (_simulate_main, ["--work", "w", "--gpus-per-node", "0"], "--gpus-per-node from 1"),
+    (_simulate_main, ["--work", "w", "--trial-seconds", "nan"], "--trial-seconds a finite number above 0"),
+    (_simulate_main, ["--work", "w", "--trial-seconds", "-1"], "--trial-seconds a finite number above 0"),
+    (_simulate_main, ["--work", "w", "--checkpoint-bytes", "-1"], "--checkpoint-bytes must be from 0"),
+    (_simulate_main, ["--work", "pyproject.toml"], "--work pyproject.toml is a file"),
+    (bench.run.main, ["--seeds", "1000000000", "--yes", "--dry-run"], "the grid has 15,000,000,000 trials"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_the_cost_tools_check_their_numbers_before_they_allocate(main, argv, needle, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    code, err = call(main, argv, capsys)
+    assert_one_error_line(code, err, needle)
+    assert not Path("w").exists()
