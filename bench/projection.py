@@ -23,6 +23,10 @@ counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a
 What it leaves out: the real-image statistics and fd_domain classifiers (once per dataset), the GMM
 fits (CPU), and the workers' start (bench/simulate.py measures the driver's overhead per trial).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import heapq
 import json
@@ -38,13 +42,17 @@ from bench.models import MODELS, build_model
 from bench.plan import CellCost, Plan, StageCost, duration, forward_images, make_plan, training_images
 from bench.presets import settings_for
 from bench.trial import TrialSpec
+from svae.command import HelpFormatter, run_command
 from svae.data import SPECS
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.samplers import samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 PROJECTED_GPUS = (8, 32, 128)
 PAPER_DATASETS = ("mnist", "cifar10", "celeba")
+MAX_COUNT = 1_000_000  # seeds, batches, images: a larger count is a typo
+MAX_GPUS_PER_TRIAL = 1024
 RATES_DIR = Path(__file__).parent / "rates"
 
 
@@ -333,7 +341,9 @@ def measure(path: Path, device: str, batches: int, feature_images: int, packed: 
 
 def main(argv=None) -> int:
     """The paper grid's projection from its counts (no probe), or --measure this machine's GPU."""
-    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
+    interrupts_raise()
+    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--datasets", nargs="*", default=list(PAPER_DATASETS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--gpus-per-trial", type=float, default=1.0)
@@ -348,27 +358,30 @@ def main(argv=None) -> int:
     p.add_argument("--packed", type=int, default=4, help="--measure: trials packed onto the device at once")
     p.add_argument("--packed-seconds", type=float, default=4.0, help="--measure: one packed trial's training time")
     args = p.parse_args(argv)
-    try:
-        for flag, value in (("--seeds", args.seeds), ("--batches", args.batches),
-                            ("--feature-images", args.feature_images), ("--packed", args.packed)):
-            if value < 1:
-                raise HarnessError(f"{flag} must be at least 1 (got {value})")
-        if not (0 < args.gpus_per_trial < math.inf and 0 < args.packed_seconds < math.inf):
-            raise HarnessError("--gpus-per-trial and --packed-seconds must be positive numbers")
-        if args.measure:
-            if args.device == "cuda" and not torch.cuda.is_available():
-                raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")
-            measure(args.measure, args.device, args.batches, args.feature_images, args.packed, args.packed_seconds)
-            return 0
-        plan = paper_plan(args.datasets, args.seeds, args.gpus_per_trial)
-        gpu = H200 if args.counted else MeasuredGPU.load(args.rates) if args.rates else None
-        if isinstance(gpu, MeasuredGPU) and not gpu.covers(plan):
-            raise HarnessError(f"{args.rates} was measured at other settings than the paper preset's; measure "
-                               f"again with --measure")
-        print("\n".join(projection_lines(plan, gpu, overhead_seconds=args.overhead_seconds)))
-    except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run_projection(args), "interrupted; nothing was written")
+
+
+def run_projection(args) -> int:
+    for flag, value in (("--seeds", args.seeds), ("--batches", args.batches),
+                        ("--feature-images", args.feature_images), ("--packed", args.packed)):
+        if not 1 <= value <= MAX_COUNT:  # 10^12 seeds: a grid that fills the memory, silently
+            raise HarnessError(f"{flag} must be from 1 to {MAX_COUNT:,} (got {value})")
+    if not (0 < args.gpus_per_trial <= MAX_GPUS_PER_TRIAL and 0 < args.packed_seconds < math.inf):
+        raise HarnessError(f"--gpus-per-trial must be above 0 and at most {MAX_GPUS_PER_TRIAL}, --packed-seconds a "
+                           f"finite number above 0")
+    if not 0 <= args.overhead_seconds < math.inf:
+        raise HarnessError(f"--overhead-seconds must be a finite number, 0 or more (got {args.overhead_seconds})")
+    if args.measure:
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")
+        measure(args.measure, args.device, args.batches, args.feature_images, args.packed, args.packed_seconds)
+        return 0
+    plan = paper_plan(args.datasets, args.seeds, args.gpus_per_trial)
+    gpu = H200 if args.counted else MeasuredGPU.load(args.rates) if args.rates else None
+    if isinstance(gpu, MeasuredGPU) and not gpu.covers(plan):
+        raise HarnessError(f"{args.rates} was measured at other settings than the paper preset's; measure "
+                           f"again with --measure")
+    print("\n".join(projection_lines(plan, gpu, overhead_seconds=args.overhead_seconds)))
     return 0
 
 

@@ -16,6 +16,10 @@ its peak RSS, storage bytes, the time from the last trial's end to the rendered 
 utilisation over time from logs/driver.log, and, with --kill-at-half, the time for --resume after
 the driver is SIGKILLed with half the grid finished.
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import functools
 import json

@@ -105,8 +105,11 @@ def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay
     assert default_gpu(smoke) is bench.projection.H200
 
 
-@pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be at least 1"),
-                                           (["--gpus-per-trial", "0"], "--gpus-per-trial and --packed-seconds"),
+@pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be from 1"),
+                                           (["--seeds", "1000000000000"], "--seeds must be from 1 to 1,000,000"),
+                                           (["--gpus-per-trial", "0"], "--gpus-per-trial must be above 0"),
+                                           (["--gpus-per-trial", "1e300"], "--gpus-per-trial must be above 0"),
+                                           (["--overhead-seconds", "nan"], "--overhead-seconds must be a finite"),
                                            (["--datasets", "imagenet"], "unknown dataset 'imagenet'")])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
     assert bench.projection.main(args) == 2
