@@ -38,8 +38,9 @@ from bench.scoring_fix import corrected_sweep, scoring_only
 from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
-from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.command import run_command
+from svae.contract import REAL_FID
+from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
 from svae.interrupt import interrupts_raise, keep_sigterm
 from svae.io import atomic_write_json
@@ -305,7 +306,8 @@ def set_aside_ray_state(storage: str) -> None:
     try:
         experiment.rename(aside)
     except OSError as e:
-        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); check the run directory's permissions") from None
+        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); "
+                           "check the run directory's permissions") from None
     print(f"this run directory was copied or moved, and Ray's saved state names the old place: unfinished trials "
           f"start again from their beginning (finished trials are kept); that state is kept, unused, in {aside}",
           flush=True)
@@ -419,7 +421,8 @@ def start_ray(args):
                     ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
-                                   f"({' '.join(str(e).split())[:200]}); check the address and the Ray versions") from None
+                                   f"({' '.join(str(e).split())[:200]}); "
+                                   "check the address and the Ray versions") from None
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:
@@ -465,14 +468,15 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
+                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
 
 
 def protocol_for(args, settings: dict, weights_hash) -> dict:
     """How the sweep scores: the same for every dataset but the fd_domain network."""
     first = next(iter(settings.values()))
-    return {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
+    return {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
             "weights_hash": weights_hash or "per dataset: see results.csv",
             "n_samples": first.fid_samples, "reference_split": args.reference_split, "reference_n": first.fid_samples,
             "quantize": True, "components": COMPONENT_RULE,

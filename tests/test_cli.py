@@ -107,8 +107,8 @@ def test_overrides_are_typed_by_the_settings_dataclass():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.betta=4", "--set model.betta: no such setting (did you mean 'model.beta'?); valid keys: model.latent_dim (int), "
-                      "model.beta (float)"),
+    ("model.betta=4", "--set model.betta: no such setting (did you mean 'model.beta'?); valid keys: "
+                      "model.latent_dim (int), model.beta (float)"),
     ("epochs=many", "--set epochs=many: epochs takes type int"),
     ("amp=maybe", "amp takes type bool"),
     ("model=4", "--set model: no such setting"),
