@@ -217,7 +217,7 @@ def test_a_training_setting_or_a_finished_trial_still_refuses_the_resume(trained
 @pytest.mark.parametrize("damage, needle", [
     (lambda m: m["config"]["overrides"].update({"gmm.componets": 5}), "unknown setting 'gmm.componets' in the run's"),
     (lambda m: m["config"]["overrides"].update({"lr": float("nan")}), "setting lr=nan for synthetic"),
-    (lambda m: m["grid"][0].pop("trial_id"), "has a grid entry without trial_id"),
+    (lambda m: m["grid"][0].pop("trial_id"), "has a grid entry that is not a trial of known names"),
     (lambda m: m.update(config="a string"), "has no config or grid"),
 ], ids=["unknown-override", "nan-override", "grid-without-trial-id", "config-a-string"])
 def test_bench_rescore_refuses_a_damaged_manifest_with_one_line(trained_run, damage, needle, capsys):
