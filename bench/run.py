@@ -34,6 +34,7 @@ from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
+from bench.resources import gpu_shares
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
@@ -70,8 +71,9 @@ def parse_args(argv):
                    help="shared storage for trial checkpoints: a path mounted on every node, or s3://... "
                         "(default: <out>/ray, for a local cluster only; on --resume: the sweep's own)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (also its torch threads)")
-    p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-trial", nargs="+", default=None, metavar="[DATASET=]GPUS",
+                   help="GPUs per trial, fractions allowed; per dataset as mnist=0.25 celeba=1, a plain number "
+                        "for the datasets not named (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (default: as many as resources allow)")
     p.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S, metavar="SECONDS",
@@ -119,8 +121,7 @@ def check_args(args) -> dict:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
     if not 0 < args.cpus_per_trial < math.inf:
         raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
-        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
+    args.gpus_per_trial = gpu_shares(args.gpus_per_trial, list(dict.fromkeys(args.datasets)))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
@@ -419,8 +420,10 @@ def start_ray(args):
                      logging_level=logging.ERROR, log_to_driver=False)
         gpus = args.gpus_per_trial
         if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        check_resources(args.cpus_per_trial, gpus, ray.nodes())
+            share = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            gpus = {d: share for d in dict.fromkeys(args.datasets)}
+        for share in set(gpus.values()):
+            check_resources(args.cpus_per_trial, share, ray.nodes())
     except HarnessError:
         ray.shutdown()
         raise
@@ -574,8 +577,9 @@ def run(args) -> int:
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
         try:
+            # one resource request for every search (bench/search.py): the largest share never overfills a GPU
             config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                              {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                              {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
                                               enabled=next(iter(config["settings"].values())).search)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,

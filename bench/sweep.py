@@ -9,6 +9,7 @@ after every checkpoint, which grew with the square of the trials (docs/scaling.m
 finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a driver
 that dies loses nothing that had finished.
 """
+import functools
 import json
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import pandas as pd
 from ray import tune
 
 from bench.plan import duration
+from bench.resources import trial_resources
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
@@ -44,7 +46,7 @@ class SweepPlan:
     settings: dict  # dataset -> Settings
     evaluation: Evaluation
     cpus_per_trial: float
-    gpus_per_trial: float
+    gpus_per_trial: dict  # dataset -> GPUs per trial (bench/resources.py)
     max_concurrent: Optional[int]
     resume: bool
     fault: Optional[str] = None
@@ -310,7 +312,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         progress.line("every trial has finished already")
         return write_results(plan.run_dir, plan.grid)
 
-    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    resources = functools.partial(trial_resources, cpus=plan.cpus_per_trial, shares=plan.gpus_per_trial)
     function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
                                                         evaluation=plan.evaluation, fault=plan.fault,
                                                         checkpoint_every=plan.checkpoint_every), resources)
