@@ -51,15 +51,16 @@ def test_the_slurm_script_starts_the_head_first_workers_on_the_rest_and_the_swee
     calls = run_sbatch(tmp_path, shared)
     assert calls[0] == ["scontrol", "show", "hostnames", "gpu[1-3]"]
     steps = [step(c) for c in calls if c[0] == "srun"]
-    starts = [(node, cmd) for node, cmd in steps if cmd[:2] == ["/opt/venv/bin/ray", "start"]]
-    assert starts[0] == ("gpu1", ["/opt/venv/bin/ray", "start", "--head", "--node-ip-address=10.1.2.3",
-                                  "--port=6379", "--num-cpus=32", "--num-gpus=8", "--block"])
-    assert starts[1:] == [(node, ["/opt/venv/bin/ray", "start", "--address=10.1.2.3:6379", "--num-cpus=32",
-                                  "--num-gpus=8", "--block"]) for node in ("gpu2", "gpu3")]
-    # the workers start only once the head answers, the sweep only once every node has joined
-    order = [cmd[1] if cmd[0].endswith("ray") else cmd[1:3] for _, cmd in steps]
-    assert order.index("health-check") < order.index("start", 1 + order.index("start"))
-    node, driver = steps[-1]
+    starts = sorted((node, cmd) for node, cmd in steps if cmd[:2] == ["/opt/venv/bin/ray", "start"])
+    assert starts == [("gpu1", ["/opt/venv/bin/ray", "start", "--head", "--node-ip-address=10.1.2.3",
+                                "--port=6379", "--num-cpus=32", "--num-gpus=8", "--block"])] + [
+        (node, ["/opt/venv/bin/ray", "start", "--address=10.1.2.3:6379", "--num-cpus=32", "--num-gpus=8", "--block"])
+        for node in ("gpu2", "gpu3")]
+    # the workers start only once the head answers (the starts run in the background: recorded in any order)
+    health = [i for i, (_, cmd) in enumerate(steps) if cmd[1:2] == ["health-check"]]
+    workers = [i for i, (_, cmd) in enumerate(steps) if any(w.startswith("--address=") for w in cmd)]
+    assert health and workers and health[0] < min(workers)
+    ((node, driver),) = [(n, cmd) for n, cmd in steps if "bench.run" in cmd]
     assert node == "gpu1" and driver[:3] == ["/opt/venv/bin/python", "-m", "bench.run"]
     assert " ".join(driver[3:]) == (f"--address 10.1.2.3:6379 --storage {shared}/paper-ray --out {shared}/paper "
                                     f"--data-root {shared}/data --yes --preset paper {SHARES}")
@@ -70,7 +71,7 @@ def test_the_slurm_script_resumes_a_sweep_its_run_directory_holds(tmp_path):
     shared = tmp_path / "shared"
     (shared / "paper").mkdir(parents=True)
     (shared / "paper" / "manifest.json").write_text("{}")
-    _, driver = step(run_sbatch(tmp_path, shared)[-1])
+    (driver,) = [cmd for _, cmd in map(step, run_sbatch(tmp_path, shared)[1:]) if "bench.run" in cmd]
     assert driver[-1] == "--resume"
 
 
