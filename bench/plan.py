@@ -130,7 +130,8 @@ class Plan:
                 out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
                            f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs); "
                            f"~{duration(cell.seconds)} per trial")
-        out.append(f"  resources: {self.cpus_per_trial:g} CPU and {describe(self.gpus_per_trial)} per trial, {self.concurrency} "
+        out.append(f"  resources: {self.cpus_per_trial:g} CPU and {describe(self.gpus_per_trial)} per trial, "
+                   f"{self.concurrency} "
                    f"trial(s) at once; probe device {self.device}")
         total = sum(self.trial_seconds().values())
         out.append(f"  estimate: ~{duration(self.seconds)} wall time (trials {duration(total)} in all, "

@@ -15,9 +15,9 @@ through the model to sample, and the images it scores. A GPU turns a Job into se
 
 The grid's trials are packed onto the GPUs at their dataset's GPU share (bench/resources.py: a
 quarter GPU each for MNIST and CIFAR-10 and a whole one for CelebA packs four small trials to a GPU),
-longest first, as a greedy scheduler would. The baseline searches (bench/search.py) come first: one after another, each a
-wave of candidates (one per grid value: trained for the search's share of the epochs on the training
-images less the validation split, sampled, and scored with the validation images). GPU hours are
+longest first, as a greedy scheduler would. The baseline searches (bench/search.py) come first: one
+after another, each a wave of candidates (one per grid value: trained for the search's share of the
+epochs on the training images less the validation split, sampled, and scored with the validation images). GPU hours are
 counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a reservation pays).
 `--dry-run` prints the same for the planned run.
 

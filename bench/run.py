@@ -17,6 +17,7 @@ if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load
 
 import argparse
 import getpass
+import ipaddress
 import json
 import math
 import os
@@ -358,7 +359,7 @@ def filesystem_type(path: Path) -> str:
 
 def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
     """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
-    remote = node_ips - local_ips
+    remote = {ip for ip in node_ips - local_ips if not ipaddress.ip_address(ip).is_loopback}
     if "://" in storage or not remote:
         return
     kind = filesystem_type(Path(storage))
@@ -372,6 +373,14 @@ def check_address(address: str) -> None:
     """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
     if address in ("auto", "local"):
         return
+    if address.startswith("ray://"):
+        # Through Ray Client, Ray Tune runs the Tuner as an actor on the cluster: the sweep's callbacks,
+        # which collect the trials into the run directory here, would run there without this driver.
+        head = address[len("ray://"):].rpartition(":")[0]
+        raise HarnessError(f"--address {address} is Ray Client, which cannot run a sweep (Ray Tune would run it "
+                           f"on the cluster, away from --out); run bench.run on a node of the cluster with "
+                           f"--address {head}:6379 (the head's `ray start --port`, 6379 by default), or submit "
+                           f"it there with `ray job submit`")
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "

@@ -29,7 +29,8 @@ def run_sbatch(tmp_path, shared):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "SHARED": str(shared),
            "VENV": "/opt/venv", "SLURM_JOB_NODELIST": "gpu[1-3]", "SLURM_GPUS_ON_NODE": "8",
            "SLURM_CPUS_PER_TASK": "32"}
-    out = subprocess.run(["bash", str(DEPLOY / "slurm.sbatch")], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["bash", str(DEPLOY / "slurm.sbatch")], env=env, capture_output=True, text=True, timeout=60,
+                         check=False)
     assert out.returncode == 0, out.stderr
     return [shlex.split(line) for line in calls.read_text().splitlines()]
 
@@ -43,7 +44,7 @@ def step(call):
 
 
 def test_the_slurm_script_is_valid_bash():
-    assert subprocess.run(["bash", "-n", str(DEPLOY / "slurm.sbatch")]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(DEPLOY / "slurm.sbatch")], check=False).returncode == 0
 
 
 def test_the_slurm_script_starts_the_head_first_workers_on_the_rest_and_the_sweep_on_the_head(tmp_path):
