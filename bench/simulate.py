@@ -196,7 +196,10 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
     slots = makespan([(seconds, gpus[d]) for d in PAPER_DATASETS for _ in range(5 * seeds)], nodes * gpus_per_node)[1]
     cpus = cpus_per_node * min(gpus.values()) / gpus_per_node  # CPUs never the binding resource
     env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}", "SIMULATE_DRIVER_FILE": str(driver_file),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           # the driver is on the head's loopback address: Ray would otherwise look for its node at the
+           # machine's outward address, where no node of this cluster runs
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus_per_node, "num_gpus": 0,
                                                             "node_ip_address": HEAD_IP})
     try:
