@@ -7,6 +7,8 @@ alternative. Every process the test starts is stopped by its id. Minutes: marked
 import json
 import os
 import random
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,10 +32,15 @@ HEAD_IP, WORKER_IP = "127.0.0.1", "127.0.0.2"
 GRID = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "4",
         "--checkpoint-every", "0", "--gpus-per-trial", "0",
         "--set", "epochs=2", "train_subset=512", "model.backbone.base_width=8", "gmm.fit_n=512", "gmm.components=4"]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-# A driver (bench.run) runs on the head node; Ray finds its node by the machine's outward address unless
-# told that Ray is on loopback here, as the head is.
-DRIVER_ENV = {**ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+LOCAL_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def cluster_env(token_file: Path, driver: bool) -> dict:
+    """Token authentication, as the README asks of a shared cluster (and `ray start` turns on by default):
+    this cluster's own token, in a file of its own. A driver runs on the head node: Ray finds a driver's
+    node by the machine's outward address unless told that Ray is on loopback here, as the head is."""
+    env = {**LOCAL_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    return {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if driver else env
 
 
 def free_port() -> int:
@@ -51,11 +58,11 @@ def node_ports() -> list:
             f"--min-worker-port={first}", f"--max-worker-port={first + 99}"]
 
 
-def start_node(args: list, log: Path) -> subprocess.Popen:
+def start_node(args: list, log: Path, env: dict) -> subprocess.Popen:
     """`ray start --block`: the node's processes are this process's descendants, stopped with it."""
     with open(log, "w") as out:
         return subprocess.Popen([RAY, "start", "--block", "--disable-usage-stats", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def stop_node(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
@@ -79,9 +86,9 @@ def stop_node(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
     psutil.wait_procs(family, timeout=10)
 
 
-def alive_nodes(address: str) -> int:
+def alive_nodes(address: str, env: dict) -> int:
     code = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=DRIVER_ENV, timeout=120, check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
@@ -116,11 +123,15 @@ def finished(run_dir: Path) -> set:
 def test_a_sweep_on_real_ray_nodes_survives_losing_a_node_and_ray_client_is_refused(tmp_path):
     started = time.time()
     local = tmp_path / "local"
-    out = subprocess.run(bench_run("--out", str(local)), capture_output=True, text=True, env=DRIVER_ENV, timeout=900, check=False)
+    out = subprocess.run(bench_run("--out", str(local)), capture_output=True, text=True, env=LOCAL_ENV, timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     timings = {"local run": time.time() - started}
 
-    temp_dir = tempfile.mkdtemp(prefix="svae-rc-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    temp_dir = tempfile.mkdtemp(prefix="svae-rc-", dir="/tmp")
+    token = Path(temp_dir) / "auth-token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    node_env, driver_env = cluster_env(token, driver=False), cluster_env(token, driver=True)  # short: Ray's socket paths have a length limit
     port, client_port = free_port(), free_port()
     address = f"{HEAD_IP}:{port}"
     nodes = []
@@ -128,18 +139,18 @@ def test_a_sweep_on_real_ray_nodes_survives_losing_a_node_and_ray_client_is_refu
         nodes.append(start_node(["--head", f"--node-ip-address={HEAD_IP}", f"--port={port}",
                                  f"--ray-client-server-port={client_port}", "--include-dashboard=false",
                                  f"--temp-dir={temp_dir}", "--num-cpus=2", "--num-gpus=0", *node_ports()],
-                                tmp_path / "head.log"))
-        wait_until(lambda: alive_nodes(address) == 1, 180, what="the head node")
+                                tmp_path / "head.log", node_env))
+        wait_until(lambda: alive_nodes(address, driver_env) == 1, 180, what="the head node")
         nodes.append(start_node([f"--address={address}", f"--node-ip-address={WORKER_IP}", "--num-cpus=2",
-                                 "--num-gpus=2", *node_ports()], tmp_path / "worker.log"))
-        wait_until(lambda: alive_nodes(address) == 2, 180, what="the worker node")
+                                 "--num-gpus=2", *node_ports()], tmp_path / "worker.log", node_env))
+        wait_until(lambda: alive_nodes(address, driver_env) == 2, 180, what="the worker node")
         timings["cluster up"] = time.time() - started - timings["local run"]
 
         # Ray Client: refused at once, in one line that names the address to use instead
         storage = tmp_path / "storage"
         out = subprocess.run(bench_run("--address", f"ray://{HEAD_IP}:{client_port}", "--storage", str(storage),
                                        "--out", str(tmp_path / "client")),
-                             capture_output=True, text=True, env=DRIVER_ENV, timeout=120, check=False)
+                             capture_output=True, text=True, env=driver_env, timeout=120, check=False)
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
         assert "Ray Client" in out.stderr and f"--address {HEAD_IP}:6379" in out.stderr
         assert not (tmp_path / "client").exists() and not storage.exists()
@@ -149,7 +160,7 @@ def test_a_sweep_on_real_ray_nodes_survives_losing_a_node_and_ray_client_is_refu
         run_dir = tmp_path / "run"
         with open(tmp_path / "driver.log", "w") as log:
             driver = subprocess.Popen(bench_run("--address", address, "--storage", str(storage), "--out",
-                                                str(run_dir)), stdout=log, stderr=subprocess.STDOUT, env=DRIVER_ENV)
+                                                str(run_dir)), stdout=log, stderr=subprocess.STDOUT, env=driver_env)
 
         def training_on_worker():
             return [trial for trial, lines in reports(storage).items() if trial not in finished(run_dir)
@@ -175,4 +186,5 @@ def test_a_sweep_on_real_ray_nodes_survives_losing_a_node_and_ray_client_is_refu
     finally:
         for node in reversed(nodes):
             stop_node(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         print("timings (s):", {k: round(v) for k, v in timings.items()}, f"total {time.time() - started:.0f}")
