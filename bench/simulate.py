@@ -3,8 +3,8 @@
 A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the
 normal case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real
 GPU), each node on its own loopback address (127.0.0.1 the head, 127.0.0.2... the workers) so that
-Ray's results say which node ran a trial. GPUs per trial are one number or per dataset (bench/resources.py). The driver is the real command,
-`bench.run.main`, with the paper preset's datasets and models and --seeds seeds, and every trial's
+Ray's results say which node ran a trial. GPUs per trial are one number or per dataset
+(bench/resources.py). The driver is the real command, `bench.run.main`, with the paper preset's datasets and models and --seeds seeds, and every trial's
 training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (bench/trial.py), which
 sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
 driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are

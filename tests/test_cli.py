@@ -31,7 +31,8 @@ def stub_plan(seconds_per_trial):
                         outputs=["x_hat"], samples=0, forward_images=0, forward_per_s=1.0, features_per_s=1.0,
                         trial_bytes=1000)
         return Plan(grid=grid, preset=preset, settings=settings, device="cpu", cpus_per_trial=cpus_per_trial,
-                    gpus_per_trial={d: 0.0 for d in settings}, concurrency=1, cells={(s.dataset, s.model): cell for s in grid})
+                    gpus_per_trial={d: 0.0 for d in settings}, concurrency=1,
+                    cells={(s.dataset, s.model): cell for s in grid})
     return make_plan
 
 

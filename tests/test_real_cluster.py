@@ -87,8 +87,10 @@ def stop_node(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
 
 
 def alive_nodes(address: str, env: dict) -> int:
-    code = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+            f"print(sum(n['Alive'] for n in ray.nodes()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
@@ -123,15 +125,16 @@ def finished(run_dir: Path) -> set:
 def test_a_sweep_on_real_ray_nodes_survives_losing_a_node_and_ray_client_is_refused(tmp_path):
     started = time.time()
     local = tmp_path / "local"
-    out = subprocess.run(bench_run("--out", str(local)), capture_output=True, text=True, env=LOCAL_ENV, timeout=900, check=False)
+    out = subprocess.run(bench_run("--out", str(local)), capture_output=True, text=True, env=LOCAL_ENV, timeout=900,
+                         check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     timings = {"local run": time.time() - started}
 
-    temp_dir = tempfile.mkdtemp(prefix="svae-rc-", dir="/tmp")
+    temp_dir = tempfile.mkdtemp(prefix="svae-rc-", dir="/tmp")  # short: Ray's socket paths have a length limit
     token = Path(temp_dir) / "auth-token"
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
-    node_env, driver_env = cluster_env(token, driver=False), cluster_env(token, driver=True)  # short: Ray's socket paths have a length limit
+    node_env, driver_env = cluster_env(token, driver=False), cluster_env(token, driver=True)
     port, client_port = free_port(), free_port()
     address = f"{HEAD_IP}:{port}"
     nodes = []
