@@ -195,8 +195,8 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
     trials = len(PAPER_DATASETS) * 5 * seeds
     slots = makespan([(seconds, gpus[d]) for d in PAPER_DATASETS for _ in range(5 * seeds)], nodes * gpus_per_node)[1]
     cpus = cpus_per_node * min(gpus.values()) / gpus_per_node  # CPUs never the binding resource
-    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}", "SIMULATE_DRIVER_FILE": str(driver_file),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}",
+           "SIMULATE_DRIVER_FILE": str(driver_file), "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
            # the driver is on the head's loopback address: Ray would otherwise look for its node at the
            # machine's outward address, where no node of this cluster runs
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -208,8 +208,8 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
         command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search,
                                  checkpoint_every=checkpoint_every)
         figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus,
-                   "trial_seconds": seconds, "command": command[3:],
-                   "nodes": nodes, "gpus_per_node": gpus_per_node, "checkpoint_every": checkpoint_every}
+                   "trial_seconds": seconds, "command": command[3:], "nodes": nodes, "gpus_per_node": gpus_per_node,
+                   "checkpoint_every": checkpoint_every}
         launched = time.time()
         if kill_at_half:
             code, wall, output = run_driver(command, env, work / "driver-killed.log",
@@ -263,7 +263,8 @@ def write_results_cost(run_dir: Path, rounds: int = 3) -> dict:
     (as every rewrite did before the driver kept the rows it had read), and from rows already read."""
     from bench.sweep import write_results
     from bench.trial import TrialSpec
-    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in json.loads((run_dir / "manifest.json").read_text())["grid"]]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in manifest["grid"]]
     known = {}
     write_results(run_dir, grid, known)
     out = {}
