@@ -1,17 +1,18 @@
 """python -m bench.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
 
-A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the
-normal case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real
-GPU), each node on its own loopback address (127.0.0.1 the head, 127.0.0.2... the workers) so that
-Ray's results say which node ran a trial. GPUs per trial are one number or per dataset
-(bench/resources.py). The driver is the real command, `bench.run.main`, with the paper preset's datasets and models and --seeds seeds, and every trial's
-training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (bench/trial.py), which
-sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
-driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are
-not on a CI box) and the plan's throughput probe (paper-size networks on CPUs). With --search, the
-baseline searches run first, as in a real sweep (one Tuner per dataset and searched model, one trial
-per grid value), each candidate a stand-in that sleeps bench.search.EPOCH_FRACTION of a trial's time
-and reports a made-up score; without it they are off (--no-search).
+A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the normal
+case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU),
+each node on its own loopback address (127.0.0.1 the head, 127.0.0.2... the workers) so that Ray's
+results say which node ran a trial. GPUs per trial are one number or per dataset (bench/resources.py).
+The driver is the real command, `bench.run.main`, with the paper preset's datasets and models and
+--seeds seeds, and every trial's training and scoring replaced by the FAULT_ENV stand-in
+"simulate:<seconds>" (bench/trial.py), which sleeps and writes checkpoints, metrics, sample grids and
+rows of a real trial's size. Two steps of the driver are replaced, because the stand-in needs neither:
+the data check (the paper's datasets are not on a CI box) and the plan's throughput probe (paper-size
+networks on CPUs). With --search, the baseline searches run first, as in a real sweep (one Tuner per
+dataset and searched model, one trial per grid value), each candidate a stand-in that sleeps
+bench.search.EPOCH_FRACTION of a trial's time and reports a made-up score; without it they are off
+(--no-search).
 
 Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
 its peak RSS, storage bytes, the time from the last trial's end to the rendered reports, GPU-slot
