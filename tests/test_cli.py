@@ -126,7 +126,7 @@ def test_a_bad_override_is_one_line_naming_the_key(override, message, tmp_path, 
 def started_run(tmp_path, monkeypatch):
     """bench.run up to the sweep itself: the run directory with its manifest, no Ray, no training."""
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
-    monkeypatch.setattr(bench.run, "start_ray", lambda args: 0.0)
+    monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
     monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 0)
     run_dir = tmp_path / "run"
