@@ -22,12 +22,19 @@ REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output",
 REAL_FID = "inception-fid"  # the extractor whose Frechet distance is FID
 INCEPTION = "inception"  # its family
 # Metrics in table order; others (a new metric) follow, sorted by name.
-METRIC_ORDER = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
+METRIC_ORDER = ("fid", "fd_domain", "fid_inf", "fdinf_domain", "kid", "kd_domain", "precision", "recall", "density",
+                "coverage")
 
 
 def frechet_name(family: str) -> str:
     """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
     return "fid" if family == INCEPTION else f"fd_{family}"
+
+
+def frechet_inf_name(family: str) -> str:
+    """FID at infinity (fid_inf) on Inception; fdinf_<family> on another network, which is_frechet does
+    not take for a Frechet distance at N samples: an extrapolation may fall below zero."""
+    return "fid_inf" if family == INCEPTION else f"fdinf_{family}"
 
 
 def kernel_name(family: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import bench.run
+import bench.rundir
 import reports
 from bench.presets import PRESETS, smoke
 from bench.rescore import main as rescore_main
@@ -48,7 +49,7 @@ def tiny_run(tmp_path_factory):
     grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
     evaluation = Evaluation(fid_cache=storage + "/fid-cache")
     run_dir.mkdir()
-    manifest = bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})
+    manifest = bench.rundir.manifest_for(args, config, grid, storage, 0.0, None, {})
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     for spec in grid:
         work = root / "work" / spec.trial_id
