@@ -27,6 +27,7 @@ from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
+from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
                           close_session, filesystem_fault, manifest_for, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
@@ -60,8 +61,9 @@ def parse_args(argv):
                    help="shared storage for trial checkpoints: a path mounted on every node, or s3://... "
                         "(default: <out>/ray, for a local cluster only; on --resume: the sweep's own)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (also its torch threads)")
-    p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-trial", nargs="+", default=None, metavar="[DATASET=]GPUS",
+                   help="GPUs per trial, fractions allowed; per dataset as mnist=0.25 celeba=1, a plain number "
+                        "for the datasets not named (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (default: as many as resources allow)")
     p.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S, metavar="SECONDS",
@@ -109,8 +111,7 @@ def check_args(args) -> dict:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
     if not 0 < args.cpus_per_trial < math.inf:
         raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
-        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
+    args.gpus_per_trial = gpu_shares(args.gpus_per_trial, list(dict.fromkeys(args.datasets)))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
@@ -171,6 +172,14 @@ def check_address(address: str) -> None:
     """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
     if address in ("auto", "local"):
         return
+    if address.startswith("ray://"):
+        # Through Ray Client, Ray Tune runs the Tuner as an actor on the cluster: the sweep's callbacks,
+        # which collect the trials into the run directory here, would run there without this driver.
+        head = address[len("ray://"):].rpartition(":")[0]
+        raise HarnessError(f"--address {address} is Ray Client, which cannot run a sweep (Ray Tune would run it "
+                           f"on the cluster, away from --out); run bench.run on a node of the cluster with "
+                           f"--address {head}:6379 (the head's `ray start --port`, 6379 by default), or submit "
+                           f"it there with `ray job submit`")
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "
@@ -222,8 +231,10 @@ def start_ray(args):
                          logging_level=logging.ERROR, log_to_driver=False)
         gpus = args.gpus_per_trial
         if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        check_resources(args.cpus_per_trial, gpus, ray.nodes())
+            share = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            gpus = {d: share for d in dict.fromkeys(args.datasets)}
+        for share in set(gpus.values()):
+            check_resources(args.cpus_per_trial, share, ray.nodes())
     except HarnessError:
         ray.shutdown()
         raise
@@ -316,8 +327,9 @@ def run(args) -> int:
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
         try:
+            # one resource request for every search (bench/search.py): the largest share never overfills a GPU
             config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                              {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                              {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
                                               enabled=next(iter(config["settings"].values())).search)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,

@@ -8,6 +8,7 @@ run directory never trains into, or reads, the original's state.
 """
 import errno
 import getpass
+import ipaddress
 import json
 import os
 import platform
@@ -252,7 +253,7 @@ def filesystem_type(path: Path) -> str:
 
 def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
     """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
-    remote = node_ips - local_ips
+    remote = {ip for ip in node_ips - local_ips if not ipaddress.ip_address(ip).is_loopback}
     if "://" in storage or not remote:
         return
     kind = filesystem_type(Path(storage))

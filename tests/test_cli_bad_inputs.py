@@ -145,6 +145,10 @@ def test_bench_run_bad_arguments(tmp_path, capsys, no_ray):
         (["--fid-backbone", "inception", "--fid-weights", str(tmp_path)], "FID weights file"),
         (["--fid-backbone", "inception", "--fid-weights", str(a_file)], "cannot read FID weights"),
         (["--address", "127.0.0.1:notaport", "--storage", str(tmp_path)], "not HOST:PORT"),
+        (["--address", "ray://10.0.0.1:10001", "--storage", str(tmp_path)], "is Ray Client",
+         "--address 10.0.0.1:6379"),
+        (["--gpus-per-trial", "synthetic=x"], "'x' is not a number"),
+        (["--gpus-per-trial", "mnist=1", "0"], "mnist is not among --datasets (synthetic)"),
     ]
     for i, (options, *needles) in enumerate(cases):
         code, err = call(bench.run.main, [*SMALL, "--out", str(tmp_path / f"run{i}"), *options], capsys)
