@@ -168,7 +168,7 @@ def trained_run(tmp_path, monkeypatch):
     """A run directory as bench.run leaves it after its trials trained and failed while scoring (no Ray:
     the sweep is stubbed, each trial's status written as a failed trial's)."""
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
-    monkeypatch.setattr(bench.run, "start_ray", lambda args: 0.0)
+    monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 1)
     sweeps = []
 
