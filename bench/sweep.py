@@ -31,7 +31,7 @@ EXPERIMENT = "sweep"
 RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
                   "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
                   "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
+                  "active_units", "gamma_check", "gmm_components", "train_seconds"]
 MAX_RETRIES = 2
 CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist on storage anymore"  # Ray's words
 

@@ -24,7 +24,8 @@ from svae.errors import HarnessError
 ROUNDING = 1e-6
 UNBOUNDED = (-math.inf, math.inf)
 METRIC_RANGES = {"fid": (0.0, math.inf), "fd_domain": (0.0, math.inf), "kid": UNBOUNDED, "kd_domain": UNBOUNDED,
-                 "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
+                 "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0), "density": (0.0, math.inf),
+                 "nn_train_share": (0.0, 1.0)}
 # one figure of one trial: a re-score adds figures of other extractors or sample counts beside the first
 KEY_COLUMNS = ("trial_id", "sampler", "output", "extractor_id", "n_samples")
 
