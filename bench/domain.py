@@ -19,7 +19,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 # v1: the classifier's logits as features, trained with the process's thread count (until 2026-12);
 # v2: its 128-d penultimate features, trained deterministically. Figures of two versions never mix.
 DOMAIN_VERSION = "v2"

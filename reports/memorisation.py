@@ -33,6 +33,10 @@ def memorisation_section(run: Run) -> list:
              f"that returns its training images. At {COPYING_SHARE} or more the row is flagged. GMM "
              "components: the count chosen per seed on held-out likelihood. Gamma: for models that learn "
              "it, whether each seed's final gamma came within a factor of 2 of its reconstruction MSE.")
+    if METRIC not in run.directions:
+        absent = (f"Not measured: this run has no `{METRIC}` figures (its trials predate the check); the GMM's "
+                  "component counts are the preset's.")
+        return ["## Memorisation", "", absent]
     lines = ["## Memorisation", "", intro, "",
              f"| dataset | model | sampler | {METRIC} | verdict | GMM components | gamma |",
              "|---|---|---|---:|---|---|---|"]

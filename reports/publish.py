@@ -19,7 +19,7 @@ from reports.validate import validate_results
 from svae.errors import HarnessError
 from svae.io import atomic_write_json
 
-TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json")
+TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json")
 PRIVATE_HOST = ("hostname", "user")
 PATH_CONFIG = ("data_root", "fid_weights")  # machine paths; the command and the storage are relative or render-safe
 
