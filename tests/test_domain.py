@@ -35,8 +35,9 @@ def train_in_a_process(threads: int) -> str:
 
 
 def test_the_classifier_trains_to_the_same_weights_whatever_the_thread_count():
-    one, four = train_in_a_process(1), train_in_a_process(4)
-    assert len(one) == 16 and one == four
+    # without deterministic_cpu, 3 threads gave other weights than 1 (measured on the 2-core CI box)
+    one, three = train_in_a_process(1), train_in_a_process(3)
+    assert len(one) == 16 and one == three
 
 
 def test_fd_domain_features_are_the_128_d_penultimate_layer():

@@ -169,6 +169,11 @@ def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
     assert {(r["sampler"], r["output"], r["metric"]) for r in rows} == {
         (s, o, m) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix") for m in FIGURES} | {
         (s, "x_hat", "nn_train_share") for s in ("gmm", "prior", "recon")}
+    facts = json.loads((tmp_path / "trial" / "sampler_facts.json").read_text())
+    assert {r["gmm_components"] for r in rows} == {facts["gmm_components"]}  # chosen on held-out likelihood
+    scores = facts["gmm_heldout_loglik"]  # JSON: the counts are strings
+    assert facts["gmm_components"] == int(max(scores, key=scores.get)) and "1" in scores
+    assert {r["gamma_check"] for r in rows} == {None}  # the SVAE balances gamma, it does not learn it
     samples = np.load(tmp_path / "trial" / "samples" / "recon.npz")
     assert samples["sigma"].shape == (64, 1, 32, 32) and samples["original"].dtype == np.uint8
     orientation = json.loads((tmp_path / "trial" / "orientation.json").read_text())

@@ -86,7 +86,7 @@ def test_learned_gamma_is_dai_and_wipfs_log_standard_deviation():
     err = torch.tensor([[0.1, -0.2, 0.3, 0.0, 0.05, -0.4]])
     gamma_x = math.exp(-1.5)
     expected = float(((err / gamma_x) ** 2 / 2 + math.log(gamma_x)).sum())
-    assert float(likelihood(err.pow(2).sum(dim=1), None)) == pytest.approx(expected, rel=1e-6)
+    assert float(likelihood(err.pow(2).sum(dim=1), None).detach()) == pytest.approx(expected, rel=1e-6)
     assert float(likelihood.current()) == pytest.approx(gamma_x ** 2, rel=1e-6)
 
 
@@ -115,3 +115,15 @@ def test_only_models_that_learn_gamma_record_the_check():
         model = entry.build(SPECS["synthetic"], ModelConfig(latent_dim=4, beta=1.0))
         image_model = model.stages()[0].module
         assert entry.learns_gamma == isinstance(getattr(image_model, "likelihood", None), LearnedGamma), name
+
+
+def test_one_learning_rate_schedule_per_preset_for_every_model_and_stage():
+    from dataclasses import replace
+
+    from bench.presets import PRESETS, settings_for
+    from bench.trial import train_config
+    assert all(settings_for(preset, "synthetic").lr_halving is None for preset in PRESETS)  # constant
+    settings = replace(settings_for("smoke", "synthetic"), lr_halving=0.375)  # --set lr_halving=0.375
+    for name in MODELS:
+        for stage in build_model(name, SPECS["synthetic"], settings.model).stages():
+            assert train_config(settings, stage, seed=0).lr_halving == 0.375, (name, stage.name)
