@@ -27,6 +27,7 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
+from bench.cpu_peak import conv_flops_per_image, fp32_peak
 from bench.metrics import Scorer, frechet_distance, statistics
 from svae.trainer import pick_device
 
@@ -122,12 +123,20 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
     print(f"  pytorch-fid (PNG files, {workers} loader workers): {n / t_ref:7.2f} images/s")
     print(f"  this engine (in-memory tensors):          {n / t_ours:7.2f} images/s   ratio {t_ref / t_ours:.2f}x "
           f"(target >= 1.5x on CPU)")
+    flops = conv_flops_per_image(engine.extractor().forward, images[:1].float() / 255)
+    peak = fp32_peak()
+    achieved = flops * n / t_ours / 1e9
+    print(f"  this engine: {flops / 1e9:.2f} GFLOP per image (convolutions), {achieved:.1f} GFLOP/s = "
+          f"{achieved / peak['gflops']:.0%} of this CPU's float32 peak {peak['gflops']:.0f} GFLOP/s ({peak['how']}; "
+          f"bench/cpu_peak.py)")
     print(f"  feature difference: max over images of |f - f_ref| / |f_ref| = {row_diff.max():.2e}; "
           f"max |f - f_ref| / max |f_ref| = {feature_difference:.2e} (target <= 1e-4)")
     print(f"  mean difference {np.abs(mu - ref_mu).max():.2e}, covariance difference "
           f"{np.abs(sigma - ref_sigma).max() / np.abs(ref_sigma).max():.2e} (relative to its largest entry)")
     return [{"measure": "FID features: this engine / pytorch-fid, images/s", "value": t_ref / t_ours,
              "target": [">=", 1.5], "note": f"{n} images {channels}x{size}x{size}, batch {batch_size}"},
+            {"measure": "FID features: this engine's share of the float32 peak", "value": achieved / peak["gflops"],
+             "target": None, "note": f"{achieved:.1f} of {peak['gflops']:.0f} GFLOP/s; {peak['how']}"},
             {"measure": "FID features: max |f - f_ref| / max |f_ref|", "value": feature_difference,
              "target": ["<=", 1e-4], "note": "same images, same weights"}]
 
@@ -298,7 +307,8 @@ def main(argv=None):
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
     p.add_argument("--out", default="perf", help="folder for results.json and results.md")
     p.add_argument("--n", type=int, default=None,
-                   help="images to featurise (fid 100, eval 100 per output) or to train on per round (train 200, throughput 2000)")
+                   help="images to featurise (fid 100, eval 100 per output) or to train on per round "
+                        "(train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])

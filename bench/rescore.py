@@ -24,9 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.presets import sweep_settings
+from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
+from svae.data import load_images, provenance
 from svae.samplers import orient_components
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
@@ -90,7 +92,8 @@ def plan(args) -> dict:
                                     fid_backbone=args.fid_backbone or s.fid_backbone, metrics=tuple(metrics))
     trials = []
     for entry in manifest.get("grid", []):
-        folder = run_dir / "trials" / entry["trial_id"]
+        spec = grid_trial(entry)
+        folder = run_dir / "trials" / spec.trial_id
         status = folder / "status.json"
         if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
             continue
@@ -101,7 +104,7 @@ def plan(args) -> dict:
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
-        trials.append((TrialSpec(entry["dataset"], entry["model"], entry["seed"]), folder))
+        trials.append((spec, folder))
     if not trials:
         raise HarnessError(f"{run_dir} has no finished trial to re-score")
     storage = config.get("storage") or str(run_dir / "ray")
@@ -109,14 +112,22 @@ def plan(args) -> dict:
         fid_weights=args.fid_weights or config.get("fid_weights"),
         fid_cache=args.fid_cache or (storage + "/fid-cache" if "://" not in storage
                                      else str(Path.home() / ".cache" / "svae-bench")),
-        data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"))
+        data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"),
+        # the sources the sweep read: Debian's Fashion-MNIST too where it was given no --data-root
+        system_copy=args.data_root is None and config.get("data_root") is None)
     backbones = {s.fid_backbone for s in settings.values()}
     scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
     for dataset, s in settings.items():
-        _, test = load_data(TrialSpec(dataset, "", 0), s, evaluation)
+        splits = {split: load_images(dataset, split, evaluation.data_root, False, evaluation.system_copy)
+                  for split in ("train", evaluation.reference_split)}
+        check_same_data(manifest.get("data", {}),
+                        {dataset: {split: provenance(data, evaluation.data_root) for split, data in splits.items()}},
+                        fix="pass --data-root with the files the run was trained on (manifest.json data)")
+        test = splits[evaluation.reference_split].images
         if s.fid_samples > len(test):
-            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {evaluation.reference_split} split "
-                               f"({len(test)} images); pass --fid-samples {len(test)} or less")
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s "
+                               f"{evaluation.reference_split} split ({len(test)} images); "
+                               f"pass --fid-samples {len(test)} or less")
     return {"run_dir": run_dir, "config": config, "settings": settings, "trials": trials,
             "evaluation": evaluation, "scorers": scorers}
 
@@ -155,11 +166,9 @@ def merge(old_rows: list, new_rows: list) -> tuple:
 
 
 def _expected_metrics(scorer, dataset: str, metrics) -> set:
-    from bench.metrics.scoring import frechet_name
+    from bench.metrics import METRICS
     family = scorer.extractor(dataset).family
-    names = {"fid": {frechet_name(family)}, "kid": {"kid" if family == "inception" else f"kd_{family}"},
-             "pr": {"precision", "recall", "density", "coverage"}}
-    return set().union(*(names[m] for m in metrics))
+    return {name for m in metrics for name in METRICS[m].names(family)}
 
 
 def rescore(args) -> int:
@@ -224,8 +233,8 @@ def main(argv=None) -> int:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # every trial's rows are written whole, and a finished trial is skipped next time
-        print(f"interrupted; the figures of trials already re-scored are kept: run the same command again to "
-              f"finish", file=sys.stderr)
+        print("interrupted; the figures of trials already re-scored are kept: run the same command again to "
+              "finish", file=sys.stderr)
         return 130
 
 

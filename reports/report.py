@@ -110,7 +110,8 @@ def _headline_section(run: Run, figures: list) -> list:
 
 def _verdict_section(run: Run, verdicts: list) -> list:
     lines = ["## Claim verdicts", "", "| dataset | claim | verdict | why |", "|---|---|---|---|"]
-    lines += [f"| {run.dataset_label(v.dataset)} | {v.claim} | **{v.verdict}** | {v.why.replace('|', '/')} |" for v in verdicts]
+    lines += [f"| {run.dataset_label(v.dataset)} | {v.claim} | **{v.verdict}** | {v.why.replace('|', '/')} |"
+              for v in verdicts]
     return lines + ["", f"Figures, intervals and the rules that decided: [claims.md](claims.md). {CONFIDENCE}"]
 
 

@@ -5,6 +5,7 @@ This is the only module of reports that opens the run's input files; everything 
 """
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,22 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from svae.contract import METRIC_ORDER, REAL_FID, REQUIRED_COLUMNS, is_frechet, metric_label
 from svae.errors import HarnessError
 from svae.io import read_status
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
-REAL_FID = "inception-fid"
-# Metrics in table order; a Frechet distance on another network than Inception is fd_<network>.
-METRICS = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
-
-REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
-                    "higher_is_better", "n_samples", "extractor")
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
-
-
-def metric_label(metric: str) -> str:
-    return metric.upper() if metric in ("fid", "kid") else metric
+# Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/samples/<sampler>.npz):
+# a name with a separator or a leading dot could point outside the run directory.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+NAMED_COLUMNS = ("trial_id", "dataset", "model", "sampler", "output")
 
 
 def ordered(names, canonical) -> list:
@@ -60,7 +56,7 @@ class Run:
         return self.manifest["grid"]
 
     def registry(self, kind: str) -> dict:
-        """name -> facts of one of the manifest's registries (bench.run.registry_facts), in order."""
+        """name -> facts of one of the manifest's registries (bench.rundir.registry_facts), in order."""
         return registry_of(self.manifest, kind)
 
     def _model_facts(self, model: str) -> dict:
@@ -117,7 +113,7 @@ class Run:
     def measured_metrics(self) -> list:
         """The metrics in results.csv, deciding metric first; an empty run: the deciding one."""
         names = set(self.directions) or {self.deciding_metric}
-        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRICS)))
+        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRIC_ORDER)))
 
     @property
     def deciding_metric(self) -> str:
@@ -127,7 +123,7 @@ class Run:
         names = set(self.directions)
         if "fid" in names:
             return "fid"
-        frechet = sorted(n for n in names if n.startswith("fd_"))
+        frechet = sorted(n for n in names if is_frechet(n))
         if frechet:
             return frechet[0]
         return "fid" if self.protocol.get("fid_backbone", REAL_FID) == REAL_FID else "fd_domain"
@@ -184,7 +180,7 @@ class Run:
             with np.load(file) as npz:
                 return {name: npz[name] for name in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial")
+            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial") from None
 
     def generated(self, trial_id: str) -> tuple:
         """(sampler, samples) of the first of GENERATORS the trial saved, or (None, None)."""
@@ -202,7 +198,7 @@ class Run:
         try:
             metrics = pd.read_csv(file)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or re-run the trial")
+            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or re-run the trial") from None
         missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
         if missing:
             raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
@@ -217,6 +213,7 @@ def load_run(run_dir) -> Run:
                            "pass the folder that python -m bench.run wrote")
     manifest = _load_manifest(path / "manifest.json")
     results = _load_results(path / "results.csv")
+    _check_names(path, manifest, results)
     config = manifest["config"]
     values, directions = {}, {}
     for row in results.itertuples(index=False):
@@ -237,6 +234,28 @@ def load_run(run_dir) -> Run:
     )
 
 
+def _check_names(path: Path, manifest: dict, results: pd.DataFrame) -> None:
+    """Every name that becomes part of a file name is a plain name, and the datasets, models and
+    samplers of results.csv are the manifest's (its config, grid or registries)."""
+    config, grid = manifest["config"], manifest["grid"]
+    known = {"dataset": {*config["datasets"], *(t["dataset"] for t in grid), *registry_of(manifest, "datasets")},
+             "model": {*config["models"], *(t["model"] for t in grid), *registry_of(manifest, "models")}}
+    if registry_of(manifest, "samplers"):
+        known["sampler"] = set(registry_of(manifest, "samplers"))
+    for column, names in [("trial_id", [t["trial_id"] for t in grid]), *known.items()]:
+        for name in names:
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+                raise HarnessError(f"{path / 'manifest.json'} names a {column} {name!r}, not a plain name "
+                                   f"(letters, digits, _ . + -); restore the manifest from a copy of the run")
+    for index, row in zip(results.index, results[list(NAMED_COLUMNS)].itertuples(index=False)):
+        line = index + 2  # the header is line 1
+        for column, name in zip(NAMED_COLUMNS, row):
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or name not in known.get(column, {name}):
+                raise HarnessError(f"{path / 'results.csv'} line {line}: {column} {name!r} is not one of the "
+                                   f"run's (manifest.json); restore results.csv, or rebuild it from the trials' "
+                                   f"records: rerun the sweep's command with --resume")
+
+
 def registry_of(manifest: dict, kind: str) -> dict:
     """name -> facts of manifest["registry"][kind], a list in registry order; {} in older runs."""
     return {facts["name"]: facts for facts in manifest.get("registry", {}).get(kind, [])}
@@ -249,7 +268,7 @@ def _load_manifest(file: Path) -> dict:
     try:
         manifest = json.loads(file.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{file} is not valid JSON ({e}); restore it or re-run the sweep")
+        raise HarnessError(f"{file} is not valid JSON ({e}); restore it or re-run the sweep") from None
     missing = [k for k in ("config", "grid", "protocol") if not isinstance(manifest, dict) or k not in manifest]
     missing += [f"config.{k}" for k in ("datasets", "models")
                 if "config" not in missing and k not in manifest["config"]]
@@ -272,7 +291,7 @@ def _load_results(file: Path) -> pd.DataFrame:
         results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str, "sampler": str,
                                            "output": str, "metric": str, "extractor": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep")
+        raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
     if missing:
         raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
@@ -284,7 +303,7 @@ def _load_results(file: Path) -> pd.DataFrame:
             lambda v: {"True": True, "False": False, True: True, False: False}[v])
     except (ValueError, TypeError, KeyError) as e:
         raise HarnessError(f"{file} has a non-numeric value or seed, or a higher_is_better other than "
-                           f"True/False ({e}); fix or re-score those rows")
+                           f"True/False ({e}); fix or re-score those rows") from None
     # An unscored row (empty value) is a missing figure, not a zero; for a figure scored twice (a
     # retried trial, a re-score with other weights) the last row wins.
     results = results[results["value"].apply(math.isfinite).astype(bool)]  # a Series: safe when empty

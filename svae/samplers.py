@@ -12,7 +12,7 @@ names them by a rule fixed in advance (COMPONENT_RULE), once per trial, on a dra
 sample comes from.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from sklearn.mixture import GaussianMixture
@@ -115,7 +115,7 @@ def oriented(outputs: dict, orientation) -> dict:
     return _with_mix(swapped)
 
 
-def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int, components: Optional[int] = None) -> GaussianMixture:
+def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int, components: int | None = None) -> GaussianMixture:
     gmm = GaussianMixture(n_components=min(components or cfg.components, len(means)), covariance_type=cfg.covariance,
                           max_iter=cfg.max_iter, random_state=seed)
     return gmm.fit(means.double().numpy())
@@ -166,7 +166,7 @@ class SamplerEntry:
     title: str  # the heading of its table
     description: str  # how it draws z, for captions and the manifest
     draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed, facts) -> n x d latents
-    models: Optional[tuple] = None  # the models it applies to; None: every model
+    models: tuple | None = None  # the models it applies to; None: every model
     scored: bool = True  # run by every trial; False: available by name only
 
 
@@ -191,7 +191,7 @@ def samplers_for(model: str) -> list:
 
 
 def sample_latents(model, sampler: str, n: int, *, train_images, test_images, gmm: GMMConfig, seed: int,
-                   facts: Optional[dict] = None):
+                   facts: dict | None = None):
     """n latents from the named sampler, drawn with a generator seeded by `seed`. `facts`, if given,
     receives what the sampler chose on the way (the GMM: gmm_components, gmm_heldout_loglik)."""
     g = torch.Generator().manual_seed(seed)

@@ -33,7 +33,7 @@ FAILED_ERROR = "RuntimeError: CUDA out of memory | tried to allocate 2 GiB"
 COMPONENTS = "x1 is the component that sigma weights more on average (the fixture's rule)."
 COMMAND = "python -m bench.run --preset paper --datasets mnist cifar10 --models svae vae"
 
-# The manifest's record of the registries, written by hand (bench.run.registry_facts writes real ones).
+# The manifest's record of the registries, written by hand (bench.rundir.registry_facts writes real ones).
 REGISTRY = {
     "datasets": [{"name": "mnist", "label": "MNIST"}, {"name": "cifar10", "label": "CIFAR-10"}],
     "models": [{"name": "svae", "label": "SVAE", "compared_at": "gmm", "outputs": ["x_hat", "x1", "x2", "mix"],
@@ -45,8 +45,10 @@ REGISTRY = {
                 "literature": ["rae-l2"]}],
     "samplers": [{"name": "gmm", "title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None,
                   "description": "z from a Gaussian mixture fitted ex post to latent means mu(x)"},
-                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None, "description": "z ~ N(0, I)"},
-                 {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
+                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None,
+                  "description": "z ~ N(0, I)"},
+                 {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)",
+                  "models": ["two-stage"]},
                  {"name": "recon", "title": "reconstructions of test images", "models": None}],
 }
 
@@ -138,7 +140,9 @@ def _write_metrics(folder, seed):
 
 
 def _write_samples(folder, model, seed, rng):
-    images = lambda: rng.integers(0, 256, (8, 1, 32, 32), dtype=np.uint8)
+    def images():
+        return rng.integers(0, 256, (8, 1, 32, 32), dtype=np.uint8)
+
     generated = {"x_hat": images()}
     if model == "svae":
         generated.update(x1=images(), x2=images(), sigma=checkerboard() if seed == 0 else blobs())

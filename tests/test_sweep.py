@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import bench.run
+import bench.rundir
 from bench.models import MODELS
 from svae.samplers import samplers_for
 
@@ -71,7 +72,7 @@ def test_amp_flag_turns_on_the_presets_bf16_autocast_and_defines_the_sweep():
     on = bench.run.check_args(bench.run.parse_args([*SMALL, "--amp"]))
     off = bench.run.check_args(bench.run.parse_args(SMALL))
     assert on["settings"]["synthetic"].amp is True and off["settings"]["synthetic"].amp is False
-    assert "amp" in bench.run.DEFINING and on["amp"] != off["amp"]
+    assert "amp" in bench.rundir.DEFINING and on["amp"] != off["amp"]
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
