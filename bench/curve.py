@@ -5,7 +5,7 @@ the preset's network, batch size and learning rate for --epochs, and after every
 its own sampler (the registry's compared_at) draws --samples images, scored with the preset's
 metrics against as many reference-split images. The scoring runs on a forked random stream and puts
 the model back in training mode, so training goes on exactly as if it had not been scored: for a
-model without a learning-rate schedule (all but the two-stage VAE) the curve at epoch k is the
+preset without a learning-rate schedule (lr_halving None, as every preset) the curve at epoch k is the
 model that a k-epoch trial trains.
 
     python -m bench.curve --dataset fashion-mnist --preset cpu --models vae svae --epochs 12 --every 2 \

@@ -21,6 +21,7 @@ from bench.metrics.scoring import BACKBONES, METRICS
 from bench.overrides import field_types
 from bench.presets import Settings, sweep_settings
 from svae.data import SPECS
+from svae.samplers import GMM_SELECTIONS
 from svae.errors import HarnessError, did_you_mean
 
 MAX_WIDTH = 8192  # channels or units of one layer
@@ -74,6 +75,7 @@ RULES = {
     "epochs": count(1, 100_000),
     "batch_size": count(2, 65_536),  # BatchNorm needs two images in a batch
     "lr": number(0, 10, low_open=True),
+    "lr_halving": optional(number(0, 1, low_open=True)),  # a share of the epochs
     "amp": FLAG,
     "channels_last": FLAG,
     "train_subset": optional(count(1, MAX_COUNT)),
@@ -85,6 +87,8 @@ RULES = {
     "gmm.max_iter": count(1, MAX_COUNT),
     "gmm.fit_on": one_of(GMM_FIT_ON),
     "gmm.fit_n": count(2, MAX_COUNT),
+    "gmm.select": one_of(GMM_SELECTIONS),
+    "gmm.heldout_share": number(0, 0.9, low_open=True),
     "grid_samples": count(1, 10_000),
     "search": FLAG,
 }

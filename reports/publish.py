@@ -27,7 +27,7 @@ from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 
-TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json")
+TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json")
 PRIVATE_HOST = ("hostname", "user")
 IDENTITY = ("run_id", "name", "created")  # a published run is the same run when these match
 PATH_CONFIG = ("data_root", "fid_weights")  # machine paths; the command and the storage are relative or render-safe
