@@ -31,13 +31,14 @@ class ModelEntry:
     # within the SVAE paper's claim 2 ("all previous purely variational architectures, not relying on
     # normalization flows"); a deterministic or flow model is compared beyond the claim (reports/claims.py)
     purely_variational: bool = True
+    learns_gamma: bool = False  # its image model learns gamma by gradient: every trial checks it (bench/gamma.py)
 
 
 MODELS = {
     "svae": ModelEntry(build_svae, "SVAE", outputs=SPLIT_OUTPUTS, knob=("beta",)),
     "vae": ModelEntry(build_vae, "VAE", knob=("beta",)),
     "beta-vae": ModelEntry(build_beta_vae, "beta-VAE", knob=("beta_vae_beta",)),  # gamma stays fixed
-    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage",
+    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage", learns_gamma=True,
                             no_knob="Dai & Wipf's KL weight is 1 and gamma is learned: nothing to tune"),
     # deterministic: the latent (z^2) and decoder-weight (w^2) penalties, scaled together
     "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",), purely_variational=False,

@@ -27,19 +27,23 @@ from bench.models import MODELS
 from bench.more_seeds import grown_manifest
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
-from bench.presets import PRESETS, Settings, sweep_settings
+from bench.presets import PRESETS, Settings
+from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
-                          close_session, filesystem_fault, manifest_for, open_session, set_aside_ray_state,
-                          storage_name, write_owner)
+                          close_session, filesystem_fault, manifest_for, open_session, protocol_for,
+                          set_aside_ray_state, storage_name, write_owner)
+from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
+from svae.command import run_command
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
-from svae.interrupt import interrupts_raise
+from svae.interrupt import interrupts_raise, keep_sigterm
 from svae.io import atomic_write_json
 
 GRID_CONFIRM = 1000  # a grid of more trials is likely a typo (--seeds 500): ask before starting it
+GRID_LIMIT = 100_000  # a grid of more trials is refused
 ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
 
 
@@ -58,8 +62,9 @@ def parse_args(argv):
                    help="shared storage for trial checkpoints: a path mounted on every node, or s3://... "
                         "(default: <out>/ray, for a local cluster only; on --resume: the sweep's own)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (also its torch threads)")
-    p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-trial", nargs="+", default=None, metavar="[DATASET=]GPUS",
+                   help="GPUs per trial, fractions allowed; per dataset as mnist=0.25 celeba=1, a plain number "
+                        "for the datasets not named (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (default: as many as resources allow)")
     p.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S, metavar="SECONDS",
@@ -107,8 +112,7 @@ def check_args(args) -> dict:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
     if not 0 < args.cpus_per_trial < math.inf:
         raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
-        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
+    args.gpus_per_trial = gpu_shares(args.gpus_per_trial, list(dict.fromkeys(args.datasets)))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
@@ -128,7 +132,7 @@ def check_args(args) -> dict:
               "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
               "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
               "amp": args.amp}
-    return {**config, "settings": {d: sweep_settings(config, d) for d in datasets}}
+    return {**config, "settings": {d: checked_sweep_settings(config, d) for d in datasets}}
 
 
 def check_data(args, settings: dict) -> dict:
@@ -149,6 +153,9 @@ def check_data(args, settings: dict) -> dict:
 
 def confirm_grid(n: int, yes: bool) -> None:
     """A grid over GRID_CONFIRM trials starts only when the user says so: --yes, or y at the prompt."""
+    if n > GRID_LIMIT:  # even with --yes: listing it would fill the memory before anything is printed
+        raise HarnessError(f"the grid has {n:,} trials (datasets x models x seeds), more than {GRID_LIMIT:,}; "
+                           f"check --seeds, --datasets and --models")
     if n <= GRID_CONFIRM or yes:
         return
     question = f"the grid has {n} trials (datasets x models x seeds), more than {GRID_CONFIRM}"
@@ -166,6 +173,14 @@ def check_address(address: str) -> None:
     """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
     if address in ("auto", "local"):
         return
+    if address.startswith("ray://"):
+        # Through Ray Client, Ray Tune runs the Tuner as an actor on the cluster: the sweep's callbacks,
+        # which collect the trials into the run directory here, would run there without this driver.
+        head = address[len("ray://"):].rpartition(":")[0]
+        raise HarnessError(f"--address {address} is Ray Client, which cannot run a sweep (Ray Tune would run it "
+                           f"on the cluster, away from --out); run bench.run on a node of the cluster with "
+                           f"--address {head}:6379 (the head's `ray start --port`, 6379 by default), or submit "
+                           f"it there with `ray job submit`")
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "
@@ -203,7 +218,8 @@ def start_ray(args):
     try:
         if args.address:
             try:
-                ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+                with keep_sigterm():  # a SIGTERM stops the sweep as Ctrl-C does, with a resume hint
+                    ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
                                    f"({' '.join(str(e).split())[:200]}); "
@@ -211,12 +227,15 @@ def start_ray(args):
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False)
+            with keep_sigterm():
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         logging_level=logging.ERROR, log_to_driver=False)
         gpus = args.gpus_per_trial
         if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        check_resources(args.cpus_per_trial, gpus, ray.nodes())
+            share = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            gpus = {d: share for d in dict.fromkeys(args.datasets)}
+        for share in set(gpus.values()):
+            check_resources(args.cpus_per_trial, share, ray.nodes())
     except HarnessError:
         ray.shutdown()
         raise
@@ -234,26 +253,30 @@ def main(argv=None) -> int:
     interrupts_raise()
     args = parse_args(argv)
     try:
+        return run_command(lambda: run_or_fault(args), lambda: interrupted_line(args))
+    finally:
+        stop_ray()
+
+
+def run_or_fault(args) -> int:
+    """run(args); a full disk or read-only storage is one line with the cause (else the traceback)."""
+    try:
         return run(args)
-    except HarnessError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    except Exception as e:  # a full disk, read-only storage: one line with the cause; else the traceback
+    except HarnessError:
+        raise
+    except Exception as e:
         fault = filesystem_fault(e)
         if fault is None:
             raise
         cause, file = fault
-        print(f"error: {cause}{f' ({file})' if file else ''}; free space or fix the storage, then resume with: "
-              f"{resume_command()}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        run_dir = Path(args.out).resolve() if args.out else None
-        resumable = run_dir is not None and (run_dir / "manifest.json").exists()
-        print("interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started"),
-              file=sys.stderr)
-        return 130
-    finally:
-        stop_ray()
+        raise HarnessError(f"{cause}{f' ({file})' if file else ''}; free space or fix the storage, then resume "
+                           f"with: {resume_command()}") from None
+
+
+def interrupted_line(args) -> str:
+    run_dir = Path(args.out).resolve() if args.out else None
+    resumable = run_dir is not None and (run_dir / "manifest.json").exists()
+    return "interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started")
 
 
 def run(args) -> int:
@@ -291,7 +314,8 @@ def run(args) -> int:
         if old is None:
             manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
         else:
-            manifest = grown_manifest(old, config, grid, storage_name(run_dir, storage))  # --seeds may add seeds
+            manifest = {**grown_manifest(old, config, grid, storage_name(run_dir, storage)),  # --seeds may add seeds
+                        "protocol": protocol_for(args, config["settings"], weights_hash)}  # a scoring fix changes it
         if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
             write_owner(storage, manifest["run_id"], run_dir)
         atomic_write_json(run_dir / "manifest.json", open_session(manifest))
@@ -304,8 +328,9 @@ def run(args) -> int:
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
         try:
+            # one resource request for every search (bench/search.py): the largest share never overfills a GPU
             config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                              {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                              {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
                                               enabled=next(iter(config["settings"].values())).search)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,

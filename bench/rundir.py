@@ -8,6 +8,7 @@ run directory never trains into, or reads, the original's state.
 """
 import errno
 import getpass
+import ipaddress
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench.models import MODELS
 from bench.more_seeds import seeds_added
+from bench.scoring_fix import corrected_sweep, scoring_only
 from bench.trial import TrialSpec, settings_json
 from svae.contract import REAL_FID
 from svae.data import SPECS
@@ -70,14 +72,15 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
             old = whole["config"]
         except (OSError, ValueError, KeyError, TypeError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
-        changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k] and not seeds_added(k, old, config, resume)]
-        if changed:
+        changed = [k for k in DEFINING
+                   if old.get(k, ADDED_LATER.get(k)) != config[k] and not seeds_added(k, old, config, resume)]
+        if changed and not (resume and scoring_only(changed, old, config)):
             diffs = ", ".join(f"{k}: {old.get(k, ADDED_LATER.get(k))!r} there, {config[k]!r} now" for k in changed)
             raise HarnessError(f"{run_dir} holds a different sweep ({diffs}); choose another --out")
         if not resume:
             raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
                                f"or choose another --out")
-        return whole
+        return corrected_sweep(run_dir, whole, config, changed) if changed else whole
     if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
     if run_dir.is_dir() and any(p.name not in OWN_LEFTOVERS for p in run_dir.iterdir()):
@@ -252,7 +255,7 @@ def filesystem_type(path: Path) -> str:
 
 def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
     """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
-    remote = node_ips - local_ips
+    remote = {ip for ip in node_ips - local_ips if not ipaddress.ip_address(ip).is_loopback}
     if "://" in storage or not remote:
         return
     kind = filesystem_type(Path(storage))
@@ -265,7 +268,6 @@ def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
 def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash, data: dict) -> dict:
     import torch
     settings = config["settings"]
-    first = next(iter(settings.values()))
     return {
         "name": Path(args.out).name,
         "run_id": uuid.uuid4().hex,
@@ -280,13 +282,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         # The files read, relative to their root: "data-root" (--data-root, or the default root when none
         # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
         "data": data,
-        "protocol": {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
-                     "weights_hash": weights_hash or "per dataset: see results.csv",
-                     "n_samples": first.fid_samples, "reference_split": args.reference_split,
-                     "reference_n": first.fid_samples,
-                     "quantize": True, "components": COMPONENT_RULE,
-                     "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
-                     "samplers": {"gmm": settings_json(first)["gmm"]}},
+        "protocol": protocol_for(args, settings, weights_hash),
         "registry": registry_facts(),
         "versions": _versions(),
         "git_commit": _git_commit(),
@@ -294,6 +290,17 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
                  "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
                  "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
+
+
+def protocol_for(args, settings: dict, weights_hash) -> dict:
+    """How the sweep scores: the same for every dataset but the fd_domain network."""
+    first = next(iter(settings.values()))
+    return {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
+            "weights_hash": weights_hash or "per dataset: see results.csv",
+            "n_samples": first.fid_samples, "reference_split": args.reference_split, "reference_n": first.fid_samples,
+            "quantize": True, "components": COMPONENT_RULE,
+            "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
+            "samplers": {"gmm": settings_json(first)["gmm"]}}
 
 
 def registry_facts() -> dict:

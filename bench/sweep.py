@@ -15,6 +15,7 @@ share and download; a torn one (a full disk) would also stop every resume. It st
 experiment of the unfinished trials instead, each from its newest checkpoint folder in the storage,
 found by name (`last_checkpoints`): plain files, whose weights are read with weights_only.
 """
+import functools
 import json
 import re
 import shutil
@@ -29,6 +30,7 @@ from ray import tune
 
 from bench.plan import duration
 from bench.presets import model_settings
+from bench.resources import trial_resources
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.contract import RESULT_COLUMNS
@@ -48,7 +50,7 @@ class SweepPlan:
     settings: dict  # dataset -> Settings
     evaluation: Evaluation
     cpus_per_trial: float
-    gpus_per_trial: float
+    gpus_per_trial: dict  # dataset -> GPUs per trial (bench/resources.py)
     max_concurrent: int | None
     resume: bool
     fault: str | None = None
@@ -345,7 +347,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         return write_results(plan.run_dir, plan.grid)
 
     resume_from = last_checkpoints(plan.storage, [s.trial_id for s in todo]) if plan.resume else {}
-    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    resources = functools.partial(trial_resources, cpus=plan.cpus_per_trial, shares=plan.gpus_per_trial)
     function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
                                                         evaluation=plan.evaluation, fault=plan.fault,
                                                         checkpoint_every=plan.checkpoint_every,

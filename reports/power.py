@@ -75,7 +75,8 @@ def paired_figures(diffs: list, alpha: float = ALPHA) -> tuple:
     mean, std = sum(diffs) / len(diffs), statistics.stdev(diffs)
     if std == 0:
         return 0.0, (None if mean == 0 else MIN_SEEDS)
-    power_at = lambda n, d: paired_power(n, d, std, alpha)
+    def power_at(n, d):
+        return paired_power(n, d, std, alpha)
     return detectable(power_at), seeds_needed(power_at, mean)
 
 
@@ -87,7 +88,8 @@ def welch_figures(a: list, b: list, alpha: float = ALPHA) -> tuple:
     difference, std_a, std_b = sum(a) / len(a) - sum(b) / len(b), statistics.stdev(a), statistics.stdev(b)
     if std_a == std_b == 0:
         return 0.0, (None if difference == 0 else MIN_SEEDS)
-    power_at = lambda n, d: welch_power(n, d, std_a, std_b, alpha)
+    def power_at(n, d):
+        return welch_power(n, d, std_a, std_b, alpha)
     return detectable(power_at), seeds_needed(power_at, difference)
 
 

@@ -9,6 +9,11 @@ copied: checkpoints, ray/, mlflow/, the lock. The reports are then rendered from
 so what is committed is exactly what `python -m reports` makes of the committed inputs
 (tests/test_committed_results.py checks that it stays so).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
+import argparse
 import json
 import shutil
 import sys
@@ -17,10 +22,12 @@ from pathlib import Path
 
 from reports.report import render
 from reports.validate import validate_results
+from svae.command import HelpFormatter, run_command
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 
-TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json")
+TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json")
 PRIVATE_HOST = ("hostname", "user")
 IDENTITY = ("run_id", "name", "created")  # a published run is the same run when these match
 PATH_CONFIG = ("data_root", "fid_weights")  # machine paths; the command and the storage are relative or render-safe
@@ -112,17 +119,18 @@ def _own(path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m reports.publish RUN_DIR DEST", file=sys.stderr)
-        return 2
-    try:
-        publish(Path(args[0]), Path(args[1]))
-    except HarnessError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    print(f"published {args[0]} to {args[1]}")
-    return 0
+    interrupts_raise()
+    p = argparse.ArgumentParser(prog="python -m reports.publish", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory written by python -m bench.run")
+    p.add_argument("dest", metavar="DEST", help="the folder to publish it into (new, empty, or a published run)")
+    args = p.parse_args(argv)
+
+    def body():
+        publish(Path(args.run_dir), Path(args.dest))
+        print(f"published {args.run_dir} to {args.dest}")
+        return 0
+    return run_command(body, f"interrupted; {args.dest} may be incomplete: run the same command again")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from svae.io import atomic_write_bytes, atomic_write_text
 from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_claims, component_rule
 from reports.figures import render_figures
 from reports.headline import headline
+from reports.memorisation import memorisation_section
 from reports.rundir import Run, load_run
 from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
 from reports.validate import validate_results
@@ -66,7 +67,8 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines = [f"# Run report: {m.get('name', run.path.name)}", ""]
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
-    lines += _headline_section(run, figures) + [""] + _verdict_section(run, verdicts) + [""]
+    lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
+    lines += _verdict_section(run, verdicts) + [""]
     lines += _glossary(run) + [""] + _search_section(m.get("search"), m.get("wall_time_s"))
     lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
               "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]

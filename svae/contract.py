@@ -14,7 +14,7 @@ import math
 RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
                   "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
                   "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
+                  "active_units", "gamma_check", "gmm_components", "train_seconds"]
 # the columns a reader cannot do without (older run directories lack some of the others)
 REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
                     "higher_is_better", "n_samples", "extractor")
@@ -59,7 +59,7 @@ def metric_label(metric: str) -> str:
 # coverage are shares; density, a mean count over k, may pass 1.
 UNBOUNDED = (-math.inf, math.inf)
 METRIC_RANGES = {"fid": (0.0, math.inf), "kid": UNBOUNDED, "precision": (0.0, 1.0), "recall": (0.0, 1.0),
-                 "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
+                 "coverage": (0.0, 1.0), "density": (0.0, math.inf), "nn_train_share": (0.0, 1.0)}
 
 
 def metric_range(metric: str) -> tuple:

@@ -126,6 +126,7 @@ def test_local_storage_with_remote_nodes_is_refused(tmp_path):
     with pytest.raises(HarnessError, match="local .* path, but the cluster has nodes on other machines"):
         check_storage(str(tmp_path), {"127.0.0.1", "10.1.2.3"}, {"127.0.0.1"})
     check_storage(str(tmp_path), {"127.0.0.1"}, {"127.0.0.1"})  # every node on this machine: fine
+    check_storage(str(tmp_path), {"127.0.0.1", "127.0.0.2"}, {"127.0.0.1"})  # loopback: this machine too
     check_storage("s3://bucket/runs", {"10.1.2.3"}, {"127.0.0.1"})  # object storage: fine
 
 

@@ -25,7 +25,8 @@ def test_more_seeds_on_resume_are_allowed_fewer_are_an_error_and_other_changes_s
 
 def test_the_grown_manifest_keeps_the_old_grid_and_appends_the_new_seeds():
     grid = [TrialSpec("synthetic", m, s) for m in ("vae", "rae") for s in range(3)]
-    entry = lambda s: {"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed}
+    def entry(s):
+        return {"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed}
     old = {"config": {"seeds": 1, "seeds_list": [0], "storage": "ray"}, "grid": [entry(grid[0]), entry(grid[3])],
            "sessions": [{"wall_s": 1.0}]}
     grown = grown_manifest(old, {"seeds": 3}, grid, "elsewhere")
@@ -39,7 +40,8 @@ def test_the_grown_manifest_keeps_the_old_grid_and_appends_the_new_seeds():
 
 
 def run_cli(args):
-    return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True, timeout=1800, check=False)
+    return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True, timeout=1800,
+                          check=False)
 
 
 @pytest.mark.slow

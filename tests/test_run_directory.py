@@ -75,7 +75,7 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
         assert status["status"] == "finished" and set(status) == {
             "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "attempt_id"}
         stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
-        expected = {"status.json", "rows.json", "metrics.csv", "orientation.json"} | {
+        expected = {"status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json"} | {
             f"checkpoint-final-{s}.pt" for s in stages}
         expected |= {f"samples/{s}.npz" for s in set(results.loc[results["trial_id"] == folder.name, "sampler"])}
         assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == expected

@@ -1,6 +1,6 @@
 """Feature extractors: pytorch-fid's Inception and the fd_domain classifier behind one interface.
 
-An extractor has a `name` (which network: "inception-fid", "domain-<dataset>"), a `family` that
+An extractor has a `name` (which network: "inception-fid", "domain-<dataset>-<version>"), a `family` that
 names its metrics ("inception": fid, kid; "domain": fd_domain, kd_domain), a `weights_hash`, an `id`
 (name, preprocessing version and weights hash: figures with equal ids are comparable) and
 `features(images) -> N x D float64`. The features are the network's float32 outputs, so storing them
@@ -123,8 +123,10 @@ def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantiz
 
 
 def domain_extractor(dataset: str, net, device="cpu", batch_size=100, quantize=True) -> Extractor:
-    """The fd_domain classifier of a dataset (bench/domain.py) as an extractor. Its features are the
-    classifier's outputs (one per class or attribute), as fd_domain has been measured from the start."""
-    from bench.domain import state_hash
+    """The fd_domain classifier of a dataset (bench/domain.py) as an extractor: its 128-d penultimate
+    features. The name carries bench.domain.DOMAIN_VERSION (v1 used the logits), so figures of two
+    versions never share an extractor id."""
+    from bench.domain import DOMAIN_VERSION, state_hash
     net = net.to(device).eval()
-    return Extractor(f"domain-{dataset}", "domain", net, state_hash(net), device, batch_size, quantize)
+    return Extractor(f"domain-{dataset}-{DOMAIN_VERSION}", "domain", net.features, state_hash(net), device,
+                     batch_size, quantize)

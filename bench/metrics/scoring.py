@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from bench.domain import DomainConfig, DomainNet, train_classifier
+from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
 from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance, statistics
@@ -182,12 +182,14 @@ class Scorer:
             return train_classifier(data.images, data.labels, self.domain_config)
 
         def save(net, path):
-            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args}, path)
+            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args, "hash": state_hash(net)}, path)
 
-        def load(path):
+        def load(path):  # a file whose weights are not the ones saved is retrained (cached warns)
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net = DomainNet(*saved["args"])
             net.load_state_dict(saved["state_dict"])
+            if state_hash(net) != saved["hash"]:
+                raise ValueError(f"its weights hash {state_hash(net)}, not the saved {saved['hash']}")
             return net.eval()
 
         return cached(self._cache_path(f"domain-{dataset}-{self.domain_config.tag()}.pt"), train, save, load)
