@@ -24,6 +24,7 @@ REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output",
                     "higher_is_better", "n_samples", "extractor")
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
+CURVE_COLUMNS = ("model", "epoch", "sampler", "output", "metric", "value")  # calibration/curve.csv's, read
 
 
 def metric_label(metric: str) -> str:
@@ -208,6 +209,21 @@ class Run:
             raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
                                "it must follow docs/run_directory.md")
         return metrics
+
+    def calibration(self):
+        """calibration/curve.csv (bench/curve.py: one seed per model scored every few epochs) as a
+        DataFrame, or None where the run directory has none."""
+        file = self.path / "calibration" / "curve.csv"
+        if not file.exists():
+            return None
+        try:
+            curve = pd.read_csv(file)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or run python -m bench.curve again")
+        missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
+        if missing:
+            raise HarnessError(f"{file} lacks columns {', '.join(missing)}; run python -m bench.curve again")
+        return curve
 
 
 def load_run(run_dir) -> Run:
