@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
+from bench.dryrun import dry_run
 from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
@@ -97,6 +98,8 @@ def parse_args(argv):
     p.add_argument("--gmm-fit-on", choices=["train", "test"], default=None,
                    help="fit the GMM sampler on training images (leak-free), or on the FID reference (test) "
                         "images as the SVAE authors did (default: the preset's, train)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --dry-run: cost the plan by timing a few batches of every model here (minutes)")
     p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
                    help="tune each searched baseline's knob on a validation split first (bench/search.py) "
                         "(default: the preset's; paper on, smoke off)")
@@ -529,7 +532,10 @@ def main(argv=None) -> int:
 def run(args) -> int:
     clock = time.monotonic()  # the session's wall time counts from here: data checks and probe included
     config = check_args(args)
-    confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds, args.yes or args.resume)
+    if args.probe and not args.dry_run:
+        raise HarnessError("--probe costs a dry run's plan; pass it with --dry-run (a real run always probes)")
+    confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds,
+                 args.yes or args.resume or args.dry_run)  # a dry run starts nothing
     if args.address:
         check_address(args.address)
     if args.out is None:
@@ -538,16 +544,14 @@ def run(args) -> int:
     check_run_dir(run_dir, config, args.resume)
     grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
             for seed in range(args.seeds)]
-    data, weights_hash = {}, None
-    if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
-        data = check_data(args, config["settings"])
-        if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-            from bench.metrics import Scorer
-            # missing weights: fail now, not after hours of training
-            weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
-    cost = print_plan(args, config, grid)
     if args.dry_run:
-        return 0
+        return dry_run(args, config, grid)
+    data, weights_hash = check_data(args, config["settings"]), None
+    if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+        from bench.metrics import Scorer
+        # missing weights: fail now, not after hours of training
+        weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
+    cost = print_plan(args, config, grid)
     check_writable(run_dir)  # created only once everything else is known to be good
     with run_lock(run_dir, "python -m bench.run"):
         old = check_run_dir(run_dir, config, args.resume)  # again: another process may have written it meanwhile
@@ -617,14 +621,11 @@ def resume_command() -> str:
 
 def print_plan(args, config: dict, grid: list):
     """The plan and its estimated cost, before anything runs; a plan of days on CPUs must be confirmed."""
-    print("probing this machine's throughput for the plan...", flush=True)
     plan = make_plan(grid, args.preset, config["settings"], args.cpus_per_trial, args.gpus_per_trial,
-                     args.max_concurrent, remote=bool(args.address))
+                     args.max_concurrent, remote=bool(args.address),
+                     progress=lambda line: print(line + "...", flush=True))
     print("\n".join(plan.lines()), flush=True)
-    if args.dry_run:
-        from bench.projection import projection_lines
-        print("\n".join(projection_lines(plan)), flush=True)
-    if plan.days_on_cpus and not args.dry_run:
+    if plan.days_on_cpus:
         confirm("This sweep would take days on CPUs only. Run it?", args.yes)
     return plan
 
