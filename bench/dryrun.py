@@ -19,14 +19,18 @@ from svae.errors import HarnessError
 
 
 def missing_inputs(settings: dict, data_root, download: bool, reference_split: str, fid_weights) -> list:
-    """One line per missing input the real run would stop at: a dataset split, the FID weights."""
+    """One line per input the real run would stop at: a missing or too small dataset split, the FID weights."""
     missing = []
-    for dataset in settings:
+    for dataset, s in settings.items():
         for split in dict.fromkeys(("train", reference_split)):
             try:
-                load_images(dataset, split, data_root, download)
+                images = load_images(dataset, split, data_root, download).images
             except HarnessError as e:
                 missing.append(f"{dataset} {split}: {e}")
+                continue
+            if split == reference_split and s.fid_samples > len(images):
+                missing.append(f"{dataset} {split}: {len(images)} images, fewer than the {s.fid_samples} samples "
+                               f"per output (the FID reference); pass --fid-samples {len(images)} or less")
     if any(s.fid_backbone == "inception" for s in settings.values()):
         try:
             inception_weights_path(fid_weights or None) if fid_weights else None

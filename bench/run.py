@@ -30,6 +30,7 @@ import uuid
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
+from bench.config_file import save_config, with_config_file
 from bench.dryrun import dry_run
 from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
@@ -103,8 +104,17 @@ def parse_args(argv):
     p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
                    help="tune each searched baseline's knob on a validation split first (bench/search.py) "
                         "(default: the preset's; paper on, smoke off)")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="read the sweep's settings from a YAML file (configs/ has one per preset); flags given "
+                        "here win, and --set adds to its set:")
+    p.add_argument("--save-config", metavar="FILE.yaml",
+                   help="write this sweep's defining config (preset, datasets, models, seeds, --set) to a file")
     add_options(p)
-    return p.parse_args(argv)
+    try:
+        return p.parse_args(with_config_file(sys.argv[1:] if argv is None else list(argv)))
+    except HarnessError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_args(args) -> dict:
@@ -532,6 +542,9 @@ def main(argv=None) -> int:
 def run(args) -> int:
     clock = time.monotonic()  # the session's wall time counts from here: data checks and probe included
     config = check_args(args)
+    if args.save_config:
+        save_config(args.save_config, config)
+        print(f"saved the sweep's config to {args.save_config} (run it again with --config {args.save_config})")
     if args.probe and not args.dry_run:
         raise HarnessError("--probe costs a dry run's plan; pass it with --dry-run (a real run always probes)")
     confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds,

@@ -91,6 +91,12 @@ def test_dry_run_names_every_missing_dataset_and_the_fid_weights(tmp_path, monke
     assert captured.err.startswith("error: 7 input(s) missing") and captured.err.count("\n") == 1
 
 
+def test_dry_run_checks_the_reference_split_is_large_enough(tmp_path, capsys, no_ray):
+    code = bench.run.main([*SMALL[:-2], "--fid-samples", "501", "--out", str(tmp_path / "run"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 2 and "missing: synthetic test: 500 images, fewer than the 501 samples" in out
+
+
 def test_probe_without_dry_run_is_refused(tmp_path, capsys, no_ray):
     assert bench.run.main([*SMALL, "--probe", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
