@@ -27,6 +27,7 @@ from bench.presets import sweep_settings
 from bench.search import with_choices
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
+from reports.rundir import is_published
 from svae.samplers import orient_components
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
@@ -98,6 +99,10 @@ def plan(args) -> dict:
                         if (folder / "metrics.csv").is_file() else {"main"})
         missing = [f"checkpoint-final-{stage}.pt" for stage in stages
                    if not (folder / f"checkpoint-final-{stage}.pt").is_file()]
+        if missing and is_published(manifest):
+            raise HarnessError(f"{run_dir} is a published run (python -m reports.publish copies no weights): "
+                               "re-score the run directory it was published from, or train again with the "
+                               "command in its report.md (How to reproduce)")
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
@@ -169,8 +174,9 @@ def rescore(args) -> int:
 
 
 def rescore_run(args, job: dict) -> int:
-    from bench.sweep import Progress, write_results
     import torch
+
+    from bench.sweep import Progress, write_results
     run_dir, config = job["run_dir"], job["config"]
     torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))  # as the trials ran: same float sums
     trials = job["trials"]
@@ -224,8 +230,8 @@ def main(argv=None) -> int:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # every trial's rows are written whole, and a finished trial is skipped next time
-        print(f"interrupted; the figures of trials already re-scored are kept: run the same command again to "
-              f"finish", file=sys.stderr)
+        print("interrupted; the figures of trials already re-scored are kept: run the same command again to "
+              "finish", file=sys.stderr)
         return 130
 
 

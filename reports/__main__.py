@@ -1,7 +1,9 @@
 """python -m reports RUN_DIR: re-render a run directory's reports without retraining.
 
 Holds the run directory's lock (svae/lock.py) while it writes, so it never renders a sweep that is
-still running; damaged results are refused (reports/validate.py) and the reports there stay as they were.
+still running (a published folder, reports/publish.py, where nothing runs, is rendered without one,
+so nothing is left behind); damaged results are refused (reports/validate.py) and the reports
+there stay as they were.
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
     from svae.interrupt import quiet_until_main
@@ -11,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from svae.lock import run_lock
+from reports import render
+from reports.rundir import is_published, load_run
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-
-from reports import render
+from svae.lock import run_lock
 
 
 def main(argv=None) -> int:
@@ -28,8 +30,11 @@ def main(argv=None) -> int:
     try:
         if not Path(args.run_dir).is_dir():
             render(args.run_dir)  # names the problem: no such run directory
-        with run_lock(args.run_dir, "python -m reports"):
+        if is_published(load_run(args.run_dir).manifest):  # nothing runs there: no lock file left behind
             render(args.run_dir)
+        else:
+            with run_lock(args.run_dir, "python -m reports"):
+                render(args.run_dir)
     except HarnessError as e:
         # One line whatever the message holds (a CSV parser's message may end in a newline).
         print("error: " + " ".join(str(e).split()), file=sys.stderr)

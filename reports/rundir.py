@@ -253,6 +253,12 @@ def load_run(run_dir) -> Run:
     )
 
 
+def is_published(manifest: dict) -> bool:
+    """A manifest reports.publish wrote (it says "published": true). Such a folder holds no weights and
+    no Ray state, and nothing trains in it, so re-rendering it needs no lock (and leaves no .lock behind)."""
+    return manifest.get("published") is True
+
+
 def registry_of(manifest: dict, kind: str) -> dict:
     """name -> facts of manifest["registry"][kind], a list in registry order; {} in older runs."""
     return {facts["name"]: facts for facts in manifest.get("registry", {}).get(kind, [])}
