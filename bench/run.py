@@ -36,7 +36,7 @@ from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
-from bench.tracking import check_tracker
+from bench.tracking import check_tracker, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
@@ -603,7 +603,7 @@ def run(args) -> int:
             run_sweep(plan)
         finally:  # an interrupted session's time counts too
             close_session(run_dir, time.monotonic() - clock)
-        return finish(run_dir, grid)
+        return finish(run_dir, grid, args.tracker)
 
 
 def open_session(manifest: dict) -> dict:
@@ -643,12 +643,13 @@ def print_plan(args, config: dict, grid: list):
     return plan
 
 
-def finish(run_dir: Path, grid: list) -> int:
+def finish(run_dir: Path, grid: list, tracker: str = "none") -> int:
     import reports
     from bench.sweep import trial_status
     try:
         reports.render(run_dir)
         print(f"reports: {run_dir / 'report.md'}")
+        log_reports(run_dir, tracker)
     except Exception as e:  # the results are safe on disk: say so and go on to the summary
         print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
               f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)
