@@ -13,7 +13,7 @@ import torch
 from bench.metrics.extractors import FID_WEIGHTS_FILE, inception_weights_path
 from bench.metrics.scoring import frechet_name
 from bench.plan import counted_plan, make_plan
-from bench.projection import RATES_DIR, MeasuredGPU, projection_lines
+from bench.projection import measured_gpu, projection_lines
 from svae.data import load_images
 from svae.errors import HarnessError
 
@@ -42,15 +42,6 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
             missing.append(f"FID weights: {FID_WEIGHTS_FILE} is not in {cached.parent}; the real run downloads it "
                            "from pytorch-fid's release if this machine can reach GitHub, else pass --fid-weights PATH")
     return missing
-
-
-def stored_rates(plan):
-    """The first GPU of bench/rates whose measured settings are the plan's, else None."""
-    for path in sorted(RATES_DIR.glob("*.json")):
-        gpu = MeasuredGPU.load(path)
-        if gpu.covers(plan):
-            return gpu
-    return None
 
 
 def count_lines(plan) -> list:
@@ -82,7 +73,7 @@ def dry_run(args, config: dict, grid: list) -> int:
     else:
         plan = counted_plan(grid, args.preset, settings, args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent)
         print("\n".join(count_lines(plan)), flush=True)
-    gpu = stored_rates(plan)
+    gpu = measured_gpu(plan)
     if gpu is not None:
         print("\n".join(projection_lines(plan, gpu)), flush=True)
     elif not args.probe:

@@ -255,13 +255,18 @@ def search_jobs(plan) -> list:
     return out
 
 
-def default_gpu(plan):
-    """The H200's measured rates where they hold for the plan's settings, else its counted FLOPs."""
+def measured_gpu(plan):
+    """The first GPU of bench/rates whose rates were measured at the plan's settings, else None."""
     for path in sorted(RATES_DIR.glob("*.json")):
         measured = MeasuredGPU.load(path)
         if measured.covers(plan):
             return measured
-    return H200
+    return None
+
+
+def default_gpu(plan):
+    """The H200's measured rates where they hold for the plan's settings, else its counted FLOPs."""
+    return measured_gpu(plan) or H200
 
 
 def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:

@@ -17,7 +17,7 @@ from reports.claims import HIGH_FREQUENCY, SYNTACTIC_SHARE, split_kind
 from reports.forest import forest_plot
 from reports.headline import headline
 from reports.history_figures import epochs_figure, objective_figure, training_curves
-from reports.plotting import fit_title, value_scale
+from reports.plotting import dataset_panels, fit_title, value_scale
 from reports.rundir import Run
 from reports.tables import row_label
 
@@ -90,13 +90,10 @@ def _interval_rows(ax, rows: list, colours: list, scale: str) -> None:
 def headline_figure(run: Run):
     """A panel per dataset: each model at its own sampler, best on top, its mean ± std beside its name;
     the split model's outputs in one colour; dots the seeds; a log axis when the values span decades."""
-    panels = [(d, [e for e in headline(run, d) if e.n]) for d in run.datasets]
-    panels = [(d, entries) for d, entries in panels if entries]
-    if not panels:
+    figure, panels = dataset_panels(((d, [e for e in headline(run, d) if e.n]) for d in run.datasets), 6.5, 1.9, 0.45)
+    if figure is None:
         return None
-    height = 1.9 + 0.45 * max(len(entries) for _, entries in panels)
-    figure = Figure(figsize=(6.5 * len(panels), height), layout="constrained")
-    for ax, (dataset, entries) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    for ax, (dataset, entries) in panels:
         scale = value_scale(v for e in entries for v in e.values)
         rows = [(f"{e.label} ({e.sampler})\n{e.text()}", e.values) for e in entries]
         _interval_rows(ax, rows, [SPLIT_COLOUR if e.split else OTHER_COLOUR for e in entries], scale)
@@ -104,7 +101,7 @@ def headline_figure(run: Run):
         ax.set_xlabel(_better(run) + (", log scale" if scale == "log" else ""))
         ax.set_title(run.dataset_label(dataset))
     split = run.split_model
-    if split is not None and any(e.split for _, entries in panels for e in entries):
+    if split is not None and any(e.split for _, (_, entries) in panels for e in entries):
         figure.legend(handles=[Patch(color=SPLIT_COLOUR, alpha=0.8, label=f"{run.label(split)} outputs"),
                                Patch(color=OTHER_COLOUR, alpha=0.8, label="other models")],
                       loc="outside lower center", ncols=2, frameon=False)

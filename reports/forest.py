@@ -5,7 +5,6 @@ decomposition and baseline_sampler, reports/stats.py): claim 1's paired t-interv
 x2 - x_hat, claim 2's Welch intervals of each fixed SVAE output minus each baseline, whose verdicts
 use Holm-corrected p-values. Claim 3 reuses claim 1's rule on a subset of seeds and is not drawn.
 """
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
@@ -17,7 +16,7 @@ from reports.claims import (
     claims_sampler,
     decomposition,
 )
-from reports.plotting import difference_scale, fit_title
+from reports.plotting import dataset_panels, difference_scale, fit_title
 from reports.rundir import Run
 from reports.stats import (
     CONTRADICTED,
@@ -66,13 +65,10 @@ def forest_plot(run: Run):
     0 marked; a symmetric-log axis when the intervals span decades. None without any interval."""
     if run.split_model is None:
         return None
-    panels = [(d, claim_intervals(run, d)) for d in run.datasets]
-    panels = [(d, rows) for d, rows in panels if rows]
-    if not panels:
+    figure, panels = dataset_panels(((d, claim_intervals(run, d)) for d in run.datasets), 7.5, 1.8, 0.32)
+    if figure is None:
         return None
-    height = 1.8 + 0.32 * max(len(rows) for _, rows in panels)
-    figure = Figure(figsize=(7.5 * len(panels), height), layout="constrained")
-    for ax, (dataset, rows) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    for ax, (dataset, rows) in panels:
         bounds = [b for _, mean, interval, _ in rows for b in (interval or (mean,))]
         scale, threshold = difference_scale(bounds)
         for i, (_, mean, interval, verdict) in enumerate(rows):

@@ -8,6 +8,7 @@ SVAE x2 at ~224 beside models at 8-16); `value_scale` puts such data on a log ax
 import textwrap
 
 import numpy as np
+from matplotlib.figure import Figure
 
 LOG_RATIO = 10  # positive values spanning more than this factor go on a log axis
 SYMLOG_RATIO = 10  # signed differences: the largest |bound| over the median |bound| beyond which symlog
@@ -38,6 +39,17 @@ def fitted(text: str, width_inches: float, fontsize: float) -> str:
 def fit_title(figure, text: str, fontsize: float = 11) -> None:
     """The figure's title, wrapped to the canvas width (a long title is cut at the edges otherwise)."""
     figure.suptitle(fitted(text, figure.get_figwidth() * 0.95, fontsize), fontsize=fontsize)
+
+
+def dataset_panels(panels, width: float, base: float, per_row: float) -> tuple:
+    """(figure, [(ax, (dataset, rows))]): a panel side by side per (dataset, rows) that has rows, its
+    height fitting the longest; (None, []) when none has any."""
+    panels = [(d, rows) for d, rows in panels if rows]
+    if not panels:
+        return None, []
+    figure = Figure(figsize=(width * len(panels), base + per_row * max(len(rows) for _, rows in panels)),
+                    layout="constrained")
+    return figure, list(zip(figure.subplots(1, len(panels), squeeze=False)[0], panels))
 
 
 CAPTIONS = {  # figure name's first part -> what to look for

@@ -197,33 +197,28 @@ class Run:
 
     def metrics(self, trial_id: str):
         """trials/<id>/metrics.csv as a DataFrame, or None if absent."""
-        file = self.path / "trials" / trial_id / "metrics.csv"
-        if not file.exists():
-            return None
-        try:
-            metrics = pd.read_csv(file)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or re-run the trial")
-        missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
-        if missing:
-            raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
-                               "it must follow docs/run_directory.md")
-        return metrics
+        return _read_table(self.path / "trials" / trial_id / "metrics.csv", METRICS_COLUMNS,
+                           "delete it or re-run the trial", "it must follow docs/run_directory.md")
 
     def calibration(self):
         """calibration/curve.csv (bench/curve.py: one seed per model scored every few epochs) as a
         DataFrame, or None where the run directory has none."""
-        file = self.path / "calibration" / "curve.csv"
-        if not file.exists():
-            return None
-        try:
-            curve = pd.read_csv(file)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or run python -m bench.curve again")
-        missing = [c for c in CURVE_COLUMNS if c not in curve.columns]
-        if missing:
-            raise HarnessError(f"{file} lacks columns {', '.join(missing)}; run python -m bench.curve again")
-        return curve
+        return _read_table(self.path / "calibration" / "curve.csv", CURVE_COLUMNS,
+                           "delete it or run python -m bench.curve again", "run python -m bench.curve again")
+
+
+def _read_table(file: Path, columns: tuple, unreadable_fix: str, columns_fix: str):
+    """A CSV file as a DataFrame with at least `columns`, or None if absent; a HarnessError naming the fix."""
+    if not file.exists():
+        return None
+    try:
+        table = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{file} is not a readable CSV ({e}); {unreadable_fix}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise HarnessError(f"{file} lacks columns {', '.join(missing)}; {columns_fix}")
+    return table
 
 
 def load_run(run_dir) -> Run:
