@@ -131,7 +131,7 @@ def _glossary(run: Run) -> list:
              "the dataset itself, used where the Inception weights are not available. It is NOT FID "
              "and cannot be compared with published FIDs.",
              "- **samplers** (how the latents of generated images are drawn):"]
-    for name, facts in run.registry("samplers").items():
+    for name, facts in ((n, f) for n, f in run.registry("samplers").items() if n in run.samplers):  # ones with rows
         description = facts.get("description")
         lines.append(f"  - `{name}`: {facts.get('title', name)}" + (f"; {description}" if description else ""))
     return lines
