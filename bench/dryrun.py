@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from bench.metrics.extractors import FID_WEIGHTS_FILE, inception_weights_path
-from bench.metrics.scoring import frechet_name
 from bench.plan import counted_plan, make_plan
 from bench.projection import measured_gpu, projection_lines
+from svae.contract import frechet_name
 from svae.data import load_images
 from svae.errors import HarnessError
 

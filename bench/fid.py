@@ -19,6 +19,7 @@ import torch
 
 from bench.metrics import FID_WEIGHTS_FILE, METRICS, Figure, Scorer, check_metrics, frechet_distance, statistics
 from bench.metrics.scoring import reference_from_features
+from svae.contract import metric_label
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_bytes
@@ -141,8 +142,8 @@ def main(argv=None):
               else "from statistics files: no network run")
     for figure in figures:
         spread = f" ± {figure.std}" if figure.std is not None else ""
-        label = figure.metric.upper() if figure.metric in ("fid", "kid") else figure.metric
-        print(f"{label}: {figure.value}{spread}  ({source}{', ' + figure.settings if figure.settings else ''})")
+        settings = f", {figure.settings}" if figure.settings else ""
+        print(f"{metric_label(figure.metric)}: {figure.value}{spread}  ({source}{settings})")
 
 if __name__ == "__main__":
     main()

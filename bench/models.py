@@ -5,7 +5,7 @@ Adding a model is one file (svae/ or baselines/) with a builder, and one line he
 The facts travel into every run's manifest, so reports read labels and samplers from there.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from baselines.beta_vae import build_beta_vae
 from baselines.rae import build_rae
@@ -24,7 +24,7 @@ class ModelEntry:
     compared_at: str = "gmm"  # the sampler its own paper samples with: where it is compared
     outputs: tuple = ("x_hat",)  # the decoded outputs that are scored (svae.samplers.decode's names)
     literature: tuple = ()  # other names of its rows in reports/literature_fid.csv
-    search: Optional[tuple] = None  # (ModelConfig field, grid): a free knob tuned first (bench/search.py)
+    search: tuple | None = None  # (ModelConfig field, grid): a free knob tuned first (bench/search.py)
 
 
 MODELS = {

@@ -298,7 +298,8 @@ def main(argv=None):
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
     p.add_argument("--out", default="perf", help="folder for results.json and results.md")
     p.add_argument("--n", type=int, default=None,
-                   help="images to featurise (fid 100, eval 100 per output) or to train on per round (train 200, throughput 2000)")
+                   help="images to featurise (fid 100, eval 100 per output) or to train on per round "
+                        "(train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])

@@ -161,7 +161,7 @@ class CacheWatcher(threading.Thread):
         return {name: len(inodes) for name, inodes in self.seen.items()}
 
 
-@functools.lru_cache(maxsize=None)  # sweep, cache and memory rows come from one sweep per process
+@functools.cache  # sweep, cache and memory rows come from one sweep per process
 def measure_sweep(device: str = "cpu") -> dict:
     """Run the micro sweep once and return its figures (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="perf-sweep-") as tmp:
@@ -244,10 +244,11 @@ def sweep_rows(device: str, part: str) -> list:
                                                 f"plus data loading and reports"},
                 {"measure": "worker start, once per slot (s)", "value": f["worker_start_s"], "target": None,
                  "note": "sweep start -> first trial entered: process, placement, imports"},
-                {"measure": "Ray overhead per trial, whole sweep (s)", "value": f["overhead_s_per_trial"], "target": None,
+                {"measure": "Ray overhead per trial, whole sweep (s)", "value": f["overhead_s_per_trial"],
+                 "target": None,
                  "note": f"{setting}; ≈ marginal + {f['workers']} x worker start / {f['trials']}; a trial's own work "
-                         f"{f['work_s_per_trial']:.1f} s, sweep {f['sweep_s']:.0f} s, Ray start {f['ray_start_s']:.0f} s "
-                         f"(once)"},
+                         f"{f['work_s_per_trial']:.1f} s, sweep {f['sweep_s']:.0f} s, "
+                         f"Ray start {f['ray_start_s']:.0f} s (once)"},
                 *({"measure": f"  part: {name} (s)", "value": value, "target": None, "note": "mean per trial"}
                   for name, value in f["parts_s_per_trial"].items()),
                 {"measure": "run directory size per trial (MB)", "value": f["run_dir_mb"] / f["trials"],

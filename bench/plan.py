@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.metrics.scoring import frechet_name
 from bench.models import MODELS, build_model
+from svae.contract import frechet_name
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.samplers import decode, latent_means, samplers_for

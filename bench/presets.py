@@ -6,7 +6,6 @@ two-stage VAE's second stage trains twice the first stage's epochs, as in Dai & 
 (400 + 800).
 """
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 from bench.overrides import apply_overrides
 from svae.backbone import BackboneConfig
@@ -25,7 +24,7 @@ class Settings:
     lr: float = 1e-4
     amp: bool = False  # bfloat16 autocast on GPUs; off by default, so GPU and CPU runs compute alike
     channels_last: bool = False  # channels_last memory in training (svae/trainer.py TrainConfig)
-    train_subset: Optional[int] = None  # train on the first n training images; None: all
+    train_subset: int | None = None  # train on the first n training images; None: all
     fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID
     fid_samples: int = 10000
     metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
@@ -92,7 +91,7 @@ def cpu(dataset: str) -> Settings:
 PRESETS = {"paper": paper, "smoke": smoke, "cpu": cpu}
 
 
-def settings_for(preset: str, dataset: str, gmm_fit_on: Optional[str] = None, **overrides) -> Settings:
+def settings_for(preset: str, dataset: str, gmm_fit_on: str | None = None, **overrides) -> Settings:
     """The preset's settings with the overrides that are not None; gmm_fit_on sets settings.gmm.fit_on."""
     settings = choose("preset", preset, PRESETS)(dataset)
     if gmm_fit_on is not None:

@@ -29,7 +29,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, partial
 from pathlib import Path
 
 import torch
@@ -164,7 +164,7 @@ def counted_flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-@lru_cache(maxsize=None)
+@cache
 def job_work(job: Job) -> TrialWork:
     """The Job's FLOPs, counted on the CPU."""
     spec, settings = SPECS[job.dataset], job.settings
@@ -175,7 +175,8 @@ def job_work(job: Job) -> TrialWork:
     for stage, (epochs, n) in zip(model.stages(), job.stages):
         trainer = Trainer(TrainConfig(epochs=1, batch_size=2, lr=settings.lr, progress=False))
         data = stage.make_data(images)
-        train += epochs * n * counted_flops(lambda: trainer.fit(stage.module, data, stage.batch_transform)) / 2
+        fit = partial(trainer.fit, stage.module, data, stage.batch_transform)
+        train += epochs * n * counted_flops(fit) / 2
     x = images.float() / 255
     with torch.no_grad():
         model.eval()

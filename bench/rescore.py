@@ -120,8 +120,9 @@ def plan(args) -> dict:
     for dataset, s in settings.items():
         _, test = load_data(TrialSpec(dataset, "", 0), s, evaluation)
         if s.fid_samples > len(test):
-            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {evaluation.reference_split} split "
-                               f"({len(test)} images); pass --fid-samples {len(test)} or less")
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s "
+                               f"{evaluation.reference_split} split ({len(test)} images); "
+                               f"pass --fid-samples {len(test)} or less")
     return {"run_dir": run_dir, "config": config, "settings": settings, "trials": trials,
             "evaluation": evaluation, "scorers": scorers}
 
@@ -160,11 +161,9 @@ def merge(old_rows: list, new_rows: list) -> tuple:
 
 
 def _expected_metrics(scorer, dataset: str, metrics) -> set:
-    from bench.metrics.scoring import frechet_name
+    from bench.metrics import METRICS
     family = scorer.extractor(dataset).family
-    names = {"fid": {frechet_name(family)}, "kid": {"kid" if family == "inception" else f"kd_{family}"},
-             "pr": {"precision", "recall", "density", "coverage"}}
-    return set().union(*(names[m] for m in metrics))
+    return {name for m in metrics for name in METRICS[m].names(family)}
 
 
 def rescore(args) -> int:

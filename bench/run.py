@@ -38,6 +38,7 @@ from bench.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings, sweep_settings
 from bench.tracking import check_tracker, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
+from svae.contract import REAL_FID
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
@@ -311,7 +312,8 @@ def set_aside_ray_state(storage: str) -> None:
     try:
         experiment.rename(aside)
     except OSError as e:
-        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); check the run directory's permissions") from None
+        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); "
+                           "check the run directory's permissions") from None
     print(f"this run directory was copied or moved, and Ray's saved state names the old place: unfinished trials "
           f"start again from their beginning (finished trials are kept); that state is kept, unused, in {aside}",
           flush=True)
@@ -424,7 +426,8 @@ def start_ray(args):
                 ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
-                                   f"({' '.join(str(e).split())[:200]}); check the address and the Ray versions") from None
+                                   f"({' '.join(str(e).split())[:200]}); "
+                                   "check the address and the Ray versions") from None
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:
@@ -465,7 +468,7 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         # The files read, relative to their root: "data-root" (--data-root, or the default root when none
         # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
         "data": data,
-        "protocol": {"fid_backbone": "inception-fid" if first.fid_backbone == "inception" else "domain-<dataset>",
+        "protocol": {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
                      "weights_hash": weights_hash or "per dataset: see results.csv",
                      "n_samples": first.fid_samples, "reference_split": args.reference_split,
                      "reference_n": first.fid_samples,
@@ -476,7 +479,8 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
         "versions": _versions(),
         "git_commit": _git_commit(),
         "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
+                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
     }
 
 

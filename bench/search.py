@@ -161,8 +161,9 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
             settings_by_dataset = {**settings_by_dataset, dataset: settings}
     manifest_path = Path(run_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["search"] = {"enabled": enabled, "table": {m: {"knob": MODELS[m].search[0], "grid": list(MODELS[m].search[1])}
-                                                        for m in searched},
+    manifest["search"] = {"enabled": enabled,
+                          "table": {m: {"knob": MODELS[m].search[0], "grid": list(MODELS[m].search[1])}
+                                    for m in searched},
                           "epoch_fraction": EPOCH_FRACTION, "results": records}
     for dataset, settings in settings_by_dataset.items():
         manifest["config"]["settings"][dataset] = settings_json(settings)

@@ -175,16 +175,17 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
     trials = len(PAPER_DATASETS) * 5 * seeds
     slots = min(math.floor(nodes * gpus_per_node / gpus), trials)
     cpus = cpus_per_node * nodes / (nodes * gpus_per_node / gpus)  # CPUs never the binding resource
-    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}", "SIMULATE_DRIVER_FILE": str(driver_file),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}",
+           "SIMULATE_DRIVER_FILE": str(driver_file), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
     try:
         for _ in range(nodes):
             cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
         command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search,
                                  checkpoint_every=checkpoint_every)
-        figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus, "trial_seconds": seconds,
-                   "nodes": nodes, "gpus_per_node": gpus_per_node, "checkpoint_every": checkpoint_every}
+        figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus,
+                   "trial_seconds": seconds, "nodes": nodes, "gpus_per_node": gpus_per_node,
+                   "checkpoint_every": checkpoint_every}
         launched = time.time()
         if kill_at_half:
             code, wall, output = run_driver(command, env, work / "driver-killed.log",
@@ -237,7 +238,8 @@ def write_results_cost(run_dir: Path, rounds: int = 3) -> dict:
     (as every rewrite did before the driver kept the rows it had read), and from rows already read."""
     from bench.sweep import write_results
     from bench.trial import TrialSpec
-    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in json.loads((run_dir / "manifest.json").read_text())["grid"]]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    grid = [TrialSpec(g["dataset"], g["model"], g["seed"]) for g in manifest["grid"]]
     known = {}
     write_results(run_dir, grid, known)
     out = {}

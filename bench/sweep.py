@@ -16,7 +16,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 from ray import tune
@@ -24,14 +23,10 @@ from ray import tune
 from bench.plan import duration
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
+from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
-# docs/run_directory.md describes each column; tests/test_run_directory.py holds the two together
-RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
-                  "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
-                  "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
 MAX_RETRIES = 2
 CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist on storage anymore"  # Ray's words
 
@@ -45,16 +40,16 @@ class SweepPlan:
     evaluation: Evaluation
     cpus_per_trial: float
     gpus_per_trial: float
-    max_concurrent: Optional[int]
+    max_concurrent: int | None
     resume: bool
-    fault: Optional[str] = None
+    fault: str | None = None
     tracker: str = "none"  # or "mlflow" (bench.tracking)
-    estimates: Optional[dict] = None  # trial_id -> the plan's estimated seconds, for the ETA
+    estimates: dict | None = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
     checkpoint_every: float = CHECKPOINT_EVERY_S  # seconds between a training trial's checkpoints
 
 
-def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: Optional[str],
+def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: str | None,
               checkpoint_every: float) -> None:
     """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one.
 
@@ -142,7 +137,7 @@ def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
     mark_finished(plan.storage, trial_id)
 
 
-def record_failure(run_dir: Path, spec: TrialSpec, error: Optional[str], status: str = "failed") -> None:
+def record_failure(run_dir: Path, spec: TrialSpec, error: str | None, status: str = "failed") -> None:
     atomic_write_json(trial_folder(run_dir, spec.trial_id) / "status.json",
                       {"status": status, "error": error, "dataset": spec.dataset, "model": spec.model,
                        "seed": spec.seed, "train_seconds": None, "eval_seconds": None})
@@ -152,7 +147,7 @@ def trial_status(run_dir: Path, trial_id: str) -> dict:
     return read_status(trial_folder(run_dir, trial_id)) or {"status": "missing"}
 
 
-def write_results(run_dir: Path, grid: list, known: Optional[dict] = None) -> pd.DataFrame:
+def write_results(run_dir: Path, grid: list, known: dict | None = None) -> pd.DataFrame:
     """results.csv from every finished trial's rows, in grid order. `known` (trial id -> rows) keeps
     the rows read so far: a driver that rewrites the file after every trial then reads each trial's
     files once, not once per rewrite (quadratic in the trials: 300 trials read 45,000 files)."""
@@ -270,7 +265,7 @@ class SweepCallback(tune.Callback):
         progress.failed(_trial_id(trial), error)
 
 
-def _error_summary(error_file: Optional[str]) -> str:
+def _error_summary(error_file: str | None) -> str:
     """The last line of Ray's error file names the exception; that is what the user needs."""
     try:
         lines = [line for line in Path(error_file).read_text().splitlines() if line.strip()]

@@ -110,7 +110,8 @@ def throughput_benchmark(device=None, n: int = 2000, rounds: int = 2) -> list:
         spec = SPECS[dataset]
         images = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8,
                                generator=torch.Generator().manual_seed(0))
-        best = interleaved_best({amp: lambda amp=amp: trainer_seconds("svae", images, device, amp, dataset)
+        # the lambdas run inside this iteration (interleaved_best), so the loop variables are current
+        best = interleaved_best({amp: lambda amp=amp: trainer_seconds("svae", images, device, amp, dataset)  # noqa: B023
                                  for amp in (False, True)}, rounds)
         for amp, seconds in best.items():
             rows.append({"measure": f"SVAE training images/s, {dataset} paper settings, "
@@ -163,7 +164,7 @@ def packed_images_per_second(dataset: str, model_name: str, trials: int, images:
             if failed:
                 for w in workers:
                     w.kill()
-                raise RuntimeError(f"a packed trial failed (exit codes {failed}); its error is printed above")
+                raise RuntimeError(f"a packed trial failed (exit codes {failed}); its error is printed above") from None
     for w in workers:
         w.join()
     return trials * images / (max(end for _, end in spans) - min(start for start, _ in spans))

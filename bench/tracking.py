@@ -2,7 +2,8 @@
 
 Every trial reports each epoch's training metrics and, at its end, every final score; Ray Tune's
 default loggers write them to <storage>/sweep/<trial_id>/: a TensorBoard event file and result.json
-hold all of them; progress.csv keeps the first result's columns, so only the per-epoch metrics. `--tracker mlflow` adds Ray's own MLflow callback, which keeps one MLflow
+hold all of them; progress.csv keeps the first result's columns, so only the per-epoch metrics.
+`--tracker mlflow` adds Ray's own MLflow callback, which keeps one MLflow
 run per trial, tagged with its dataset, model and seed, in a file store at <out>/mlflow: offline,
 and readable without a server (MLflow 3 keeps that store in maintenance mode and asks for
 MLFLOW_ALLOW_FILE_STORE=true, which this module sets for the driver). Once the reports are rendered,

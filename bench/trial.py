@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -30,8 +30,9 @@ from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 REFERENCE_SPLIT = "test"
 # Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
 # data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
-# is reported (bench.run requires --checkpoint-every 0 with it), on its first attempt only; "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and
-# scoring by a stand-in of that duration that writes files of a real trial's size (bench/simulate.py).
+# is reported (bench.run requires --checkpoint-every 0 with it), on its first attempt only;
+# "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and scoring by a stand-in
+# of that duration that writes files of a real trial's size (bench/simulate.py).
 FAULT_ENV = "SVAE_BENCH_FAULT"
 
 
@@ -49,16 +50,16 @@ class TrialSpec:
 @dataclass(frozen=True)
 class Evaluation:
     """How a trial is scored: the FID engine's settings, shared by every trial of a sweep."""
-    fid_weights: Optional[str] = None
-    fid_cache: Optional[str] = None
-    data_root: Optional[str] = None
+    fid_weights: str | None = None
+    fid_cache: str | None = None
+    data_root: str | None = None
     download: bool = False
     reference_split: str = REFERENCE_SPLIT  # FID's real images, and the recon sampler's inputs
     system_copy: bool = False  # Debian's Fashion-MNIST may stand in: only when no --data-root was given
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
-              report: Callable[[dict, Path], None], fault: Optional[str] = None) -> list:
+              report: Callable[[dict, Path], None], fault: str | None = None) -> list:
     """Train, sample and score one trial in `folder`, resuming from what a checkpoint left there."""
     folder.mkdir(parents=True, exist_ok=True)
     status = read_status(folder)
@@ -110,9 +111,9 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
     """Every stage in turn, each resuming from its own checkpoint; the per-epoch history of all."""
     finished = []
     for stage in model.stages():
-        def on_epoch_end(history, name=stage.name):
-            _write_metrics(folder, finished + [{"stage": name, **m} for m in history])
-            report({**history[-1], "stage": name, "stage_epochs": config.epochs, "done": False}, folder)
+        def on_epoch_end(history, name=stage.name):  # called within this stage's fit: the loop variables are current
+            _write_metrics(folder, finished + [{"stage": name, **m} for m in history])  # noqa: B023
+            report({**history[-1], "stage": name, "stage_epochs": config.epochs, "done": False}, folder)  # noqa: B023
             if history[-1]["epoch"] == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 

@@ -12,23 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from svae.contract import METRIC_ORDER, REAL_FID, REQUIRED_COLUMNS, is_frechet, metric_label
 from svae.errors import HarnessError
 from svae.io import read_status
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
-REAL_FID = "inception-fid"
-# Metrics in table order; a Frechet distance on another network than Inception is fd_<network>.
-METRICS = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
-
-REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
-                    "higher_is_better", "n_samples", "extractor")
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
 CURVE_COLUMNS = ("model", "epoch", "sampler", "output", "metric", "value")  # calibration/curve.csv's, read
-
-
-def metric_label(metric: str) -> str:
-    return metric.upper() if metric in ("fid", "kid") else metric
 
 
 def ordered(names, canonical) -> list:
@@ -118,7 +109,7 @@ class Run:
     def measured_metrics(self) -> list:
         """The metrics in results.csv, deciding metric first; an empty run: the deciding one."""
         names = set(self.directions) or {self.deciding_metric}
-        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRICS)))
+        return ordered(names, tuple(dict.fromkeys((self.deciding_metric,) + METRIC_ORDER)))
 
     @property
     def deciding_metric(self) -> str:
@@ -128,7 +119,7 @@ class Run:
         names = set(self.directions)
         if "fid" in names:
             return "fid"
-        frechet = sorted(n for n in names if n.startswith("fd_"))
+        frechet = sorted(n for n in names if is_frechet(n))
         if frechet:
             return frechet[0]
         return "fid" if self.protocol.get("fid_backbone", REAL_FID) == REAL_FID else "fd_domain"
@@ -185,7 +176,7 @@ class Run:
             with np.load(file) as npz:
                 return {name: npz[name] for name in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial")
+            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial") from None
 
     def generated(self, trial_id: str) -> tuple:
         """(sampler, samples) of the first of GENERATORS the trial saved, or (None, None)."""
@@ -214,7 +205,7 @@ def _read_table(file: Path, columns: tuple, unreadable_fix: str, columns_fix: st
     try:
         table = pd.read_csv(file)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{file} is not a readable CSV ({e}); {unreadable_fix}")
+        raise HarnessError(f"{file} is not a readable CSV ({e}); {unreadable_fix}") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise HarnessError(f"{file} lacks columns {', '.join(missing)}; {columns_fix}")
@@ -266,7 +257,7 @@ def _load_manifest(file: Path) -> dict:
     try:
         manifest = json.loads(file.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{file} is not valid JSON ({e}); restore it or re-run the sweep")
+        raise HarnessError(f"{file} is not valid JSON ({e}); restore it or re-run the sweep") from None
     missing = [k for k in ("config", "grid", "protocol") if not isinstance(manifest, dict) or k not in manifest]
     missing += [f"config.{k}" for k in ("datasets", "models")
                 if "config" not in missing and k not in manifest["config"]]
@@ -289,7 +280,7 @@ def _load_results(file: Path) -> pd.DataFrame:
         results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str, "sampler": str,
                                            "output": str, "metric": str, "extractor": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep")
+        raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
     if missing:
         raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
@@ -301,7 +292,7 @@ def _load_results(file: Path) -> pd.DataFrame:
             lambda v: {"True": True, "False": False, True: True, False: False}[v])
     except (ValueError, TypeError, KeyError) as e:
         raise HarnessError(f"{file} has a non-numeric value or seed, or a higher_is_better other than "
-                           f"True/False ({e}); fix or re-score those rows")
+                           f"True/False ({e}); fix or re-score those rows") from None
     # An unscored row (empty value) is a missing figure, not a zero; for a figure scored twice (a
     # retried trial, a re-score with other weights) the last row wins.
     results = results[results["value"].apply(math.isfinite).astype(bool)]  # a Series: safe when empty

@@ -7,7 +7,7 @@ and every value against its metric's valid range. Any mismatch is a HarnessError
 report file is touched.
 
 Two small tables drive it, so a new format or metric changes data, not code:
-- METRIC_RANGES: metric name -> closed interval of valid values;
+- svae/contract.py metric_range: metric name -> closed interval of valid values;
 - metric_rows: reads (row key, metric, value) out of a results table (long format: one figure a row).
 """
 import json
@@ -16,15 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from svae.contract import metric_range
 from svae.errors import HarnessError
 
 # A Frechet distance is >= 0 in exact arithmetic; float64 eigenvalues leave it a hair below zero
-# for identical sets. Anything further below is damage, not rounding. KID's unbiased estimate may be
-# negative; the manifold figures are shares (density, a mean count over k, may pass 1).
+# for identical sets. Anything further below is damage, not rounding.
 ROUNDING = 1e-6
-UNBOUNDED = (-math.inf, math.inf)
-METRIC_RANGES = {"fid": (0.0, math.inf), "fd_domain": (0.0, math.inf), "kid": UNBOUNDED, "kd_domain": UNBOUNDED,
-                 "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
 # one figure of one trial: a re-score adds figures of other extractors or sample counts beside the first
 KEY_COLUMNS = ("trial_id", "sampler", "output", "extractor_id", "n_samples")
 
@@ -95,7 +92,7 @@ def validate_results(run_dir) -> None:
         if (key, metric) in seen:
             raise HarnessError(f"{file} holds {where} twice (lines {seen[key, metric]} and {line}); {fix}")
         seen[key, metric] = line
-        low, high = METRIC_RANGES.get(metric, UNBOUNDED)
+        low, high = metric_range(metric)
         if math.isfinite(value) and not low - ROUNDING <= value <= high + ROUNDING:
             raise HarnessError(f"{file} line {line}: {where} is {value:g}, outside its range "
                                f"[{low:g}, {high:g}]; {fix}")

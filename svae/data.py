@@ -18,7 +18,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -301,7 +301,8 @@ def _read_celeba_image(path: Path) -> torch.Tensor:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
-        raise HarnessError(f"missing CelebA image {path}; unpack img_align_celeba.zip into {path.parent.parent}") from None
+        raise HarnessError(f"missing CelebA image {path}; "
+                           f"unpack img_align_celeba.zip into {path.parent.parent}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise HarnessError(f"CelebA image {path} is corrupt ({e}); replace it from img_align_celeba.zip") from None
     if array.shape != (218, 178, 3):

@@ -12,7 +12,7 @@ names them by a rule fixed in advance (COMPONENT_RULE), once per trial, on a dra
 sample comes from.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from sklearn.mixture import GaussianMixture
@@ -140,7 +140,7 @@ class SamplerEntry:
     title: str  # the heading of its table
     description: str  # how it draws z, for captions and the manifest
     draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed) -> n x d latents
-    models: Optional[tuple] = None  # the models it applies to; None: every model
+    models: tuple | None = None  # the models it applies to; None: every model
     scored: bool = True  # run by every trial; False: available by name only
 
 

@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -34,12 +34,12 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 1e-4
     seed: int = 0
-    device: Optional[str] = None  # None: CUDA when present, else CPU
+    device: str | None = None  # None: CUDA when present, else CPU
     amp: bool = False  # bfloat16 autocast, on CUDA only
     num_workers: int = 0
     progress: bool = True
     # Halve the learning rate every lr_halving * epochs epochs (Dai & Wipf: 150 of 400); None: constant.
-    lr_halving: Optional[float] = None
+    lr_halving: float | None = None
     # channels_last memory for image batches and convolutions: faster on CPUs (docs/performance.md) but
     # a different summation order, so results match a contiguous run only to round-off. The model is
     # put back in contiguous memory when fit returns, so what follows (sampling, scoring) is unchanged.
@@ -54,7 +54,7 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * 0.5 ** math.floor((epoch - 1) / (cfg.lr_halving * cfg.epochs))
 
 
-def pick_device(name: Optional[str]) -> torch.device:
+def pick_device(name: str | None) -> torch.device:
     """The named device, or CUDA when present, else the CPU: the one place that chooses."""
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -111,13 +111,13 @@ class Trainer:
     written: the sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
     """
 
-    def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Optional[Callable] = None):
+    def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Callable | None = None):
         self.cfg = cfg
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.on_epoch_end = on_epoch_end
         self.device = pick_device(cfg.device)
 
-    def fit(self, model: torch.nn.Module, data: torch.Tensor, batch_transform: Optional[Callable] = None) -> list:
+    def fit(self, model: torch.nn.Module, data: torch.Tensor, batch_transform: Callable | None = None) -> list:
         cfg = self.cfg
         if len(data) < cfg.batch_size:
             raise HarnessError(f"{len(data)} training examples are fewer than one batch of {cfg.batch_size}; "

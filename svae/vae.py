@@ -6,7 +6,7 @@ Gaussian likelihood's variance gamma is balanced (the SVAE and VAE), fixed (beta
 """
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -86,8 +86,8 @@ class Stage:
     module: nn.Module
     make_data: Callable  # training images (uint8) -> this stage's training tensor
     epoch_factor: float = 1.0
-    batch_transform: Optional[Callable] = None
-    lr_halving: Optional[float] = None
+    batch_transform: Callable | None = None
+    lr_halving: float | None = None
 
 
 class GaussianVAE(nn.Module):

@@ -45,8 +45,10 @@ REGISTRY = {
                 "literature": ["rae-l2"]}],
     "samplers": [{"name": "gmm", "title": "GMM sampler (ex-post Gaussian mixture, the paper's)", "models": None,
                   "description": "z from a Gaussian mixture fitted ex post to latent means mu(x)"},
-                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None, "description": "z ~ N(0, I)"},
-                 {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)", "models": ["two-stage"]},
+                 {"name": "prior", "title": "prior sampler (z ~ N(0, I))", "models": None,
+                  "description": "z ~ N(0, I)"},
+                 {"name": "second-stage", "title": "second-stage sampler (two-stage VAE)",
+                  "models": ["two-stage"]},
                  {"name": "recon", "title": "reconstructions of test images", "models": None}],
 }
 
@@ -138,7 +140,9 @@ def _write_metrics(folder, seed):
 
 
 def _write_samples(folder, model, seed, rng):
-    images = lambda: rng.integers(0, 256, (8, 1, 32, 32), dtype=np.uint8)
+    def images():
+        return rng.integers(0, 256, (8, 1, 32, 32), dtype=np.uint8)
+
     generated = {"x_hat": images()}
     if model == "svae":
         generated.update(x1=images(), x2=images(), sigma=checkerboard() if seed == 0 else blobs())

@@ -90,7 +90,7 @@ def test_bench_fid_bad_files(fid_files, inception_weights, capsys, monkeypatch):
     good, cases = fid_files
     scorer = bench.fid.Scorer(weights_path=inception_weights, device="cpu")
     monkeypatch.setattr(bench.fid, "Scorer", lambda **_: scorer)  # built once: the files are under test
-    for name, (path, needle) in cases.items():
+    for path, needle in cases.values():
         code, err = call(bench.fid.main, [path, str(good), "--weights", str(inception_weights), "--device", "cpu"],
                          capsys)
         assert_one_error_line(code, err, needle)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics import Scorer, reference_from_features
+from bench.metrics import reference_from_features
 from bench.metrics.kernel import kid
 from bench.metrics.manifold import precision_recall
 from bench.perf import random_images

@@ -90,4 +90,5 @@ def test_components_are_named_by_which_one_sigma_weights_more(sigma_bias, swappe
     assert float(named["sigma"].mean()) >= 0.5  # x1 is the component sigma weights more
     assert torch.allclose(named["sigma"] * named["x1"] + (1 - named["sigma"]) * named["x2"], raw["x_hat"], atol=1e-6)
     assert torch.equal(named["mix"][:5], named["x1"][:5]) and torch.equal(named["mix"][5:], named["x2"][5:])
-    assert orient_components(build_model("vae", SPECS["synthetic"], tiny_cfg), make_synthetic(8, seed=0).images, 0) is None
+    vae = build_model("vae", SPECS["synthetic"], tiny_cfg)
+    assert orient_components(vae, make_synthetic(8, seed=0).images, 0) is None

@@ -67,4 +67,5 @@ def test_the_timed_trainable_takes_what_the_sweep_gives_the_trainable():
 
     import bench.sweep
     from bench.perf_sweep import timed_trainable
-    assert list(inspect.signature(timed_trainable).parameters) == list(inspect.signature(bench.sweep.trainable).parameters)
+    parameters = inspect.signature(timed_trainable).parameters
+    assert list(parameters) == list(inspect.signature(bench.sweep.trainable).parameters)

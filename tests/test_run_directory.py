@@ -48,11 +48,13 @@ def tiny_run(tmp_path_factory):
     grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
     evaluation = Evaluation(fid_cache=storage + "/fid-cache")
     run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps(bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})))
+    manifest = bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
     for spec in grid:
         work = root / "work" / spec.trial_id
         run_trial(spec, config["settings"]["synthetic"], evaluation, work, lambda metrics, folder: None)
-        checkpoint = types.SimpleNamespace(to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
+        checkpoint = types.SimpleNamespace(
+            to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
         collect_trial(run_dir, spec.trial_id, checkpoint)
     write_results(run_dir, grid)
     reports.render(run_dir)
@@ -152,3 +154,22 @@ def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert _snapshot(run) == before
+
+
+@pytest.mark.slow
+def test_a_new_metric_reaches_results_tables_and_rescore_through_one_registry_line(tiny_run, capsys, monkeypatch):
+    from bench.metrics import METRICS
+    from tests.toy_metric import MEAN_GAP
+    monkeypatch.setitem(METRICS, "mean_gap", MEAN_GAP)  # the registry line
+    before = pd.read_csv(tiny_run / "results.csv")
+    assert rescore_main([str(tiny_run), "--metrics", "mean_gap"]) == 0
+    after = pd.read_csv(tiny_run / "results.csv")
+    new = after[after["metric"] == "mean_gap_domain"]
+    # svae: 3 samplers x 4 outputs; two-stage: 4 samplers x 1 output; one figure each
+    assert len(new) == 12 + 4 and len(after) == len(before) + len(new)
+    assert (new["value"] >= 0).all() and not new["higher_is_better"].any()
+    assert "mean_gap_domain ↓" in (tiny_run / "table.md").read_text()
+    assert "mean_gap_domain" in set(pd.read_csv(tiny_run / "table.csv")["metric"])
+    capsys.readouterr()
+    assert rescore_main([str(tiny_run), "--metrics", "mean_gap"]) == 0  # its figures are known: nothing to do
+    assert "skipped synthetic-svae-s0" in capsys.readouterr().out

@@ -14,7 +14,8 @@ import pytest
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
         "--max-concurrent", "1",  # one trial at a time: a kill after the first leaves the second unfinished
-        "--checkpoint-every", "0"]  # a checkpoint every epoch, as the lost-checkpoint race needs
+        "--checkpoint-every", "0",  # a checkpoint every epoch, as the lost-checkpoint race needs
+        "--set", "train_subset=256"]  # 8 steps an epoch: what these tests prove needs epochs, not learning
 
 
 def start_sweep(run_dir: Path, *extra, env=None):
@@ -44,12 +45,18 @@ def kill_after_first_trial(run_dir: Path, *extra, env=None):
     assert len(finished(run_dir)) == 1
 
 
+def assert_same_results(run_dir: Path, reference: Path) -> None:
+    timing = ["train_seconds"]  # the only column allowed to differ between two runs of one sweep
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv").drop(columns=timing),
+                                  pd.read_csv(reference / "results.csv").drop(columns=timing))
+
+
 def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
-def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_path):
+def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_path, reference_sweep):
     original = tmp_path / "original"
     kill_after_first_trial(original)
     manifest = json.loads((original / "manifest.json").read_text())
@@ -67,6 +74,7 @@ def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_
     assert list((copy / "ray").glob("sweep-before-move-*/experiment_state-*.json"))  # kept, not deleted
     assert finished(copy) == {"synthetic-vae-s0", "synthetic-vae-s1"}
     assert len(pd.read_csv(copy / "results.csv")) == 2 * 3 * 6  # vae: gmm, prior, recon x x_hat x 6 smoke figures
+    assert_same_results(copy, reference_sweep)
     assert snapshot(original) == before  # not a byte of the original changed, nor a file added
     assert json.loads((copy / "ray" / "owner.json").read_text())["run_dir"] == str(copy)
 
@@ -101,7 +109,7 @@ def test_storage_inside_a_copied_run_directory_is_known_to_hold_ray_state_of_the
 
 
 @pytest.mark.slow
-def test_a_trial_whose_checkpoint_ray_lost_starts_again_and_the_resume_completes(tmp_path):
+def test_a_trial_whose_checkpoint_ray_lost_starts_again_and_the_resume_completes(tmp_path, reference_sweep):
     """Ray's snapshot of a killed sweep can name a checkpoint that num_to_keep=1 has since deleted
     (seen in the 75-trial simulation); Ray then cannot restore that trial. The resume must start it
     again from its beginning and finish with the same results as a sweep never killed."""
@@ -120,8 +128,4 @@ def test_a_trial_whose_checkpoint_ray_lost_starts_again_and_the_resume_completes
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "they start again from their beginning" in out.stdout, out.stdout[-3000:]
     assert finished(run_dir) == {"synthetic-vae-s0", "synthetic-vae-s1"}
-    reference = tmp_path / "reference"
-    assert sweep(reference).returncode == 0
-    timing = ["train_seconds"]  # the only column allowed to differ between two runs of one sweep
-    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv").drop(columns=timing),
-                                  pd.read_csv(reference / "results.csv").drop(columns=timing))
+    assert_same_results(run_dir, reference_sweep)

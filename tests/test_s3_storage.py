@@ -1,16 +1,15 @@
 """--storage s3://bucket/prefix against a real S3-compatible server (moto's, on 127.0.0.1): a sweep
-completes, a driver kill and --resume equal an uninterrupted run, and the FID statistics cache is
+whose driver is killed completes on --resume and equals an uninterrupted run, and the FID statistics cache is
 kept per node (in ~/.cache/svae-bench), not in the bucket. Real sweeps: marked slow."""
 import os
 
 import pandas as pd
 import pytest
 
-from tests.test_run_relocation import kill_after_first_trial, sweep
+from tests.test_run_relocation import assert_same_results, kill_after_first_trial, sweep
 
 pytestmark = pytest.mark.slow
 moto_server = pytest.importorskip("moto.server")
-TIMING = ["train_seconds"]
 
 
 @pytest.fixture(scope="module")
@@ -37,38 +36,34 @@ def keys(client, prefix):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(s3, tmp_path_factory):
-    env, client = s3
+def resumed(s3, tmp_path_factory):
+    """A sweep on S3 whose driver was SIGKILLed after its first trial, then resumed to its end."""
+    env, _ = s3
     run_dir = tmp_path_factory.mktemp("s3") / "run"
-    out = sweep(run_dir, "--storage", "s3://bench/uninterrupted", env=env)
+    kill_after_first_trial(run_dir, "--storage", "s3://bench/killed", env=env)
+    out = sweep(run_dir, "--resume", env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return run_dir
 
 
-def test_a_sweep_on_s3_completes_and_caches_fid_statistics_per_node(s3, uninterrupted):
+def test_a_sweep_on_s3_completes_and_caches_fid_statistics_per_node(s3, resumed):
     env, client = s3
-    stored = [k for k in keys(client, "uninterrupted/") if not k.endswith("/")]  # not pyarrow's folder markers
-    assert "uninterrupted/owner.json" in stored
-    assert any(k.startswith("uninterrupted/sweep/") for k in stored)  # Ray's experiment state and checkpoints
-    assert {k for k in stored if k.startswith("uninterrupted/finished/")} == {
-        "uninterrupted/finished/synthetic-vae-s0", "uninterrupted/finished/synthetic-vae-s1"}
+    stored = [k for k in keys(client, "killed/") if not k.endswith("/")]  # not pyarrow's folder markers
+    assert "killed/owner.json" in stored
+    assert any(k.startswith("killed/sweep/") for k in stored)  # Ray's experiment state and checkpoints
+    assert {k for k in stored if k.startswith("killed/finished/")} == {
+        "killed/finished/synthetic-vae-s0", "killed/finished/synthetic-vae-s1"}
     assert not any("fid-cache" in k for k in stored)  # object storage holds no cache: file locks need a filesystem
     cache = os.path.join(env["HOME"], ".cache", "svae-bench")
     assert os.listdir(cache)  # the node's own cache holds the real statistics
-    assert len(pd.read_csv(uninterrupted / "results.csv")) == 2 * 3 * 6  # vae: 3 samplers x x_hat x 6 figures
+    assert len(pd.read_csv(resumed / "results.csv")) == 2 * 3 * 6  # vae: 3 samplers x x_hat x 6 figures
 
 
-def test_driver_kill_and_resume_on_s3_equal_an_uninterrupted_sweep(s3, uninterrupted, tmp_path):
-    env, _ = s3
-    run_dir = tmp_path / "run"
-    kill_after_first_trial(run_dir, "--storage", "s3://bench/killed", env=env)
-    out = sweep(run_dir, "--resume", env=env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "results.csv").drop(columns=TIMING),
-                                  pd.read_csv(uninterrupted / "results.csv").drop(columns=TIMING))
+def test_driver_kill_and_resume_on_s3_equal_an_uninterrupted_sweep(resumed, reference_sweep):
+    assert_same_results(resumed, reference_sweep)  # the reference: the same sweep on local storage
 
 
-def test_a_bucket_that_does_not_exist_is_refused_not_read_as_empty_storage(s3, uninterrupted, tmp_path, monkeypatch):
+def test_a_bucket_that_does_not_exist_is_refused_not_read_as_empty_storage(s3, resumed, tmp_path, monkeypatch):
     env, client = s3
     out = sweep(tmp_path / "run", "--storage", "s3://no-such-bucket/prefix", env=env)  # a new sweep: before Ray
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
@@ -80,6 +75,6 @@ def test_a_bucket_that_does_not_exist_is_refused_not_read_as_empty_storage(s3, u
     from svae.errors import HarnessError
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert read_owner("s3://bench/uninterrupted")["run_id"]
+    assert read_owner("s3://bench/killed")["run_id"]
     with pytest.raises(HarnessError, match="no bucket 'no-such-bucket'"):
         read_owner("s3://no-such-bucket/prefix")

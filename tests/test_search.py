@@ -33,14 +33,16 @@ def test_search_picks_the_lowest_score_records_it_and_a_resume_does_not_repeat_i
     assert chosen["synthetic"].model.beta == settings["synthetic"].model.beta  # other models untouched
     assert calls == [("synthetic", "beta-vae")]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["search"]["table"] == {"beta-vae": {"knob": "beta_vae_beta", "grid": list(MODELS["beta-vae"].search[1])}}
+    grid = list(MODELS["beta-vae"].search[1])
+    assert manifest["search"]["table"] == {"beta-vae": {"knob": "beta_vae_beta", "grid": grid}}
     [record] = manifest["search"]["results"]
     assert record["chosen"] == 0.5 and {"value": 8.0, "score": None} in record["scores"]
     assert manifest["config"]["settings"]["synthetic"]["model"]["beta_vae_beta"] == 0.5
     assert search_path(tmp_path, "synthetic", "beta-vae").exists()
     from reports.report import _search_section
     section = "\n".join(_search_section(manifest["search"]))
-    assert "| synthetic | beta-vae | beta_vae_beta | 0.03125: 14.00, 0.0625: 13.00, 0.125: 12.00, 0.25: 11.00," in section
+    assert ("| synthetic | beta-vae | beta_vae_beta | 0.03125: 14.00, 0.0625: 13.00, 0.125: 12.00, 0.25: 11.00,"
+            in section)
     assert "8: diverged" in section and section.endswith("| 0.5 |\n")
 
     again = run_searches(tmp_path, settings, ["svae", "beta-vae"], Evaluation(), "unused", {}, True, scores)
@@ -72,7 +74,8 @@ def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_
     trainings = []
     real_train = bench.search._train
     monkeypatch.setattr(bench.search, "_train", lambda *a: trainings.append(1) or real_train(*a))
-    monkeypatch.setitem(MODELS, "beta-vae", dataclasses.replace(MODELS["beta-vae"], search=("beta_vae_beta", (0.25, 4.0))))
+    searched = dataclasses.replace(MODELS["beta-vae"], search=("beta_vae_beta", (0.25, 4.0)))
+    monkeypatch.setitem(MODELS, "beta-vae", searched)
 
     def in_process(job, grid, storage, resources):
         return {v: bench.search.score_candidate(job["dataset"], job["model"], job["knob"], v, job["settings"],

@@ -8,7 +8,8 @@ import pytest
 
 import reports
 from reports.__main__ import main
-from reports.validate import METRIC_RANGES, ROUNDING, validate_results
+from reports.validate import ROUNDING, validate_results
+from svae.contract import METRIC_RANGES
 from svae.errors import HarnessError
 from tests.report_fixtures import make_run
 

@@ -7,9 +7,9 @@ statistics on disk (one computation per key, even across processes), and scores 
 """
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from bench.domain import DomainConfig, DomainNet, train_classifier
 from bench.metrics import kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance, statistics
+from svae.contract import frechet_name, kernel_name
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save, atomic_write_bytes
 from svae.trainer import pick_device
@@ -32,7 +33,7 @@ class Figure:
     metric: str  # fid, fd_domain, kid, kd_domain, precision, recall, density, coverage
     value: float
     higher_is_better: bool
-    std: Optional[float] = None  # KID: the standard deviation over subsets
+    std: float | None = None  # KID: the standard deviation over subsets
     settings: str = ""  # what else defines the figure, e.g. "subsets=100,subset_size=500"
 
 
@@ -62,11 +63,6 @@ def reference_from_features(feats: np.ndarray, dataset="none", split="none", key
 
 # ---------------------------------------------------------------- metrics
 
-def frechet_name(family: str) -> str:
-    """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
-    return "fid" if family == "inception" else f"fd_{family}"
-
-
 def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mu, sigma = statistics(fake)
     return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
@@ -74,8 +70,7 @@ def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
 
 def kid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mean, std, m = kernel.kid(ref.features, fake, device=device)
-    name = "kid" if family == "inception" else f"kd_{family}"
-    return [Figure(name, mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
+    return [Figure(kernel_name(family), mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
 
 
 def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
@@ -84,8 +79,18 @@ def pr_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     return [Figure(name, value, True, None, f"k={k}") for name, value in found.items()]
 
 
-# name on the command line -> function; "pr" also gives density and coverage: same distances
-METRICS = {"fid": fid_figures, "kid": kid_figures, "pr": pr_figures}
+@dataclass(frozen=True)
+class Metric:
+    """A metric as --metrics names it: its figures of generated features against a reference, and the
+    names of those figures on an extractor family (the run-directory naming rule, svae/contract.py)."""
+    figures: Callable  # (Reference, fake features, family, device) -> [Figure]
+    names: Callable  # family -> (figure name, ...)
+
+
+# name on the command line -> Metric; "pr" also gives density and coverage: same distances
+METRICS = {"fid": Metric(fid_figures, lambda family: (frechet_name(family),)),
+           "kid": Metric(kid_figures, lambda family: (kernel_name(family),)),
+           "pr": Metric(pr_figures, lambda family: ("precision", "recall", "density", "coverage"))}
 DEFAULT_METRICS = ("fid", "kid", "pr")
 
 
@@ -112,7 +117,7 @@ def cached(path, compute, save, load):
             try:
                 return load(path)
             except Exception as e:  # a torn or foreign file: np.load and torch.load raise many kinds
-                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it")
+                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it", stacklevel=2)
         value = compute()
         save(value, path)  # atomic: a reader never sees half a file, even without the lock
         return value
@@ -142,7 +147,7 @@ class Scorer:
     references cached per dataset, split, n, data preprocessing and extractor id, and the metrics."""
 
     def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
-                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):  # noqa: B008 (frozen)
         if backbone not in BACKBONES:
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
@@ -211,7 +216,7 @@ class Scorer:
         """The Figures of generated features against a reference, metric by metric."""
         family = self.extractor(ref.dataset).family
         return [figure for name in check_metrics(metrics)
-                for figure in METRICS[name](ref, fake, family, self.device)]
+                for figure in METRICS[name].figures(ref, fake, family, self.device)]
 
     def distance(self, images, ref: Reference) -> float:
         """The Frechet distance between images and ref on this backbone (FID, or fd_domain)."""

@@ -1,0 +1,63 @@
+"""The run directory's contract that its writer (bench) and its reader (reports) share
+(docs/run_directory.md): results.csv's columns and how a metric's name says what it measured.
+
+It imports nothing, so both sides import it without importing each other.
+
+The naming rule: a figure on pytorch-fid's Inception network is named as in the literature (fid,
+kid); on any other network ("family", e.g. the domain classifier) the same measure is named after
+the network (fd_<family>, kd_<family>) and is never called FID.
+"""
+import math
+
+# results.csv, in order; docs/run_directory.md describes each column (tests/test_run_directory.py
+# holds the two together)
+RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
+                  "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
+                  "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
+                  "active_units", "train_seconds"]
+# the columns a reader cannot do without (older run directories lack some of the others)
+REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
+                    "higher_is_better", "n_samples", "extractor")
+
+REAL_FID = "inception-fid"  # the extractor whose Frechet distance is FID
+INCEPTION = "inception"  # its family
+# Metrics in table order; others (a new metric) follow, sorted by name.
+METRIC_ORDER = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
+
+
+def frechet_name(family: str) -> str:
+    """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
+    return "fid" if family == INCEPTION else f"fd_{family}"
+
+
+def kernel_name(family: str) -> str:
+    """KID only on pytorch-fid's Inception; on another network it is kd_<family>."""
+    return "kid" if family == INCEPTION else f"kd_{family}"
+
+
+def is_frechet(metric: str) -> bool:
+    return metric == "fid" or metric.startswith("fd_")
+
+
+def is_kernel(metric: str) -> bool:
+    return metric == "kid" or metric.startswith("kd_")
+
+
+def metric_label(metric: str) -> str:
+    """The metric as tables and command lines print it: FID and KID in capitals, the others as named."""
+    return metric.upper() if metric in ("fid", "kid") else metric
+
+
+# A Frechet distance is >= 0; KID's unbiased estimate may be negative; precision, recall and
+# coverage are shares; density, a mean count over k, may pass 1.
+UNBOUNDED = (-math.inf, math.inf)
+METRIC_RANGES = {"fid": (0.0, math.inf), "kid": UNBOUNDED, "precision": (0.0, 1.0), "recall": (0.0, 1.0),
+                 "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
+
+
+def metric_range(metric: str) -> tuple:
+    """The closed interval a metric's values lie in: fd_<family> and kd_<family> as FID and KID; a
+    metric not named here is unbounded."""
+    if metric not in METRIC_RANGES and (is_frechet(metric) or is_kernel(metric)):
+        metric = "fid" if is_frechet(metric) else "kid"
+    return METRIC_RANGES.get(metric, UNBOUNDED)
