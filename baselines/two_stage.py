@@ -4,8 +4,8 @@ Stage 1 is the ResNet VAE with a learned scalar gamma; stage 2 is a fully-connec
 learned gamma, trained on the whole aggregate posterior of stage 1: its data are the posteriors
 (mu, logvar) of every training image, computed once in eval mode, and every batch draws a fresh
 z = mu + exp(logvar / 2) * eps from them (demo.py lines 63-74). Both stages train through the same
-Trainer, with the authors' schedule: the learning rate halves every 150 of 400 epochs in stage 1
-and every 300 of 800 in stage 2 (demo.py lines 49, 69, 162-169), i.e. every 0.375 of a stage.
+Trainer, with the preset's learning-rate schedule, as every model (Dai & Wipf halve theirs every
+150 of 400 and 300 of 800 epochs, demo.py lines 49, 69, 162-169: docs/fidelity.md says why not here).
 Sampling: u ~ N(0, I) -> z = f2(u) + sqrt(gamma_z) * eps -> stage-1 decoder, where gamma_z is the
 second stage's learned variance (two_stage_vae_model.py lines 141-144, whose gamma is a std).
 """
@@ -48,9 +48,6 @@ class DenseDecoder(nn.Module):
         return {"x_hat": self.out(torch.cat([self.hidden(u), u], dim=1))}
 
 
-LR_HALVING = 150 / 400  # = 300 / 800: Dai & Wipf halve at the same fraction of both stages
-
-
 def posterior_draw(posteriors: torch.Tensor) -> torch.Tensor:
     """A batch of concatenated (mu, logvar) rows -> z = mu + exp(logvar / 2) * eps, a fresh eps each call."""
     mu, logvar = posteriors.chunk(2, dim=1)
@@ -74,9 +71,9 @@ class TwoStageVAE(nn.Module):
         return self.stage1.decode(z)
 
     def stages(self) -> list:
-        return [Stage("stage1", self.stage1, lambda images: images, lr_halving=LR_HALVING),
+        return [Stage("stage1", self.stage1, lambda images: images),
                 Stage("stage2", self.stage2, lambda images: torch.cat(latent_posteriors(self.stage1, images), dim=1),
-                      self.stage2_epoch_factor, batch_transform=posterior_draw, lr_halving=LR_HALVING)]
+                      self.stage2_epoch_factor, batch_transform=posterior_draw)]
 
     def second_stage_latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """z = f2(u) + sqrt(gamma_z) * eps with u, eps ~ N(0, I) from the generator."""

@@ -2,14 +2,9 @@
 reference split and tracking (their logic lives in bench.plan, bench.overrides and bench.tracking)."""
 import argparse
 
+from svae.command import HelpFormatter
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default once: a help text that states its own default gets none added."""
-
-    def _get_help_string(self, action):
-        if "default" in (action.help or "") or action.default in (None, False, [], argparse.SUPPRESS):
-            return action.help
-        return super()._get_help_string(action)
+__all__ = ["HelpFormatter", "add_options"]
 
 
 def add_options(p: argparse.ArgumentParser) -> None:

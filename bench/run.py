@@ -6,27 +6,20 @@ on stderr and exit status 2; an incomplete sweep lists the missing trials, says 
 exits 1; Ctrl-C at any moment is one line (with the resume command once there is a sweep to
 resume) and exit status 130.
 
-A run directory is self-contained and held by one process at a time (svae/lock.py): storage inside
-it is recorded relative to it, storage outside it (--storage) by its full name, and the storage
-keeps an owner record (owner.json: run id and run directory) that --resume checks, so a copy of a
-run directory never trains into, or reads, the original's state.
+The run directory (its storage and owner record, the lock, the manifest, the sessions) is written
+by bench/rundir.py.
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
     from svae.interrupt import quiet_until_main
     quiet_until_main()
 
 import argparse
-import getpass
-import json
 import math
 import os
-import platform
 import shlex
 import socket
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
@@ -35,27 +28,24 @@ from bench.dryrun import dry_run
 from bench.models import MODELS
 from bench.overrides import parse_overrides, typed_overrides
 from bench.plan import confirm, make_plan
-from bench.presets import PRESETS, Settings, sweep_settings
+from bench.presets import PRESETS, Settings
+from bench.resources import gpu_shares
+from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
+                          close_session, filesystem_fault, manifest_for, open_session, protocol_for,
+                          set_aside_ray_state, storage_name, write_owner)
+from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker, log_reports
-from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec, settings_json
-from svae.contract import REAL_FID
+from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
+from svae.command import run_command
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
-from svae.interrupt import interrupts_raise
+from svae.interrupt import interrupts_raise, keep_sigterm
 from svae.io import atomic_write_json
-from svae.samplers import COMPONENT_RULE, SAMPLERS
 
-# The settings that define a sweep's results; a run directory holds one sweep, so these must match
-# on --resume. Paths and resources (where things are, how fast they run) may change.
-DEFINING = ("datasets", "models", "seeds", "preset", "fid_samples", "fid_backbone", "gmm_fit_on", "search",
-            "overrides", "reference_split", "amp")
-# what manifests written before these keys meant
-ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_split": "test", "amp": False}
 GRID_CONFIRM = 1000  # a grid of more trials is likely a typo (--seeds 500): ask before starting it
+GRID_LIMIT = 100_000  # a grid of more trials is refused
 ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
-OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run directory it belongs to
-SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
 def parse_args(argv):
@@ -73,8 +63,9 @@ def parse_args(argv):
                    help="shared storage for trial checkpoints: a path mounted on every node, or s3://... "
                         "(default: <out>/ray, for a local cluster only; on --resume: the sweep's own)")
     p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (also its torch threads)")
-    p.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-trial", nargs="+", default=None, metavar="[DATASET=]GPUS",
+                   help="GPUs per trial, fractions allowed; per dataset as mnist=0.25 celeba=1, a plain number "
+                        "for the datasets not named (default: 1 if the cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (default: as many as resources allow)")
     p.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY_S, metavar="SECONDS",
@@ -133,8 +124,7 @@ def check_args(args) -> dict:
         raise HarnessError(f"--seeds must be at least 1 (got {args.seeds})")
     if not 0 < args.cpus_per_trial < math.inf:
         raise HarnessError(f"--cpus-per-trial must be positive and finite (got {args.cpus_per_trial})")
-    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial < math.inf:
-        raise HarnessError(f"--gpus-per-trial must be finite and not negative (got {args.gpus_per_trial})")
+    args.gpus_per_trial = gpu_shares(args.gpus_per_trial, list(dict.fromkeys(args.datasets)))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
@@ -154,7 +144,7 @@ def check_args(args) -> dict:
               "fid_samples": args.fid_samples, "fid_backbone": args.fid_backbone, "gmm_fit_on": args.gmm_fit_on,
               "search": args.search, "overrides": overrides, "reference_split": args.reference_split,
               "amp": args.amp}
-    return {**config, "settings": {d: sweep_settings(config, d) for d in datasets}}
+    return {**config, "settings": {d: checked_sweep_settings(config, d) for d in datasets}}
 
 
 def check_data(args, settings: dict) -> dict:
@@ -173,21 +163,11 @@ def check_data(args, settings: dict) -> dict:
     return files
 
 
-def check_same_data(old: dict, now: dict) -> None:
-    """On --resume: the files read now must be those the sweep started with (paths relative to their root)."""
-    strip = lambda records: [(r["path"], r["size"], r["sha256"]) for r in records]  # noqa: E731
-    for dataset, splits in now.items():
-        for split, records in splits.items():
-            before = old.get(dataset, {}).get(split)
-            if before is not None and strip(before) != strip(records):
-                changed = sorted(set(strip(records)) ^ set(strip(before)))[0][0]
-                raise HarnessError(f"{dataset} {split} data differ from those this sweep started with "
-                                   f"(first: {changed}; see manifest.json data); point --data-root at the "
-                                   f"original files, or start a new sweep in another --out")
-
-
 def confirm_grid(n: int, yes: bool) -> None:
     """A grid over GRID_CONFIRM trials starts only when the user says so: --yes, or y at the prompt."""
+    if n > GRID_LIMIT:  # even with --yes: listing it would fill the memory before anything is printed
+        raise HarnessError(f"the grid has {n:,} trials (datasets x models x seeds), more than {GRID_LIMIT:,}; "
+                           f"check --seeds, --datasets and --models")
     if n <= GRID_CONFIRM or yes:
         return
     question = f"the grid has {n} trials (datasets x models x seeds), more than {GRID_CONFIRM}"
@@ -201,191 +181,18 @@ def confirm_grid(n: int, yes: bool) -> None:
         raise HarnessError(f"not started: {question}; check --seeds, --datasets and --models, or pass --yes")
 
 
-def check_run_dir(run_dir: Path, config: dict, resume: bool):
-    """A run directory holds one sweep: refuse another configuration, and refuse to overwrite.
-    Return the manifest of the sweep to resume (None for a new sweep)."""
-    manifest = run_dir / "manifest.json"
-    if manifest.exists():
-        try:
-            whole = json.loads(manifest.read_text())
-            old = whole["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
-        changed = [k for k in DEFINING if old.get(k, ADDED_LATER.get(k)) != config[k]]
-        if changed:
-            diffs = ", ".join(f"{k}: {old.get(k, ADDED_LATER.get(k))!r} there, {config[k]!r} now" for k in changed)
-            raise HarnessError(f"{run_dir} holds a different sweep ({diffs}); choose another --out")
-        if not resume:
-            raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
-                               f"or choose another --out")
-        return whole
-    if resume:
-        raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
-    return None
-
-
-def storage_name(run_dir: Path, storage: str) -> str:
-    """How the manifest names the storage: relative to the run directory when inside it, else in full."""
-    if "://" in storage:
-        return storage
-    path = Path(storage).resolve()
-    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
-
-
-def storage_location(run_dir: Path, name: str) -> str:
-    """The storage a manifest's name stands for, from this run directory."""
-    return name if "://" in name or Path(name).is_absolute() else str(run_dir / name)
-
-
-def bucket_missing(fs, bucket: str) -> bool:
-    """Whether an object store (S3, GCS) says the bucket does not exist; False where it cannot be asked
-    (credentials for a prefix only): reading the owner record then decides."""
-    import pyarrow.fs
-    stores = tuple(getattr(pyarrow.fs, name) for name in ("S3FileSystem", "GcsFileSystem") if hasattr(pyarrow.fs, name))
-    if not isinstance(fs, stores):
-        return False
-    try:
-        return fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound
-    except OSError:
-        return False
-
-
-def read_owner(storage: str):
-    """The storage's owner record, or None when it has none (new or empty storage)."""
-    import pyarrow.fs
-    try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-        bucket = root.split("/")[0]
-        if bucket_missing(fs, bucket):
-            # else a mistyped bucket would read as new, empty storage (and a resume would start over)
-            raise HarnessError(f"--storage {storage}: there is no bucket {bucket!r} (or these credentials "
-                               f"cannot see it); create it or fix the name")
-        with fs.open_input_stream(f"{root.rstrip('/')}/{OWNER_FILE}") as f:
-            return json.loads(f.read())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, pyarrow.ArrowException) as e:
-        raise HarnessError(f"cannot read {storage}/{OWNER_FILE} ({' '.join(str(e).split())}); check --storage "
-                           f"and its credentials") from None
-
-
-def write_owner(storage: str, run_id: str, run_dir: Path) -> None:
-    import pyarrow.fs
-    try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-        fs.create_dir(root, recursive=True)
-        with fs.open_output_stream(f"{root.rstrip('/')}/{OWNER_FILE}") as f:
-            f.write(json.dumps({"run_id": run_id, "run_dir": str(run_dir), "host": socket.gethostname()}).encode())
-    except (OSError, ValueError, pyarrow.ArrowException) as e:
-        raise HarnessError(f"cannot write to --storage {storage} ({' '.join(str(e).split())}); check the path "
-                           f"or bucket and its credentials") from None
-
-
-def choose_storage(given, run_dir: Path, old) -> tuple:
-    """(storage, whether its Ray state was written from another path): --storage, else <run_dir>/ray for
-    a new sweep, else the sweep's own; checked to be empty (new sweep) or this sweep's (resume). Storage
-    inside a run directory that was copied or moved holds Ray state that names the old path."""
-    if old is None:
-        storage = given or str(run_dir / "ray")
-        owner = read_owner(storage)
-        if owner is not None:
-            raise HarnessError(f"--storage {storage} already holds the sweep of {owner.get('run_dir')}; pass "
-                               f"an empty location")
-        return storage, False
-    storage = given or storage_location(run_dir, old["config"]["storage"])
-    if not old.get("run_id"):  # manifests written before run ids carry no owner record
-        return storage, False
-    inside = "://" not in storage and Path(storage).resolve().is_relative_to(run_dir)
-    owner = check_owner(storage, old["run_id"], run_dir, inside=inside, explicit=given is not None)
-    return storage, inside and owner is not None and owner.get("run_dir") != str(run_dir)
-
-
-def set_aside_ray_state(storage: str) -> None:
-    """A copied or moved run directory: Ray's restore of its saved state would send the unfinished
-    trials' checkpoints to the old path (the original's storage). That state is renamed, not deleted,
-    and the unfinished trials start again from their beginning; finished trials are kept."""
-    from bench.sweep import EXPERIMENT
-    experiment = Path(storage) / EXPERIMENT
-    if not experiment.exists():
-        return
-    aside = experiment.with_name(f"{EXPERIMENT}-before-move-{uuid.uuid4().hex[:8]}")
-    try:
-        experiment.rename(aside)
-    except OSError as e:
-        raise HarnessError(f"cannot set aside {experiment} ({e.strerror}); "
-                           "check the run directory's permissions") from None
-    print(f"this run directory was copied or moved, and Ray's saved state names the old place: unfinished trials "
-          f"start again from their beginning (finished trials are kept); that state is kept, unused, in {aside}",
-          flush=True)
-
-
-def check_owner(storage: str, run_id: str, run_dir: Path, inside: bool, explicit: bool):
-    """On --resume: the storage must be this sweep's; storage outside the run directory must not
-    belong to another copy of it that still exists (both would train into one Ray state). Returns
-    the owner record (None for new, empty storage named on purpose)."""
-    owner = read_owner(storage)
-    if owner is None:
-        if explicit:
-            return None  # a new, empty storage named on purpose: unfinished trials start again from scratch
-        raise HarnessError(f"the sweep's storage {storage} holds no record of it ({OWNER_FILE}); mount or "
-                           f"restore it, or pass --storage with an empty location to rerun unfinished trials "
-                           f"from scratch")
-    if owner.get("run_id") != run_id:
-        raise HarnessError(f"--storage {storage} belongs to another sweep (run id {owner.get('run_id')}, "
-                           f"{owner.get('run_dir')}); pass this sweep's storage or an empty location")
-    original = Path(owner.get("run_dir", ""))
-    if not inside and original != run_dir and (original / "manifest.json").exists():
-        try:
-            same_sweep = json.loads((original / "manifest.json").read_text()).get("run_id") == run_id
-        except (OSError, ValueError):
-            same_sweep = False
-        if same_sweep:
-            raise HarnessError(f"{run_dir} is a copy of {original}, whose storage {storage} it names; resume "
-                               f"{original}, or resume the copy with --storage and an empty location")
-    return owner
-
-
-def check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise HarnessError(f"cannot write to run directory {run_dir} ({e.strerror}); choose another --out "
-                           f"or fix its permissions") from None
-
-
-def filesystem_type(path: Path) -> str:
-    """The type of the mount holding path, from /proc/mounts (longest matching mount point)."""
-    path = path.resolve()
-    best, kind = "", "unknown"
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 3 and str(path).startswith(fields[1]) and len(fields[1]) > len(best):
-                best, kind = fields[1], fields[2]
-    except OSError:
-        pass
-    return kind
-
-
-def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
-    """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
-    remote = node_ips - local_ips
-    if "://" in storage or not remote:
-        return
-    kind = filesystem_type(Path(storage))
-    if not kind.startswith("fuse") and kind not in SHARED_FILESYSTEMS:
-        raise HarnessError(f"--storage {storage} is a local {kind} path, but the cluster has nodes on other "
-                           f"machines ({', '.join(sorted(remote))}); pass a path mounted on every node (NFS, ...) "
-                           f"or s3://...")
-
-
 def check_address(address: str) -> None:
     """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
     if address in ("auto", "local"):
         return
+    if address.startswith("ray://"):
+        # Through Ray Client, Ray Tune runs the Tuner as an actor on the cluster: the sweep's callbacks,
+        # which collect the trials into the run directory here, would run there without this driver.
+        head = address[len("ray://"):].rpartition(":")[0]
+        raise HarnessError(f"--address {address} is Ray Client, which cannot run a sweep (Ray Tune would run it "
+                           f"on the cluster, away from --out); run bench.run on a node of the cluster with "
+                           f"--address {head}:6379 (the head's `ray start --port`, 6379 by default), or submit "
+                           f"it there with `ray job submit`")
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
         raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "
@@ -423,7 +230,8 @@ def start_ray(args):
     try:
         if args.address:
             try:
-                ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
+                with keep_sigterm():  # a SIGTERM stops the sweep as Ctrl-C does, with a resume hint
+                    ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, RuntimeError, TimeoutError) as e:
                 raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
                                    f"({' '.join(str(e).split())[:200]}); "
@@ -431,12 +239,15 @@ def start_ray(args):
             node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
             check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
         else:
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False)
+            with keep_sigterm():
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         logging_level=logging.ERROR, log_to_driver=False)
         gpus = args.gpus_per_trial
         if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        check_resources(args.cpus_per_trial, gpus, ray.nodes())
+            share = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            gpus = {d: share for d in dict.fromkeys(args.datasets)}
+        for share in set(gpus.values()):
+            check_resources(args.cpus_per_trial, share, ray.nodes())
     except HarnessError:
         ray.shutdown()
         raise
@@ -450,97 +261,34 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
-def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash, data: dict) -> dict:
-    import torch
-    settings = config["settings"]
-    first = next(iter(settings.values()))
-    return {
-        "name": Path(args.out).name,
-        "run_id": uuid.uuid4().hex,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": {**{k: config[k] for k in DEFINING}, "seeds_list": list(range(args.seeds)),
-                   "settings": {d: settings_json(s) for d, s in settings.items()},
-                   "storage": storage, "data_root": args.data_root, "fid_weights": args.fid_weights,
-                   "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": gpus,
-                   "max_concurrent": args.max_concurrent, "tracker": args.tracker,
-                   "command": "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])},
-        "grid": [{"trial_id": s.trial_id, "dataset": s.dataset, "model": s.model, "seed": s.seed} for s in grid],
-        # The files read, relative to their root: "data-root" (--data-root, or the default root when none
-        # was given) or "system" (Debian's Fashion-MNIST, used only when no --data-root was given).
-        "data": data,
-        "protocol": {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
-                     "weights_hash": weights_hash or "per dataset: see results.csv",
-                     "n_samples": first.fid_samples, "reference_split": args.reference_split,
-                     "reference_n": first.fid_samples,
-                     "quantize": True, "components": COMPONENT_RULE,
-                     "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
-                     "samplers": {"gmm": settings_json(first)["gmm"]}},
-        "registry": registry_facts(),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-        "host": {"hostname": socket.gethostname(), "user": getpass.getuser(), "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
-                 "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]},
-    }
-
-
-def registry_facts() -> dict:
-    """The registries' names and facts as lists in registry order (JSON objects are written with
-    sorted keys): reports read labels, outputs, samplers and orders from here."""
-    return {"datasets": [{"name": name, "label": s.label} for name, s in SPECS.items()],
-            "models": [{"name": name, "label": m.label, "compared_at": m.compared_at, "outputs": list(m.outputs),
-                        "literature": list(m.literature)} for name, m in MODELS.items()],
-            "samplers": [{"name": name, "title": s.title, "description": s.description,
-                          "models": None if s.models is None else list(s.models)} for name, s in SAMPLERS.items()]}
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "ray", "pytorch-fid", "numpy", "scipy", "scikit-learn", "pandas"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
-
-
-def _cpu_model():
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-    except OSError:
-        names = []
-    return names[0] if names else None
-
-
-def _git_commit():
-    try:
-        root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-        return (out.stdout.strip() + ("+dirty" if dirty else "")) if out.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def main(argv=None) -> int:
     interrupts_raise()
     args = parse_args(argv)
     try:
-        return run(args)
-    except HarnessError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        run_dir = Path(args.out).resolve() if args.out else None
-        resumable = run_dir is not None and (run_dir / "manifest.json").exists()
-        print("interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started"),
-              file=sys.stderr)
-        return 130
+        return run_command(lambda: run_or_fault(args), lambda: interrupted_line(args))
     finally:
         stop_ray()
+
+
+def run_or_fault(args) -> int:
+    """run(args); a full disk or read-only storage is one line with the cause (else the traceback)."""
+    try:
+        return run(args)
+    except HarnessError:
+        raise
+    except Exception as e:
+        fault = filesystem_fault(e)
+        if fault is None:
+            raise
+        cause, file = fault
+        raise HarnessError(f"{cause}{f' ({file})' if file else ''}; free space or fix the storage, then resume "
+                           f"with: {resume_command()}") from None
+
+
+def interrupted_line(args) -> str:
+    run_dir = Path(args.out).resolve() if args.out else None
+    resumable = run_dir is not None and (run_dir / "manifest.json").exists()
+    return "interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started")
 
 
 def run(args) -> int:
@@ -582,7 +330,8 @@ def run(args) -> int:
         if old is None:
             manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
         else:
-            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)}}
+            manifest = {**old, "config": {**old["config"], "storage": storage_name(run_dir, storage)},
+                        "protocol": protocol_for(args, config["settings"], weights_hash)}  # a scoring fix changes it
         if manifest.get("run_id"):  # the owner record first: a manifest always names storage that knows it
             write_owner(storage, manifest["run_id"], run_dir)
         atomic_write_json(run_dir / "manifest.json", open_session(manifest))
@@ -595,8 +344,9 @@ def run(args) -> int:
                                 reference_split=args.reference_split, system_copy=data_root is None)
         from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
         try:
+            # one resource request for every search (bench/search.py): the largest share never overfills a GPU
             config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                              {"cpu": args.cpus_per_trial, "gpu": gpus},
+                                              {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
                                               enabled=next(iter(config["settings"].values())).search)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
@@ -608,27 +358,6 @@ def run(args) -> int:
         finally:  # an interrupted session's time counts too
             close_session(run_dir, time.monotonic() - clock)
         return finish(run_dir, grid, args.tracker)
-
-
-def open_session(manifest: dict) -> dict:
-    """The manifest with this invocation added to its sessions, its wall time still unknown (null):
-    a session killed outright stays null, so a study's recorded time never silently leaves it out."""
-    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_s": None,
-               "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-               "cpu_model": _cpu_model()}
-    return {**manifest, "sessions": manifest.get("sessions", []) + [session]}
-
-
-def close_session(run_dir: Path, seconds: float) -> None:
-    """Record the session's wall time (from the command's start to the sweep's end; rendering the
-    reports is not counted) and wall_time_s, the sum over sessions: the study's cost."""
-    path = run_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    sessions = manifest["sessions"]
-    sessions[-1]["wall_s"] = round(seconds, 1)
-    manifest["wall_time_s"] = round(sum(s["wall_s"] or 0 for s in sessions), 1)
-    manifest["sessions_unmeasured"] = sum(s["wall_s"] is None for s in sessions)
-    atomic_write_json(path, manifest)
 
 
 def resume_command() -> str:

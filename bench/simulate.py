@@ -1,21 +1,28 @@
 """python -m bench.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
 
-A `ray.cluster_utils.Cluster` on this machine: a head with no resources and NODES worker nodes, each
-advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU). The driver is the real command,
-`bench.run.main`, with the paper preset's datasets and models and --seeds seeds, and every trial's
-training and scoring replaced by the FAULT_ENV stand-in "simulate:<seconds>" (bench/trial.py), which
-sleeps and writes checkpoints, metrics, sample grids and rows of a real trial's size. Two steps of the
-driver are replaced, because the stand-in needs neither: the data check (the paper's datasets are
-not on a CI box) and the plan's throughput probe (paper-size networks on CPUs). With --search, the
-baseline searches run first, as in a real sweep (one Tuner per dataset and searched model, one trial
-per grid value), each candidate a stand-in that sleeps bench.search.EPOCH_FRACTION of a trial's time
-and reports a made-up score; without it they are off (--no-search).
+A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the normal
+case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU),
+each node on its own loopback address (127.0.0.1 the head, 127.0.0.2... the workers) so that Ray's
+results say which node ran a trial. GPUs per trial are one number or per dataset (bench/resources.py).
+The driver is the real command, `bench.run.main`, with the paper preset's datasets and models and
+--seeds seeds, and every trial's training and scoring replaced by the FAULT_ENV stand-in
+"simulate:<seconds>" (bench/trial.py), which sleeps and writes checkpoints, metrics, sample grids and
+rows of a real trial's size. Two steps of the driver are replaced, because the stand-in needs neither:
+the data check (the paper's datasets are not on a CI box) and the plan's throughput probe (paper-size
+networks on CPUs). With --search, the baseline searches run first, as in a real sweep (one Tuner per
+dataset and searched model, one trial per grid value), each candidate a stand-in that sleeps
+bench.search.EPOCH_FRACTION of a trial's time and reports a made-up score; without it they are off
+(--no-search).
 
 Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
 its peak RSS, storage bytes, the time from the last trial's end to the rendered reports, GPU-slot
 utilisation over time from logs/driver.log, and, with --kill-at-half, the time for --resume after
-the driver is SIGKILLed with half the grid finished.
+the driver is SIGKILLed with half the grid finished; the trials each node ran (from Ray's results).
 """
+if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
+    from svae.interrupt import quiet_until_main
+    quiet_until_main()
+
 import argparse
 import functools
 import json
@@ -30,7 +37,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from bench.resources import gpu_shares
+from svae.command import run_command
+from svae.errors import HarnessError
+from svae.interrupt import interrupts_raise
+
 NODES, GPUS_PER_NODE, CPUS_PER_NODE = 4, 8, 4
+HEAD_IP = "127.0.0.1"
 PAPER_DATASETS = ["mnist", "cifar10", "celeba"]
 
 
@@ -88,13 +101,13 @@ def simulated_scores(trial_seconds: float, job: dict, grid: tuple, storage: str,
     return bench.search.tune_scores(job, grid, storage, resources, trainable=candidate)
 
 
-def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: float, cpus: float,
+def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: dict, cpus: float,
                    resume: bool, search: bool = False, checkpoint_every=None) -> list:
     return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
             "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000",
             *([] if search else ["--no-search"]),
             "--out", str(run_dir), "--address", address, "--storage", str(storage),
-            "--gpus-per-trial", str(gpus), "--cpus-per-trial", str(cpus),
+            "--gpus-per-trial", *(f"{d}={share:g}" for d, share in gpus.items()), "--cpus-per-trial", str(cpus),
             *([] if checkpoint_every is None else ["--checkpoint-every", str(checkpoint_every)]),
             *(["--resume"] if resume else [])]
 
@@ -165,26 +178,44 @@ def run_driver(command: list, env: dict, log: Path, until=None):
     return proc.returncode, time.time() - started, log.read_text(errors="replace")
 
 
-def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
+def trials_per_node(storage: Path) -> dict:
+    """node IP -> how many trials (and search candidates) reported from it, from Ray's results."""
+    counts = {}
+    for path in storage.glob("*/*/result.json"):
+        ips = {json.loads(line).get("node_ip") for line in path.read_text().splitlines() if line.strip()}
+        for ip in ips:
+            counts[ip] = counts.get(ip, 0) + 1
+    return counts
+
+
+def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int, kill_at_half: bool,
             nodes: int = NODES, gpus_per_node: int = GPUS_PER_NODE, cpus_per_node: float = CPUS_PER_NODE,
             search: bool = False, checkpoint_every=None) -> dict:
     from ray.cluster_utils import Cluster
 
+    from bench.projection import makespan
+    from bench.resources import per_dataset
+
     work.mkdir(parents=True, exist_ok=True)
     run_dir, storage, driver_file = work / "run", work / "storage", work / "driver.json"
+    gpus = per_dataset(gpus, PAPER_DATASETS)  # dataset -> GPUs per trial
     trials = len(PAPER_DATASETS) * 5 * seeds
-    slots = min(math.floor(nodes * gpus_per_node / gpus), trials)
-    cpus = cpus_per_node * nodes / (nodes * gpus_per_node / gpus)  # CPUs never the binding resource
+    slots = makespan([(seconds, gpus[d]) for d in PAPER_DATASETS for _ in range(5 * seeds)], nodes * gpus_per_node)[1]
+    cpus = cpus_per_node * min(gpus.values()) / gpus_per_node  # CPUs never the binding resource
     env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}",
-           "SIMULATE_DRIVER_FILE": str(driver_file), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
+           "SIMULATE_DRIVER_FILE": str(driver_file), "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           # the driver is on the head's loopback address: Ray would otherwise look for its node at the
+           # machine's outward address, where no node of this cluster runs
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus_per_node, "num_gpus": 0,
+                                                            "node_ip_address": HEAD_IP})
     try:
-        for _ in range(nodes):
-            cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
+        for i in range(nodes):
+            cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node, node_ip_address=f"127.0.0.{2 + i}")
         command = driver_command(run_dir, storage, cluster.address, seeds, gpus, cpus, resume=False, search=search,
                                  checkpoint_every=checkpoint_every)
         figures = {"trials": trials, "checkpoint_bytes": checkpoint_bytes, "slots": slots, "gpus_per_trial": gpus,
-                   "trial_seconds": seconds, "nodes": nodes, "gpus_per_node": gpus_per_node,
+                   "trial_seconds": seconds, "command": command[3:], "nodes": nodes, "gpus_per_node": gpus_per_node,
                    "checkpoint_every": checkpoint_every}
         launched = time.time()
         if kill_at_half:
@@ -221,6 +252,7 @@ def measure(work: Path, seeds: int, gpus: float, seconds: float, checkpoint_byte
             figures.update({f"driver_{k}": v for k, v in json.loads(driver_file.read_text()).items()})
         figures["run_dir_bytes"] = bytes_under(run_dir)
         figures["storage_bytes"] = bytes_under(storage)
+        figures["trials_per_node_ip"] = trials_per_node(storage)
         figures["bytes_per_trial"] = (figures["run_dir_bytes"] + figures["storage_bytes"]) / trials
         report = run_dir / "report.md"
         if ends and report.exists():
@@ -260,10 +292,12 @@ def main(argv=None) -> int:
     if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
         print(json.dumps(write_results_cost(Path(argv[1]))))
         return 0
+    interrupts_raise()
     p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
-    p.add_argument("--gpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", nargs="+", default=["1"], metavar="[DATASET=]GPUS",
+                   help="GPUs per trial: one number, or per dataset as mnist=0.25 celeba=1")
     p.add_argument("--gpus-per-node", type=int, default=GPUS_PER_NODE, help="logical GPUs per worker node")
     p.add_argument("--trial-seconds", type=float, default=20.0, help="the stand-in's duration")
     p.add_argument("--checkpoint-bytes", type=int, default=1_000_000,
@@ -275,7 +309,32 @@ def main(argv=None) -> int:
                    help="bench.run's --checkpoint-every (default: bench.run's; 0: after every stand-in step)")
     p.add_argument("--report", default=None, help="write the figures as JSON here")
     args = p.parse_args(argv)
-    figures = measure(Path(args.work), args.seeds, args.gpus_per_trial, args.trial_seconds, args.checkpoint_bytes,
+    return run_command(lambda: simulate(args), "interrupted; the simulated cluster was stopped")
+
+
+def check_args(args) -> dict:
+    """Every number before a cluster starts: a wrong one is one line, not a traceback or a wait; the
+    GPU share of each dataset."""
+    if not 1 <= args.seeds <= 1000 or not 1 <= args.gpus_per_node <= 1024:
+        raise HarnessError(f"--seeds must be from 1 to 1,000 and --gpus-per-node from 1 to 1,024 "
+                           f"(got {args.seeds}, {args.gpus_per_node})")
+    shares = gpu_shares(args.gpus_per_trial, PAPER_DATASETS)
+    if not (0 < min(shares.values()) and max(shares.values()) <= args.gpus_per_node
+            and 0 < args.trial_seconds < math.inf):
+        raise HarnessError("--gpus-per-trial must be above 0 and at most --gpus-per-node, --trial-seconds a "
+                           f"finite number above 0 (got {' '.join(args.gpus_per_trial)}, {args.trial_seconds})")
+    if not 0 <= args.checkpoint_bytes <= 10**10:
+        raise HarnessError(f"--checkpoint-bytes must be from 0 to 10,000,000,000 (got {args.checkpoint_bytes})")
+    if args.checkpoint_every is not None and not 0 <= args.checkpoint_every < math.inf:
+        raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every})")
+    if Path(args.work).exists() and not Path(args.work).is_dir():
+        raise HarnessError(f"--work {args.work} is a file; name a folder for the simulated run")
+    return shares
+
+
+def simulate(args) -> int:
+    shares = check_args(args)
+    figures = measure(Path(args.work), args.seeds, shares, args.trial_seconds, args.checkpoint_bytes,
                       args.kill_at_half, gpus_per_node=args.gpus_per_node, search=args.search,
                       checkpoint_every=args.checkpoint_every)
     text = json.dumps(figures, indent=1)

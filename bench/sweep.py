@@ -2,14 +2,22 @@
 
 Each trial reports its metrics after every epoch and a checkpoint (its whole working folder) at most
 every `checkpoint_every` seconds, at the last epoch of each stage and at its end; Ray persists the
-checkpoint to the sweep's storage and hands it back when it retries the trial or when the sweep is
-restored. Not every epoch: a paper network's checkpoint (weights and Adam's moments) is 150-400 MB,
-an epoch on a GPU takes seconds, and with num_to_keep=1 Ray also snapshots the whole sweep's state
-after every checkpoint, which grew with the square of the trials (docs/scaling.md). When a trial
+checkpoint to the sweep's storage and hands it back when it retries the trial. Not every epoch: a
+paper network's checkpoint (weights and Adam's moments) is 150-400 MB, an epoch on a GPU takes
+seconds, and with num_to_keep=1 Ray also snapshots the whole sweep's state after every checkpoint,
+which grew with the square of the trials (docs/scaling.md). When a trial
 finishes, its folder is copied to RUN_DIR/trials/<id>/ and results.csv is rewritten, so a driver
 that dies loses nothing that had finished.
+
+A resumed sweep never restores Ray's saved state (tuner.pkl, the experiment and searcher states):
+those files hold pickles, which run code when read, and a run directory is something users copy,
+share and download; a torn one (a full disk) would also stop every resume. It starts a new Ray
+experiment of the unfinished trials instead, each from its newest checkpoint folder in the storage,
+found by name (`last_checkpoints`): plain files, whose weights are read with weights_only.
 """
+import functools
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -21,14 +29,16 @@ import pandas as pd
 from ray import tune
 
 from bench.plan import duration
+from bench.resources import trial_resources
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
 EXPERIMENT = "sweep"
+# the Ray experiments this project starts in a storage: the sweep's first, then one per resumed session
+SESSION_EXPERIMENT = re.compile(rf"{EXPERIMENT}(-resumed-\d{{8}}T\d{{6}}-[0-9a-f]{{6}})?")
 MAX_RETRIES = 2
-CHECKPOINT_GONE = "Could not recover from checkpoint as it does not exist on storage anymore"  # Ray's words
 
 
 @dataclass
@@ -39,7 +49,7 @@ class SweepPlan:
     settings: dict  # dataset -> Settings
     evaluation: Evaluation
     cpus_per_trial: float
-    gpus_per_trial: float
+    gpus_per_trial: dict  # dataset -> GPUs per trial (bench/resources.py)
     max_concurrent: int | None
     resume: bool
     fault: str | None = None
@@ -50,8 +60,9 @@ class SweepPlan:
 
 
 def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: str | None,
-              checkpoint_every: float) -> None:
-    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint when there is one.
+              checkpoint_every: float, resume_from: dict) -> None:
+    """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint of this session when
+    there is one (a retry), else from `resume_from` (trial id -> an earlier session's checkpoint folder).
 
     config names the trial; everything else comes through tune.with_parameters, given anew by the
     driver on every start: where things are (storage, data, caches), so a copied or moved run
@@ -68,6 +79,8 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
         return
     folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
     checkpoint = tune.get_checkpoint()
+    if checkpoint is None and spec.trial_id in resume_from:
+        checkpoint = tune.Checkpoint(resume_from[spec.trial_id])
     if checkpoint:
         checkpoint.to_directory(str(folder))
 
@@ -112,6 +125,38 @@ def is_marked_finished(storage: str, trial_id: str) -> bool:
     import pyarrow.fs
     fs, path = _marker(storage, trial_id)
     return fs.get_file_info(path).type == pyarrow.fs.FileType.File
+
+
+def last_checkpoints(storage: str, trial_ids) -> dict:
+    """trial id -> its newest checkpoint folder in the storage (a path or URI), for the trials that have
+    one: found by the names Ray gives folders (<experiment>/<trial id>/checkpoint_<n>), in this project's
+    experiments only, later sessions first; nothing is read from Ray's saved state."""
+    import pyarrow.fs
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
+    root = root.rstrip("/")
+
+    def folders(path: str) -> list:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        return [i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory]
+
+    experiments = sorted((e for e in folders(root) if SESSION_EXPERIMENT.fullmatch(e)),
+                         key=lambda e: (e != EXPERIMENT, e))
+    found = {}
+    for experiment in reversed(experiments):
+        for trial_id in set(trial_ids) - set(found):
+            numbered = [c for c in folders(f"{root}/{experiment}/{trial_id}") if re.fullmatch(r"checkpoint_\d+", c)]
+            if numbered:
+                newest = max(numbered, key=lambda c: int(c.split("_")[1]))
+                found[trial_id] = f"{storage.rstrip('/')}/{experiment}/{trial_id}/{newest}"
+    return found
+
+
+def session_experiment(resume: bool) -> str:
+    """The name of this session's Ray experiment: a new one per resumed session, so that no session
+    writes into (or reads) another's state; names sort by when the session started."""
+    if not resume:
+        return EXPERIMENT
+    return f"{EXPERIMENT}-resumed-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
 def trial_folder(run_dir: Path, trial_id: str) -> Path:
@@ -227,9 +272,8 @@ class Progress:
         return left / self.concurrency
 
 
-# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state and
-# restores them on --resume, perhaps from a copied or moved run directory; so the callback holds
-# nothing, and a restored one reports to this driver's plan and progress, not to stale copies.
+# The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state, so the
+# callback holds nothing and reports to this driver's plan and progress.
 ACTIVE_SWEEP = {}
 
 
@@ -256,10 +300,6 @@ class SweepCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
-        if trial_status(plan.run_dir, _trial_id(trial))["status"] == "finished":
-            # Collected before the driver died, after Ray's last snapshot: the restore may fail to find
-            # the checkpoint that snapshot names (num_to_keep=1 deleted it); the results are safe.
-            return
         error = _error_summary(trial.error_file)
         record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
         progress.failed(_trial_id(trial), error)
@@ -305,31 +345,22 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
         progress.line("every trial has finished already")
         return write_results(plan.run_dir, plan.grid)
 
-    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    resume_from = last_checkpoints(plan.storage, [s.trial_id for s in todo]) if plan.resume else {}
+    resources = functools.partial(trial_resources, cpus=plan.cpus_per_trial, shares=plan.gpus_per_trial)
     function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
                                                         evaluation=plan.evaluation, fault=plan.fault,
-                                                        checkpoint_every=plan.checkpoint_every), resources)
-    experiment = f"{plan.storage.rstrip('/')}/{EXPERIMENT}"
-    if plan.resume and tune.Tuner.can_restore(experiment):
-        progress.line(f"resuming the sweep from {experiment}")
-        tuner = tune.Tuner.restore(experiment, function, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = new_tuner(plan, function, todo, EXPERIMENT)
+                                                        checkpoint_every=plan.checkpoint_every,
+                                                        resume_from=resume_from), resources)
+    experiment = f"{plan.storage.rstrip('/')}/{session_experiment(plan.resume)}"
+    if plan.resume:
+        fresh = len(todo) - len(resume_from)
+        progress.line(f"resuming {len(todo)} trials: {len(resume_from)} from their last checkpoint"
+                      + (f", {fresh} without one: they start again from their beginning" if fresh else ""))
+    tuner = new_tuner(plan, function, todo, experiment.rsplit("/", 1)[1])
     progress.line(f"{len(todo)} trials to run of {len(plan.grid)}; Ray's own logs: {experiment} and "
                   f"/tmp/ray/session_latest/logs")
     results = {TrialSpec(**r.config["trial"]).trial_id: r for r in tuner.fit() if r.config}
-    statuses = {s.trial_id: trial_status(plan.run_dir, s.trial_id) for s in todo}
-    lost = [s for s in todo if statuses[s.trial_id]["status"] == "failed"
-            and CHECKPOINT_GONE in (statuses[s.trial_id].get("error") or "")]
-    if lost:
-        # Ray's snapshot of the sweep (the driver was killed) named a checkpoint that num_to_keep had
-        # since deleted, so Ray cannot restore these trials: they start again from their beginning.
-        progress.line(f"Ray's saved state named deleted checkpoints of {len(lost)} trials "
-                      f"({', '.join(s.trial_id for s in lost)}): they start again from their beginning")
-        name = f"{EXPERIMENT}-restarted-{uuid.uuid4().hex[:8]}"
-        results.update({TrialSpec(**r.config["trial"]).trial_id: r
-                        for r in new_tuner(plan, function, lost, name).fit() if r.config})
-    for spec in todo:  # the callback misses trials that Ray had finished before a restore
+    for spec in todo:  # what the callbacks did not record: trials that an interruption stopped
         if trial_status(plan.run_dir, spec.trial_id)["status"] in ("finished", "failed"):
             continue
         result = results.get(spec.trial_id)

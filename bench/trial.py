@@ -19,6 +19,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench.gamma import gamma_check
+from bench.memorisation import METRIC as MEMORISATION_METRIC
+from bench.memorisation import memorisation
 from bench.models import MODELS, build_model
 from bench.presets import Settings
 from bench.tracking import final_metrics
@@ -86,6 +89,7 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
                "epochs": image_model["epoch"], "final_loss": image_model["loss"],
                "final_recon_mse": image_model.get("recon_mse"), "final_kl": image_model.get("kl"),
                "final_gamma": image_model.get("gamma"), "active_units": image_model["active_units"],
+               "gamma_check": gamma_check(image_model) if MODELS[spec.model].learns_gamma else None,
                "train_seconds": round(train_seconds, 3)}
     rows = [{**row, **summary} for row in _evaluate(spec, settings, evaluation, model, train, test, folder)]
     status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
@@ -128,7 +132,7 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
 def train_config(settings: Settings, stage, seed: int) -> TrainConfig:
     """The Trainer's settings for one of a model's stages (svae/interface.py Stage)."""
     return TrainConfig(epochs=max(1, round(settings.epochs * stage.epoch_factor)), batch_size=settings.batch_size,
-                       lr=settings.lr, seed=seed, amp=settings.amp, progress=False, lr_halving=stage.lr_halving,
+                       lr=settings.lr, seed=seed, amp=settings.amp, progress=False, lr_halving=settings.lr_halving,
                        channels_last=settings.channels_last)
 
 
@@ -225,23 +229,35 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
     scorer = make_scorer(settings.fid_backbone, evaluation)
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
-    rows = []
-    for sampler, outputs in generate(spec, settings, model, train, test, orientation):
+    rows, facts = [], {}
+    for sampler, outputs in generate(spec, settings, model, train, test, orientation, facts):
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
         rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
-    return rows
+        rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
+    atomic_write_json(folder / "sampler_facts.json", facts)
+    return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
 
 
-def generate(spec: TrialSpec, settings: Settings, model, train, test, orientation):
+def generate(spec: TrialSpec, settings: Settings, model, train, test, orientation, facts=None):
     """(sampler, {output: images}) for every sampler of the model, x1 and x2 named by the trial's
-    orientation: the same images for the same seed."""
+    orientation: the same images for the same seed. facts receives what the samplers chose."""
     for sampler in samplers_for(spec.model):
         z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
-                           gmm=settings.gmm, seed=spec.seed)
+                           gmm=settings.gmm, seed=spec.seed, facts=facts)
         yield sampler, oriented(decode(model, z), orientation)
+
+
+def memorisation_row(sampler: str, images, train, test) -> dict:
+    """The results.csv row of a sampler's x_hat memorisation figure (bench/metrics/memorisation.py):
+    pixels, not an extractor's features."""
+    m = memorisation(images, train, test)
+    return {"sampler": sampler, "output": "x_hat", "metric": MEMORISATION_METRIC, "value": m.share,
+            "value_std": None, "higher_is_better": False, "settings": f"pixel-l2,median_ratio={m.median_ratio:.4f}",
+            "n_samples": m.n, "reference_n": m.reference_n, "extractor": "pixels", "extractor_id": "pixels:l2",
+            "weights_hash": None}
 
 
 def output_features(extractor, outputs: dict, scored) -> dict:

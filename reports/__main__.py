@@ -13,37 +13,35 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports import render
-from reports.rundir import is_published, load_run
-from svae.errors import HarnessError
+from svae.command import HelpFormatter, run_command
 from svae.interrupt import interrupts_raise
 from svae.lock import run_lock
+
+from reports import render
+from reports.rundir import is_published, load_run
 
 
 def main(argv=None) -> int:
     interrupts_raise()
     parser = argparse.ArgumentParser(
-        prog="python -m reports",
+        prog="python -m reports", formatter_class=HelpFormatter,
         description="Write table.md/.tex/.csv, claims.md, figures/ and report.md into RUN_DIR.")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m bench.run")
     args = parser.parse_args(argv)
-    try:
-        if not Path(args.run_dir).is_dir():
-            render(args.run_dir)  # names the problem: no such run directory
-        if is_published(load_run(args.run_dir).manifest):  # nothing runs there: no lock file left behind
-            render(args.run_dir)
-        else:
-            with run_lock(args.run_dir, "python -m reports"):
-                render(args.run_dir)
-    except HarnessError as e:
-        # One line whatever the message holds (a CSV parser's message may end in a newline).
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted; every report file is whole but some may be old: run python -m reports "
-              f"{args.run_dir} again", file=sys.stderr)
-        return 130
-    print(f"wrote the reports into {args.run_dir} (open report.md first)")
+    return run_command(lambda: render_locked(args.run_dir),
+                       f"interrupted; every report file is whole but some may be old: run python -m reports "
+                       f"{args.run_dir} again")
+
+
+def render_locked(run_dir) -> int:
+    if not Path(run_dir).is_dir():
+        render(run_dir)  # names the problem: no such run directory
+    if is_published(load_run(run_dir).manifest):  # nothing runs there: no lock file left behind
+        render(run_dir)
+    else:
+        with run_lock(run_dir, "python -m reports"):
+            render(run_dir)
+    print(f"wrote the reports into {run_dir} (open report.md first)")
     return 0
 
 

@@ -90,7 +90,7 @@ def budget_notes(run: Run, verdicts: list) -> tuple:
         improving = still_improving(run, dataset, run.models)
         lines.append(scale_line(run, dataset))
         if improving:
-            lines.append(f"The curves had not levelled off ({'; '.join(l.evidence for l in improving)}), "
+            lines.append(f"The curves had not levelled off ({'; '.join(c.evidence for c in improving)}), "
                          "so a verdict resting on these models holds at this budget only: longer training "
                          "could change it.")
         else:

@@ -147,7 +147,8 @@ def prdc_scatter(run: Run, dataset: str):
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
     for ax, (x, y) in zip(axes, panels):
         for i, (model, sampler) in enumerate(models):
-            xs, ys = run.seed_values(x, sampler, dataset, model, "x_hat"), run.seed_values(y, sampler, dataset, model, "x_hat")
+            xs = run.seed_values(x, sampler, dataset, model, "x_hat")
+            ys = run.seed_values(y, sampler, dataset, model, "x_hat")
             seeds = sorted(set(xs) & set(ys))
             if seeds:
                 ax.plot([xs[s] for s in seeds], [ys[s] for s in seeds], MARKERS[i % len(MARKERS)],

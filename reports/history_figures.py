@@ -70,7 +70,7 @@ def epochs_figure(run: Run, dataset: str):
     axes = np.atleast_1d(figure.subplots(1, 1 + bool(calibration)))
     for i, (model, history) in enumerate(found.items()):
         colour = f"C{i}"
-        for j, (seed, rows) in enumerate(history.groupby("seed")):
+        for j, (_, rows) in enumerate(history.groupby("seed")):
             axes[0].plot(rows["epoch"], rows["recon_mse"], marker=MARKERS[i % len(MARKERS)], color=colour,
                          linewidth=1, markersize=4, alpha=0.7, label=run.label(model) if j == 0 else None)
     axes[0].set_yscale("log")

@@ -18,6 +18,7 @@ from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_cl
 from reports.figures import render_figures
 from reports.plotting import caption
 from reports.headline import headline
+from reports.memorisation import memorisation_section
 from reports.rundir import Run, load_run
 from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
 from reports.validate import validate_results
@@ -68,7 +69,8 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines = [f"# Run report: {m.get('name', run.path.name)}", ""]
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
-    lines += _headline_section(run, figures) + [""] + _verdict_section(run, verdicts, figures) + [""]
+    lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
+    lines += _verdict_section(run, verdicts, figures) + [""]
     lines += _glossary(run) + [""] + _search_section(m.get("search"))
     lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
               "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]

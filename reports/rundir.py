@@ -5,6 +5,7 @@ This is the only module of reports that opens the run's input files; everything 
 """
 import json
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
 CURVE_COLUMNS = ("model", "epoch", "sampler", "output", "metric", "value")  # calibration/curve.csv's, read
+# Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/samples/<sampler>.npz):
+# a name with a separator or a leading dot could point outside the run directory.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+NAMED_COLUMNS = ("trial_id", "dataset", "model", "sampler", "output")
 
 
 def ordered(names, canonical) -> list:
@@ -52,7 +57,7 @@ class Run:
         return self.manifest["grid"]
 
     def registry(self, kind: str) -> dict:
-        """name -> facts of one of the manifest's registries (bench.run.registry_facts), in order."""
+        """name -> facts of one of the manifest's registries (bench.rundir.registry_facts), in order."""
         return registry_of(self.manifest, kind)
 
     def _model_facts(self, model: str) -> dict:
@@ -219,6 +224,7 @@ def load_run(run_dir) -> Run:
                            "pass the folder that python -m bench.run wrote")
     manifest = _load_manifest(path / "manifest.json")
     results = _load_results(path / "results.csv")
+    _check_names(path, manifest, results)
     config = manifest["config"]
     values, directions = {}, {}
     for row in results.itertuples(index=False):
@@ -243,6 +249,26 @@ def is_published(manifest: dict) -> bool:
     """A manifest reports.publish wrote (it says "published": true). Such a folder holds no weights and
     no Ray state, and nothing trains in it, so re-rendering it needs no lock (and leaves no .lock behind)."""
     return manifest.get("published") is True
+def _check_names(path: Path, manifest: dict, results: pd.DataFrame) -> None:
+    """Every name that becomes part of a file name is a plain name, and the datasets, models and
+    samplers of results.csv are the manifest's (its config, grid or registries)."""
+    config, grid = manifest["config"], manifest["grid"]
+    known = {"dataset": {*config["datasets"], *(t["dataset"] for t in grid), *registry_of(manifest, "datasets")},
+             "model": {*config["models"], *(t["model"] for t in grid), *registry_of(manifest, "models")}}
+    if registry_of(manifest, "samplers"):
+        known["sampler"] = set(registry_of(manifest, "samplers"))
+    for column, names in [("trial_id", [t["trial_id"] for t in grid]), *known.items()]:
+        for name in names:
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+                raise HarnessError(f"{path / 'manifest.json'} names a {column} {name!r}, not a plain name "
+                                   f"(letters, digits, _ . + -); restore the manifest from a copy of the run")
+    for index, row in zip(results.index, results[list(NAMED_COLUMNS)].itertuples(index=False)):
+        line = index + 2  # the header is line 1
+        for column, name in zip(NAMED_COLUMNS, row):
+            if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or name not in known.get(column, {name}):
+                raise HarnessError(f"{path / 'results.csv'} line {line}: {column} {name!r} is not one of the "
+                                   f"run's (manifest.json); restore results.csv, or rebuild it from the trials' "
+                                   f"records: rerun the sweep's command with --resume")
 
 
 def registry_of(manifest: dict, kind: str) -> dict:

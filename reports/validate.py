@@ -2,13 +2,13 @@
 
 results.csv is a copy: each finished trial keeps its own record of its rows (trials/<id>/rows.json,
 next to status.json). `validate_results` checks the copy against those records (every finished
-trial's rows present, with the same values; no row twice; no row of a trial that did not finish)
+trial's rows present, the same in every column; no row twice; no row of a trial that did not finish)
 and every value against its metric's valid range. Any mismatch is a HarnessError, raised before a
 report file is touched.
 
 Two small tables drive it, so a new format or metric changes data, not code:
 - svae/contract.py metric_range: metric name -> closed interval of valid values;
-- metric_rows: reads (row key, metric, value) out of a results table (long format: one figure a row).
+- metric_rows: reads (row key, metric, value, row) out of a results table (long format: one figure a row).
 """
 import json
 import math
@@ -27,9 +27,10 @@ KEY_COLUMNS = ("trial_id", "sampler", "output", "extractor_id", "n_samples")
 
 
 def metric_rows(table: pd.DataFrame):
-    """(key, metric, value) of every figure in a results table; key = the KEY_COLUMNS values."""
+    """(key, metric, value, row) of every figure in a results table; key = the KEY_COLUMNS values."""
     for record in table.to_dict("records"):
-        yield tuple(str(record.get(c)) for c in KEY_COLUMNS), str(record.get("metric")), _number(record.get("value"))
+        yield (tuple(str(record.get(c)) for c in KEY_COLUMNS), str(record.get("metric")), _number(record.get("value")),
+               record)
 
 
 def _number(value) -> float:
@@ -71,7 +72,7 @@ def validate_results(run_dir) -> None:
             raise HarnessError(f"trial {trial_id} is finished but its record {folder / 'rows.json'} is "
                                f"unreadable ({type(e).__name__}: {e}); restore it, or delete {folder} and "
                                f"resume the sweep to rerun the trial") from None
-        expected.update({(key, metric): value for key, metric, value in metric_rows(pd.DataFrame(rows))})
+        expected.update({(key, metric): (value, row) for key, metric, value, row in metric_rows(pd.DataFrame(rows))})
     if not file.exists() or file.stat().st_size == 0:
         if expected:
             raise HarnessError(f"{file} is {'empty' if file.exists() else 'missing'} but "
@@ -87,7 +88,7 @@ def validate_results(run_dir) -> None:
                            f"it must follow docs/run_directory.md")
     finished_trials = {key[0] for key, _ in expected}
     seen = {}
-    for line, (key, metric, value) in enumerate(metric_rows(table), start=2):
+    for line, (key, metric, value, row) in enumerate(metric_rows(table), start=2):
         where = _where(key, metric)
         if (key, metric) in seen:
             raise HarnessError(f"{file} holds {where} twice (lines {seen[key, metric]} and {line}); {fix}")
@@ -99,15 +100,30 @@ def validate_results(run_dir) -> None:
         if key[0] not in finished_trials:
             raise HarnessError(f"{file} line {line} holds {where}, but trial {key[0]} has no finished record "
                                f"in {run_dir / 'trials'}; {fix}")
-        record = expected.get((key, metric))
+        record, recorded_row = expected.get((key, metric), (None, {}))
         if record is None or not _same(value, record):
             raise HarnessError(f"{file} line {line}: {where} is {value:g}, but the trial's record says "
                                f"{'nothing' if record is None else f'{record:g}'}; {fix}")
+        changed = [c for c in recorded_row if c != "value" and not _same_cell(row.get(c, ""), recorded_row[c])]
+        if changed:  # an edited model, seed or dataset column would put the figure under another name
+            column = changed[0]
+            raise HarnessError(f"{file} line {line}: {where} has {column} {row.get(column, '')!r}, but the trial's "
+                               f"record says {recorded_row[column]!r}; {fix}")
     lost = [k for k in expected if k not in seen]
     if lost:
         (key, metric), n = lost[0], len(lost)
         raise HarnessError(f"{file} lacks {n} result{'s' if n > 1 else ''} of finished trials "
                            f"(first: {_where(key, metric)}); {fix}")
+
+
+def _same_cell(text: str, recorded) -> bool:
+    """Whether a results.csv cell (text) is the record's value as pandas writes it: None and NaN as an
+    empty cell, numbers to within rounding, anything else as its str()."""
+    if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)):
+        return text == ""
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return _same(_number(text), float(recorded))
+    return text == str(recorded)
 
 
 def _same(a: float, b: float) -> bool:

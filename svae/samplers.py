@@ -23,11 +23,20 @@ from svae.errors import choose
 
 @dataclass(frozen=True)
 class GMMConfig:
-    components: int = 100
+    components: int = 100  # "heldout": the largest count tried; "fixed": the count
     covariance: str = "full"
     max_iter: int = 200
     fit_on: str = "train"  # "train" is leak-free; "test" fits on the FID reference images as the authors did
     fit_n: int = 10000
+    # "heldout": the count of COMPONENT_LADDER up to `components` whose mixture, fitted on the other
+    # latents, gives the held-out share of the fitting latents the highest mean log-likelihood; then
+    # refitted on all of them. "fixed": `components` as given.
+    select: str = "heldout"
+    heldout_share: float = 0.2
+
+
+COMPONENT_LADDER = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+GMM_SELECTIONS = ("heldout", "fixed")
 
 
 def model_device(model) -> torch.device:
@@ -106,15 +115,32 @@ def oriented(outputs: dict, orientation) -> dict:
     return _with_mix(swapped)
 
 
-def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int) -> GaussianMixture:
-    gmm = GaussianMixture(n_components=min(cfg.components, len(means)), covariance_type=cfg.covariance,
+def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int, components: int | None = None) -> GaussianMixture:
+    gmm = GaussianMixture(n_components=min(components or cfg.components, len(means)), covariance_type=cfg.covariance,
                           max_iter=cfg.max_iter, random_state=seed)
     return gmm.fit(means.double().numpy())
 
 
-def _gmm_latents(model, n, g, *, train_images, test_images, gmm: GMMConfig, seed: int):
+def choose_components(means: torch.Tensor, cfg: GMMConfig, seed: int) -> dict:
+    """{"components": the chosen count, "heldout_loglik": {count: mean held-out log-likelihood}}:
+    `cfg.components` itself when cfg.select is "fixed", else by GMMConfig's held-out rule."""
+    choose("gmm.select", cfg.select, dict.fromkeys(GMM_SELECTIONS))
+    if cfg.select == "fixed":
+        return {"components": min(cfg.components, len(means)), "heldout_loglik": {}}
+    order = torch.randperm(len(means), generator=torch.Generator().manual_seed(seed))
+    n_held = max(1, round(cfg.heldout_share * len(means)))
+    held, fit = means[order[:n_held]], means[order[n_held:]]
+    counts = [c for c in COMPONENT_LADDER if c <= min(cfg.components, len(fit))] or [1]
+    scores = {c: float(fit_gmm(fit, cfg, seed, c).score(held.double().numpy())) for c in counts}
+    return {"components": max(scores, key=scores.get), "heldout_loglik": scores}
+
+
+def _gmm_latents(model, n, g, *, train_images, test_images, gmm: GMMConfig, seed: int, facts: dict):
     fit_images = (train_images if gmm.fit_on == "train" else test_images)[:gmm.fit_n]
-    z, _ = fit_gmm(latent_means(model, fit_images), gmm, seed).sample(n)
+    means = latent_means(model, fit_images)
+    choice = choose_components(means, gmm, seed)
+    facts.update({"gmm_components": choice["components"], "gmm_heldout_loglik": choice["heldout_loglik"]})
+    z, _ = fit_gmm(means, gmm, seed, choice["components"]).sample(n)
     return torch.from_numpy(z).float()[torch.randperm(n, generator=g)]  # sklearn orders by component
 
 
@@ -139,7 +165,7 @@ def _recon_mean_latents(model, n, g, *, test_images, **_):
 class SamplerEntry:
     title: str  # the heading of its table
     description: str  # how it draws z, for captions and the manifest
-    draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed) -> n x d latents
+    draw: Callable  # (model, n, generator, *, train_images, test_images, gmm, seed, facts) -> n x d latents
     models: tuple | None = None  # the models it applies to; None: every model
     scored: bool = True  # run by every trial; False: available by name only
 
@@ -164,8 +190,10 @@ def samplers_for(model: str) -> list:
             if entry.scored and (entry.models is None or model in entry.models)]
 
 
-def sample_latents(model, sampler: str, n: int, *, train_images, test_images, gmm: GMMConfig, seed: int):
-    """n latents from the named sampler, drawn with a generator seeded by `seed`."""
+def sample_latents(model, sampler: str, n: int, *, train_images, test_images, gmm: GMMConfig, seed: int,
+                   facts: dict | None = None):
+    """n latents from the named sampler, drawn with a generator seeded by `seed`. `facts`, if given,
+    receives what the sampler chose on the way (the GMM: gmm_components, gmm_heldout_loglik)."""
     g = torch.Generator().manual_seed(seed)
-    return choose("sampler", sampler, SAMPLERS).draw(model, n, g, train_images=train_images,
-                                                     test_images=test_images, gmm=gmm, seed=seed)
+    return choose("sampler", sampler, SAMPLERS).draw(model, n, g, train_images=train_images, test_images=test_images,
+                                                     gmm=gmm, seed=seed, facts={} if facts is None else facts)

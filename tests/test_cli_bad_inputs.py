@@ -145,6 +145,10 @@ def test_bench_run_bad_arguments(tmp_path, capsys, no_ray):
         (["--fid-backbone", "inception", "--fid-weights", str(tmp_path)], "FID weights file"),
         (["--fid-backbone", "inception", "--fid-weights", str(a_file)], "cannot read FID weights"),
         (["--address", "127.0.0.1:notaport", "--storage", str(tmp_path)], "not HOST:PORT"),
+        (["--address", "ray://10.0.0.1:10001", "--storage", str(tmp_path)], "is Ray Client",
+         "--address 10.0.0.1:6379"),
+        (["--gpus-per-trial", "synthetic=x"], "'x' is not a number"),
+        (["--gpus-per-trial", "mnist=1", "0"], "mnist is not among --datasets (synthetic)"),
     ]
     for i, (options, *needles) in enumerate(cases):
         code, err = call(bench.run.main, [*SMALL, "--out", str(tmp_path / f"run{i}"), *options], capsys)
@@ -220,7 +224,9 @@ def test_reports_bad_run_directories(tmp_path, capsys):
 # ---------------------------------------------------------------- Ctrl-C while a command imports
 
 @pytest.mark.parametrize("command", [["bench.run", "--dry-run"], ["bench.rescore", "no-such-run"],
-                                     ["bench.fid", "a.npz", "b.npz"], ["reports", "no-such-run"]])
+                                     ["bench.fid", "a.npz", "b.npz"], ["reports", "no-such-run"],
+                                     ["reports.publish", "no-such-run", "dest"], ["bench.projection"],
+                                     ["bench.curve", "--epochs", "1", "--out", "curve"]])
 def test_ctrl_c_while_the_modules_load_is_one_line(command, tmp_path):
     """SIGINT as soon as numpy is mapped into the process (each command imports it after its first
     statement has set up Ctrl-C, and before torch, pandas or Ray, which take seconds here): one line

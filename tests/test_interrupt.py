@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "1"]
 
 
-def interrupt_when(run_dir, ready, timeout=900):
-    """Start the sweep, send SIGINT once ready() holds, return (exit status, stderr, descendants seen)."""
+def interrupt_when(run_dir, ready, timeout=900, signum=signal.SIGINT):
+    """Start the sweep, send signum once ready() holds, return (exit status, stderr, descendants seen)."""
     driver = subprocess.Popen([sys.executable, "-m", "bench.run", *ARGS, "--out", str(run_dir)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parent, seen = psutil.Process(driver.pid), {}
@@ -22,7 +22,7 @@ def interrupt_when(run_dir, ready, timeout=900):
         seen.update({p.pid: p for p in parent.children(recursive=True)})
         time.sleep(0.05)
     seen.update({p.pid: p for p in parent.children(recursive=True)})
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(signum)
     _, err = driver.communicate(timeout=300)
     return driver.returncode, err, list(seen.values())
 
@@ -44,9 +44,12 @@ def test_ctrl_c_while_ray_starts(tmp_path):
     assert_all_gone(processes)
 
 
-def test_ctrl_c_mid_sweep_names_the_resume_command(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_mid_sweep_names_the_resume_command(tmp_path, signum):
+    """A SIGTERM (a scheduler's stop) ends as a Ctrl-C does, not with Ray's exit (issue 23, finding 12)."""
     run_dir = tmp_path / "run"
-    code, err, processes = interrupt_when(run_dir, lambda: list(run_dir.glob("ray/sweep/*/checkpoint_*")))
+    code, err, processes = interrupt_when(run_dir, lambda: list(run_dir.glob("ray/sweep/*/checkpoint_*")),
+                                          signum=signum)
     assert code == 1 and "Traceback" not in err, err
     assert "to resume: python -m bench.run" in err and err.strip().endswith("--resume")
     assert len(processes) > 2  # Ray's servers and the trial's worker were there

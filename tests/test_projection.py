@@ -10,22 +10,44 @@ from bench.projection import (GPU, Job, MeasuredGPU, Rates, RATES_DIR, TrialWork
 from bench.presets import settings_for
 
 
-def test_makespan_packs_the_longest_trials_first_onto_free_slots():
-    # slots: 10 | 10, then 10 -> 20 on the first, 5 -> 15 on the second
-    assert makespan([10, 10, 10, 5], 2) == 20
+def whole(*seconds):
+    return [(s, 1) for s in seconds]
+
+
+def test_makespan_packs_the_longest_trials_first_onto_free_gpus():
+    # GPUs: 10 | 10, then 10 -> 20 on the first, 5 -> 15 on the second
+    assert makespan(whole(10, 10, 10, 5), 2) == (20, 2)
     # 7 | 5, 4 -> 9 on the second, 3 -> 10 on the first, 1 -> 10 on the second
-    assert makespan([1, 3, 4, 5, 7], 2) == 10
-    assert makespan([3, 4], 8) == 4  # more slots than trials: the longest trial
+    assert makespan(whole(1, 3, 4, 5, 7), 2) == (10, 2)
+    assert makespan(whole(3, 4), 8) == (4, 2)  # more GPUs than trials: the longest trial
+
+
+def test_makespan_packs_fractional_shares_onto_one_gpu_and_whole_ones_alone():
+    # one GPU: the whole-GPU 10 s trial alone, then the half and two quarters together (8 s the longest)
+    assert makespan([(10, 1), (8, 0.5), (6, 0.25), (4, 0.25)], 1) == (18, 1)
+    # two GPUs: 10 s on the first; 8 s and 6 s share the second; at 6 s two quarter trials take the freed
+    # half (to 10 s), at 8 s the last two (to 12 s)
+    assert makespan([(10, 1), (8, 0.5), (6, 0.5)] + [(4, 0.25)] * 4, 2) == (12, 3)
+    # a 2-GPU trial waits for two free GPUs: 5 | 3, then it runs from 5 s to 9 s
+    assert makespan([(4, 2), (5, 1), (3, 1)], 2) == (9, 2)
 
 
 def test_project_counts_wall_time_and_busy_and_held_gpu_hours():
-    p = project([10] * 4, gpus=2, gpus_per_trial=0.5, overhead_seconds=2)
+    p = project([(10, 0.5)] * 4, gpus=2, overhead_seconds=2)
     assert p.slots == 4  # 2 GPUs / 0.5
     assert p.wall_seconds == 12  # four 12 s trials at once
     assert p.busy_gpu_hours == pytest.approx(4 * 12 * 0.5 / 3600)
     assert p.held_gpu_hours == pytest.approx(12 * 2 / 3600)
-    p = project([3600] * 10, gpus=8, gpus_per_trial=1)
+    p = project(whole(*[3600] * 10), gpus=8)
     assert p.wall_seconds == 7200 and p.busy_gpu_hours == 10 and p.held_gpu_hours == 16
+
+
+def test_per_dataset_shares_pack_small_trials_four_to_a_gpu_beside_whole_gpu_ones():
+    # 8 GPUs: 4 CelebA trials of 100 s on a GPU each; 16 MNIST trials of 40 s at a quarter share fill the
+    # other 4 GPUs at once
+    p = project([(100, 1)] * 4 + [(40, 0.25)] * 16, gpus=8)
+    assert (p.slots, p.wall_seconds) == (20, 100)
+    assert p.busy_gpu_hours == pytest.approx((4 * 100 + 16 * 40 * 0.25) / 3600)
 
 
 def test_trial_seconds_are_its_flops_over_the_gpus_effective_rate():
@@ -42,7 +64,7 @@ def test_counted_flops_of_a_linear_layer_is_two_multiply_adds_per_weight_and_row
 
 def test_searches_run_one_after_another_before_the_grid_on_the_same_slots():
     # 2 slots: search one (5, 5, 5) takes 10 s, search two (3) 3 s, then the grid (10 x 4) 20 s.
-    p = project([10] * 4, gpus=2, gpus_per_trial=1, searches=[[5, 5, 5], [3]])
+    p = project(whole(10, 10, 10, 10), gpus=2, searches=[whole(5, 5, 5), whole(3)])
     assert p.search_wall_seconds == 13 and p.wall_seconds == 33
     assert p.busy_gpu_hours == pytest.approx((40 + 15 + 3) / 3600)
     assert p.held_gpu_hours == pytest.approx(33 * 2 / 3600)
@@ -105,8 +127,11 @@ def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay
     assert default_gpu(smoke) is bench.projection.H200
 
 
-@pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be at least 1"),
-                                           (["--gpus-per-trial", "0"], "--gpus-per-trial and --packed-seconds"),
+@pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be from 1"),
+                                           (["--seeds", "1000000000000"], "--seeds must be from 1 to 1,000,000"),
+                                           (["--gpus-per-trial", "0"], "--gpus-per-trial must be above 0"),
+                                           (["--gpus-per-trial", "1e300"], "--gpus-per-trial must be above 0"),
+                                           (["--overhead-seconds", "nan"], "--overhead-seconds must be a finite"),
                                            (["--datasets", "imagenet"], "unknown dataset 'imagenet'")])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
     assert bench.projection.main(args) == 2

@@ -9,6 +9,8 @@ import struct
 import pytest
 
 import bench.run
+import bench.rundir
+from bench.trial import TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, load_images, provenance
 from svae.errors import HarnessError
 
@@ -65,7 +67,7 @@ def test_resume_on_other_data_is_refused_before_ray_starts(tmp_path, monkeypatch
     config = bench.run.check_args(args)
     run_dir.mkdir()
     (run_dir / "manifest.json").write_text(json.dumps({  # as the sweep wrote it when it started
-        "config": {**{k: config[k] for k in bench.run.DEFINING}, "storage": "ray"}, "grid": [],
+        "config": {**{k: config[k] for k in bench.rundir.DEFINING}, "storage": "ray"}, "grid": [],
         "data": bench.run.check_data(args, config["settings"])}))
     write_idx(root / "MNIST" / "raw", fill=7)  # the same file names, other pixels
     moved = tmp_path / "moved"
@@ -74,3 +76,31 @@ def test_resume_on_other_data_is_refused_before_ray_starts(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "mnist train data differ from those this sweep started with" in err, err
     assert "MNIST/raw/train-images-idx3-ubyte.gz" in err and err.count("\n") == 1
+
+
+@debian
+def test_rescore_reads_the_data_source_the_manifest_recorded(tmp_path, monkeypatch):
+    """A run trained on Debian's Fashion-MNIST (no --data-root, the README's default) is re-scored from
+    the same files, their hashes checked; other files of those names are refused (issue 23, finding 7)."""
+    import bench.rescore
+    monkeypatch.setenv("SVAE_BENCH_DATA", str(tmp_path / "empty"))  # the default root holds nothing
+    run_dir = tmp_path / "run"
+    argv = ["--preset", "smoke", "--datasets", "fashion-mnist", "--models", "vae", "--seeds", "1",
+            "--fid-samples", "10", "--out", str(run_dir)]
+    args = bench.run.parse_args(argv)
+    config = bench.run.check_args(args)
+    data = bench.run.check_data(args, config["settings"])
+    assert {r["root"] for splits in data.values() for records in splits.values() for r in records} == {"system"}
+    grid = [TrialSpec("fashion-mnist", "vae", 0)]
+    trial = run_dir / "trials" / grid[0].trial_id
+    trial.mkdir(parents=True)
+    (trial / "status.json").write_text(json.dumps({"status": "finished"}))
+    (trial / "checkpoint-final-main.pt").write_bytes(b"")  # plan() checks that it is there; nothing loads it
+    manifest = bench.rundir.manifest_for(args, config, grid, "ray", 0.0, None, data)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    job = bench.rescore.plan(bench.rescore.parse_args([str(run_dir)]))
+    assert job["evaluation"].system_copy and [spec for spec, _ in job["trials"]] == grid
+    manifest["data"]["fashion-mnist"]["test"][0]["sha256"] = "0" * 64  # the run read other files
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HarnessError, match="fashion-mnist test data differ .* pass --data-root"):
+        bench.rescore.plan(bench.rescore.parse_args([str(run_dir)]))

@@ -7,7 +7,7 @@ import torch
 
 from bench.models import MODELS, build_model
 from bench.presets import settings_for
-from bench.run import registry_facts
+from bench.rundir import registry_facts
 from reports.rundir import registry_of
 from svae.data import SPECS, load_images
 from svae.errors import HarnessError, choose

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import bench.run
+import bench.rundir
 import reports
 from bench.presets import PRESETS, smoke
 from bench.rescore import main as rescore_main
@@ -48,7 +49,7 @@ def tiny_run(tmp_path_factory):
     grid = [TrialSpec("synthetic", m, 0) for m in config["models"]]
     evaluation = Evaluation(fid_cache=storage + "/fid-cache")
     run_dir.mkdir()
-    manifest = bench.run.manifest_for(args, config, grid, storage, 0.0, None, {})
+    manifest = bench.rundir.manifest_for(args, config, grid, storage, 0.0, None, {})
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     for spec in grid:
         work = root / "work" / spec.trial_id
@@ -74,7 +75,7 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
         assert status["status"] == "finished" and set(status) == {
             "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "attempt_id"}
         stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
-        expected = {"status.json", "rows.json", "metrics.csv", "orientation.json"} | {
+        expected = {"status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json"} | {
             f"checkpoint-final-{s}.pt" for s in stages}
         expected |= {f"samples/{s}.npz" for s in set(results.loc[results["trial_id"] == folder.name, "sampler"])}
         assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == expected

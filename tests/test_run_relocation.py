@@ -99,7 +99,7 @@ def test_external_storage_of_a_copy_is_refused_and_a_fresh_one_accepted(tmp_path
 def test_storage_inside_a_copied_run_directory_is_known_to_hold_ray_state_of_the_old_path(tmp_path):
     """choose_storage tells the sweep when Ray's saved state was written from another path (a copy
     or a move), and not when the run directory is where it was."""
-    from bench.run import choose_storage
+    from bench.rundir import choose_storage
     old = {"run_id": "r1", "config": {"storage": "ray"}}
     for run_dir, owner_dir, elsewhere in ((tmp_path / "copy", tmp_path / "original", True),
                                           (tmp_path.resolve() / "same", tmp_path.resolve() / "same", False)):

@@ -71,7 +71,7 @@ def test_a_bucket_that_does_not_exist_is_refused_not_read_as_empty_storage(s3, r
     assert "no-such-bucket" not in [b["Name"] for b in client.list_buckets()["Buckets"]]
     # A resume reads the owner record the same way; a missing bucket must not read as "no record"
     # (which, with --storage given, would rerun every unfinished trial from scratch).
-    from bench.run import read_owner
+    from bench.rundir import read_owner
     from svae.errors import HarnessError
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.models import MODELS
-from bench.simulate import GPUS_PER_NODE, PAPER_DATASETS, measure
+from bench.simulate import GPUS_PER_NODE, NODES, PAPER_DATASETS, measure
 from svae.samplers import samplers_for
 
 pytestmark = pytest.mark.slow
@@ -39,3 +39,22 @@ def test_paper_grid_on_a_simulated_cluster_killed_at_half_resumes_without_rerunn
     # The resumed driver ran trials on several nodes at once (more than one node's GPUs busy). How many
     # of the 32 slots fill at the peak depends on how fast 32 workers start here: not asserted.
     assert figures["utilisation_peak"] > GPUS_PER_NODE / figures["slots"]
+    # the head has CPUs but no GPU: trials reported only from the GPU nodes' addresses, each node some
+    assert set(figures["trials_per_node_ip"]) == {f"127.0.0.{2 + i}" for i in range(NODES)}
+
+
+def test_per_dataset_gpu_shares_pack_small_trials_and_the_cpu_only_head_gets_no_gpu_trial(tmp_path):
+    """15 trials on 2 nodes of 2 logical GPUs beside a CPU-only head: a quarter GPU for MNIST and CIFAR-10
+    trials, a whole one for CelebA's (bench/resources.py)."""
+    shares = {"mnist": 0.25, "cifar10": 0.25, "celeba": 1.0}
+    figures = measure(tmp_path, seeds=1, gpus=shares, seconds=4, checkpoint_bytes=100_000, kill_at_half=False,
+                      nodes=2, gpus_per_node=2)
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
+    assert figures["returncode"] == 0, figures["output_tail"]
+    assert figures["finished"] == len(PAPER_DATASETS) * len(MODELS)
+    assert "--gpus-per-trial mnist=0.25 cifar10=0.25 celeba=1" in " ".join(figures["command"])
+    # 4 GPUs: 10 quarter-GPU trials fill two and a half, a CelebA trial takes the fourth whole: 11 at once
+    assert figures["slots"] == 11
+    assert max(figures["utilisation_series"]) > 4  # more trials at once than GPUs: packed
+    ran = figures["trials_per_node_ip"]
+    assert set(ran) == {"127.0.0.2", "127.0.0.3"}, ran  # never the head's address

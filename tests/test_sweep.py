@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import bench.run
+import bench.rundir
 from bench.models import MODELS
 from svae.samplers import samplers_for
 
@@ -71,7 +72,7 @@ def test_amp_flag_turns_on_the_presets_bf16_autocast_and_defines_the_sweep():
     on = bench.run.check_args(bench.run.parse_args([*SMALL, "--amp"]))
     off = bench.run.check_args(bench.run.parse_args(SMALL))
     assert on["settings"]["synthetic"].amp is True and off["settings"]["synthetic"].amp is False
-    assert "amp" in bench.run.DEFINING and on["amp"] != off["amp"]
+    assert "amp" in bench.rundir.DEFINING and on["amp"] != off["amp"]
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:
@@ -82,8 +83,10 @@ FIGURES = ("fd_domain", "kd_domain", "precision", "recall", "density", "coverage
 
 
 def expected_rows(seeds: int) -> int:
-    """models x their samplers x their scored outputs x the figures x seeds, from the registries."""
-    return seeds * len(FIGURES) * sum(len(samplers_for(name)) * len(entry.outputs) for name, entry in MODELS.items())
+    """models x their samplers x their scored outputs x the figures x seeds, from the registries, and
+    one memorisation row per model, sampler and seed (its x_hat)."""
+    scored = len(FIGURES) * sum(len(samplers_for(name)) * len(entry.outputs) for name, entry in MODELS.items())
+    return seeds * (scored + sum(len(samplers_for(name)) for name in MODELS))
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +115,8 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
     assert len(table) == expected_rows(2)
     assert set(table["model"]) == set(MODELS) and set(table["seed"]) == {0, 1}
     assert all(math.isfinite(v) and v >= 0 for v in table["value"])
-    assert set(table["metric"]) == set(FIGURES)  # fd_domain, never labelled FID
-    assert set(table["extractor"]) == {"domain-synthetic"}
+    assert set(table["metric"]) == set(FIGURES) | {"nn_train_share"}  # fd_domain, never labelled FID
+    assert set(table["extractor"]) - {"pixels"} == {"domain-synthetic-v2"}
     assert (table.loc[table["metric"] == "kd_domain", "settings"] == "subsets=100,subset_size=200,kernel=poly3").all()
     assert (table["n_samples"] == 200).all()
     svae = table[(table["model"] == "svae") & (table["sampler"] == "gmm")]
@@ -165,7 +168,13 @@ def test_a_trial_runs_without_ray_and_a_finished_one_is_not_redone(tmp_path):
                      lambda metrics, folder: reports.append(metrics))
     assert [r["done"] for r in reports] == [False, True]  # one epoch checkpoint, then the final one
     assert {(r["sampler"], r["output"], r["metric"]) for r in rows} == {
-        (s, o, m) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix") for m in FIGURES}
+        (s, o, m) for s in ("gmm", "prior", "recon") for o in ("x_hat", "x1", "x2", "mix") for m in FIGURES} | {
+        (s, "x_hat", "nn_train_share") for s in ("gmm", "prior", "recon")}
+    facts = json.loads((tmp_path / "trial" / "sampler_facts.json").read_text())
+    assert {r["gmm_components"] for r in rows} == {facts["gmm_components"]}  # chosen on held-out likelihood
+    scores = facts["gmm_heldout_loglik"]  # JSON: the counts are strings
+    assert facts["gmm_components"] == int(max(scores, key=scores.get)) and "1" in scores
+    assert {r["gamma_check"] for r in rows} == {None}  # the SVAE balances gamma, it does not learn it
     samples = np.load(tmp_path / "trial" / "samples" / "recon.npz")
     assert samples["sigma"].shape == (64, 1, 32, 32) and samples["original"].dtype == np.uint8
     orientation = json.loads((tmp_path / "trial" / "orientation.json").read_text())

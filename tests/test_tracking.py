@@ -61,7 +61,8 @@ def test_mlflow_store_has_one_run_per_trial_with_its_metrics_and_tags(tracked_sw
     experiment = client.get_experiment_by_name(run_dir.name)
     runs = client.search_runs([experiment.experiment_id])
     reports_runs = [r for r in runs if r.data.tags.get("kind") == "reports"]  # bench.tracking log_reports
-    assert len(reports_runs) == 1 and "report.md" in {a.path for a in client.list_artifacts(reports_runs[0].info.run_id)}
+    artifacts = {a.path for a in client.list_artifacts(reports_runs[0].info.run_id)}
+    assert len(reports_runs) == 1 and "report.md" in artifacts
     runs = [r for r in runs if r not in reports_runs]
     assert sorted(r.data.tags["trial_name"] for r in runs) == sorted(STAGES)
     grid = {t["trial_id"]: t for t in json.loads((run_dir / "manifest.json").read_text())["grid"]}

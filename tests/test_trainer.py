@@ -28,7 +28,7 @@ def train(name, cfg, seed=0, epochs=2, checkpoint=None, images=IMAGES, lr=1e-3, 
     for stage in model.stages():
         path = checkpoint.with_name(f"{checkpoint.stem}-{stage.name}.pt") if checkpoint else None
         trainer = Trainer(TrainConfig(epochs=round(epochs * stage.epoch_factor), batch_size=50, lr=lr, seed=seed,
-                                      progress=False, lr_halving=stage.lr_halving, channels_last=channels_last),
+                                      progress=False, channels_last=channels_last),
                           checkpoint_path=path, on_epoch_end=count_epoch)
         histories[stage.name] = trainer.fit(stage.module, stage.make_data(images), stage.batch_transform)
     return model, histories
@@ -82,7 +82,7 @@ def test_resume_after_a_crash_equals_uninterrupted_training(name, crash_after, c
     convolutions = [p for p in resumed.parameters() if p.dim() == 4]
     assert convolutions and all(p.is_contiguous() for p in convolutions)  # fit hands back contiguous memory
     assert [m["epoch"] for m in next(iter(histories.values()))] == [1, 2]
-    gamma_key = "likelihood.gamma" if name == "svae" else "stage1.likelihood.log_gamma"
+    gamma_key = "likelihood.gamma" if name == "svae" else "stage1.likelihood.log_sd"
     assert gamma_key in resumed.state_dict()  # gamma's state travels in the checkpoint
 
 

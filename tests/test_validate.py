@@ -78,6 +78,17 @@ def foreign_row(run):  # a row of a trial that did not finish (mnist-vae-s4 fail
     write_rows(run, table + [row])
 
 
+def edited(column, value, row=5):
+    """results.csv with one cell of a column other than the value edited: the figure then stands under
+    another model, seed or dataset, and the report ranks it there (issue 23, finding 4)."""
+    def damage(run):
+        table = rows(run)
+        table[row][table[0].index(column)] = value
+        write_rows(run, table)
+    damage.__name__ = f"edited_{column}"
+    return damage
+
+
 def lost_record(run):
     (run / "trials" / "mnist-svae-s0" / "rows.json").write_text("[{not json")
 
@@ -88,6 +99,10 @@ def lost_record(run):
     (header_only, "lacks 61 results"),  # FID: 8 SVAE trials x 4 outputs + 4 VAE gmm + 1 VAE prior; precision: 5 x 4 + 4
     (missing, "is missing but"), (foreign_row, "trial mnist-vae-s4 has no finished record"),
     (lost_record, "record"),
+    (edited("model", "svae", row=-1), "has model 'svae', but the trial's record says 'vae'"),
+    (edited("seed", "3"), "has seed '3', but the trial's record says 0"),
+    (edited("extractor", "fd_domain"), "has extractor 'fd_domain'"),
+    (edited("dataset", "../../escape"), "has dataset '../../escape', but the trial's record says 'mnist'"),
 ])
 def test_damaged_results_are_refused_and_reports_kept(rendered, tmp_path, capsys, damage, needle):
     run = copy_run(rendered, tmp_path)
@@ -127,3 +142,21 @@ def test_the_range_table_drives_the_check(rendered, tmp_path, monkeypatch):
     monkeypatch.setitem(METRIC_RANGES, "fid", (0.0, 20.0))  # a metric bounded above, like precision in [0, 1]
     with pytest.raises(HarnessError, match=r"fid of mnist-svae-s1/gmm/x_hat/\S+ is 22, outside its range \[0, 20\]"):
         validate_results(run)
+
+
+def test_names_that_become_file_names_cannot_leave_the_run_directory(rendered, tmp_path, capsys):
+    """A crafted run directory, consistent with itself: a dataset named ../../../escape in the manifest,
+    the trials' records and results.csv. Figure file names are built from it (figures/fid_<dataset>.png),
+    so rendering would write two folders above figures/ (issue 23, finding 3); it is refused instead."""
+    run = copy_run(rendered, tmp_path)
+    escape = "../../../escape"  # from figures/fid_<dataset>.png: the folder above the run directory
+    for path in [run / "manifest.json", run / "results.csv", *run.glob("trials/*/rows.json"),
+                 *run.glob("trials/*/status.json")]:
+        path.write_text(path.read_text().replace('"cifar10"', json.dumps(escape)).replace(",cifar10,", f",{escape},"))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"{escape!r}, not a plain name" in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    assert not list(tmp_path.rglob("escape*"))

@@ -1,31 +1,23 @@
 """Feature extractors: pytorch-fid's Inception and the fd_domain classifier behind one interface.
 
-An extractor has a `name` (which network: "inception-fid", "domain-<dataset>"), a `family` that
+An extractor has a `name` (which network: "inception-fid", "domain-<dataset>-<version>"), a `family` that
 names its metrics ("inception": fid, kid; "domain": fd_domain, kd_domain), a `weights_hash`, an `id`
 (name, preprocessing version and weights hash: figures with equal ids are comparable) and
 `features(images) -> N x D float64`. The features are the network's float32 outputs, so storing them
 as float32 loses nothing.
 """
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pytorch_fid.inception as pfi
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench.metrics.inception_weights import FID_WEIGHTS_FILE, find_weights
 from svae.errors import HarnessError
 
-FID_WEIGHTS_URL = pfi.FID_WEIGHTS_URL
-FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[1]  # pt_inception-2015-12-05-6726825d.pth
 # How images become network input: v1 = floats rounded to 1/255 steps (q255) or not (float), then the
 # network's own resize. Bump the version when that path changes: cached real features key on it.
 PREPROCESSING_VERSION = "v1"
-
-
-class MissingWeightsError(HarnessError):
-    """The FID Inception weights file is neither where it was looked for nor downloadable."""
 
 
 def fid_inception_v3() -> nn.Module:
@@ -54,11 +46,15 @@ class FIDInception(nn.Module):
     def __init__(self, state_dict):
         super().__init__()
         net = fid_inception_v3()
-        try:
-            net.load_state_dict(state_dict)
+        try:  # the classifier (fc) may be absent, as in weights converted from pool3-only copies
+            missing, unexpected = net.load_state_dict(state_dict, strict=False)
         except RuntimeError as e:
             raise HarnessError(f"the FID weights do not fit pytorch-fid's Inception ({str(e).splitlines()[0]}); "
                                f"pass the file {FID_WEIGHTS_FILE}") from None
+        if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+            raise HarnessError(f"the FID weights do not fit pytorch-fid's Inception ({len(missing)} entries "
+                               f"missing, {len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]}); "
+                               f"pass the file {FID_WEIGHTS_FILE}")
         self.layers = nn.Sequential(
             net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
             net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2),
@@ -99,43 +95,13 @@ def features(forward, images, batch_size=100, device="cpu", quantize=True) -> np
     return torch.cat(out).numpy()
 
 
-def sha256_prefix(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def inception_weights_path(weights_path=None) -> Path:
-    """The FID weights file: weights_path, or pytorch-fid's place in the torch hub cache, downloaded
-    there from pytorch-fid's release as pytorch-fid itself would."""
-    if weights_path is not None:
-        path = Path(weights_path)
-        if not path.is_file():
-            raise MissingWeightsError(f"FID weights file {path} not found; pass the path of {FID_WEIGHTS_FILE} "
-                                      f"(--fid-weights PATH, weights_path=)")
-        return path
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    path = folder / FID_WEIGHTS_FILE
-    if not path.exists():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), progress=False)
-        except Exception as e:  # offline: URLError, timeouts, permissions...
-            raise MissingWeightsError(
-                f"missing FID weights {FID_WEIGHTS_FILE} in {folder} ($TORCH_HOME/hub/checkpoints) and the "
-                f"download failed ({type(e).__name__}); put the file there or pass its path with "
-                f"--fid-weights PATH (python -m bench.fid: --weights PATH; Python: weights_path=)") from None
-    return path
-
-
 class Extractor:
     """A network's features with the names that go into results.csv (see the module docstring)."""
 
     def __init__(self, name: str, family: str, forward, weights_hash: str, device, batch_size=100,
-                 quantize=True):
+                 quantize=True, weights_source=""):
         self.name, self.family, self.weights_hash = name, family, weights_hash
+        self.weights_source = weights_source or f"weights sha256 {weights_hash}"  # in words, for reports
         self.forward, self.device, self.batch_size, self.quantize = forward, device, batch_size, quantize
         self.preprocessing = f"{PREPROCESSING_VERSION}-{'q255' if quantize else 'float'}"
         self.id = f"{name}:{self.preprocessing}:{weights_hash}"
@@ -146,19 +112,21 @@ class Extractor:
 
 
 def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantize=True) -> Extractor:
-    path = inception_weights_path(weights_path)
+    weights = find_weights(weights_path)
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = torch.load(weights.path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise HarnessError(f"cannot read FID weights {path} ({type(e).__name__}); download "
-                           f"{FID_WEIGHTS_FILE} again") from None
+        raise HarnessError(f"cannot read FID weights {weights.path} ({type(e).__name__}); delete it and download "
+                           f"{FID_WEIGHTS_FILE} again or, if converted, let it be converted again") from None
     net = FIDInception(state_dict).to(device)
-    return Extractor("inception-fid", "inception", net, sha256_prefix(path), device, batch_size, quantize)
+    return Extractor("inception-fid", "inception", net, weights.tag, device, batch_size, quantize, weights.source)
 
 
 def domain_extractor(dataset: str, net, device="cpu", batch_size=100, quantize=True) -> Extractor:
-    """The fd_domain classifier of a dataset (bench/domain.py) as an extractor. Its features are the
-    classifier's outputs (one per class or attribute), as fd_domain has been measured from the start."""
-    from bench.domain import state_hash
+    """The fd_domain classifier of a dataset (bench/domain.py) as an extractor: its 128-d penultimate
+    features. The name carries bench.domain.DOMAIN_VERSION (v1 used the logits), so figures of two
+    versions never share an extractor id."""
+    from bench.domain import DOMAIN_VERSION, state_hash
     net = net.to(device).eval()
-    return Extractor(f"domain-{dataset}", "domain", net, state_hash(net), device, batch_size, quantize)
+    return Extractor(f"domain-{dataset}-{DOMAIN_VERSION}", "domain", net.features, state_hash(net), device,
+                     batch_size, quantize)

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from bench.domain import DomainConfig, DomainNet, train_classifier
-from bench.metrics import kernel, manifold
+from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
+from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance, statistics
-from svae.contract import frechet_name, kernel_name
+from svae.contract import frechet_inf_name, frechet_name, kernel_name
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save, atomic_write_bytes
 from svae.trainer import pick_device
@@ -30,7 +30,7 @@ DATA_PREPROCESSING = "v1"  # the default dataset-preprocessing version in the re
 
 @dataclass(frozen=True)
 class Figure:
-    metric: str  # fid, fd_domain, kid, kd_domain, precision, recall, density, coverage
+    metric: str  # fid, fd_domain, fid_inf, fdinf_domain, kid, kd_domain, precision, recall, density, coverage
     value: float
     higher_is_better: bool
     std: float | None = None  # KID: the standard deviation over subsets
@@ -68,6 +68,12 @@ def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
 
 
+def fid_inf_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
+    value, sizes, _ = frechet_inf.fid_infinity(fake, ref.mu, ref.sigma)
+    return [Figure(frechet_inf_name(family), value, False, None,
+                   f"points={len(sizes)},sizes={sizes[0]}..{sizes[-1]},fit=linear-in-1/N,seed=0")]
+
+
 def kid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
     mean, std, m = kernel.kid(ref.features, fake, device=device)
     return [Figure(kernel_name(family), mean, False, std, f"subsets={kernel.SUBSETS},subset_size={m},kernel=poly3")]
@@ -87,8 +93,10 @@ class Metric:
     names: Callable  # family -> (figure name, ...)
 
 
-# name on the command line -> Metric; "pr" also gives density and coverage: same distances
+# name on the command line -> Metric; "pr" also gives density and coverage: same distances;
+# "fidinf": FID at infinity (Chong & Forsyth 2020; bench/metrics/frechet_inf.py)
 METRICS = {"fid": Metric(fid_figures, lambda family: (frechet_name(family),)),
+           "fidinf": Metric(fid_inf_figures, lambda family: (frechet_inf_name(family),)),
            "kid": Metric(kid_figures, lambda family: (kernel_name(family),)),
            "pr": Metric(pr_figures, lambda family: ("precision", "recall", "density", "coverage"))}
 DEFAULT_METRICS = ("fid", "kid", "pr")
@@ -174,12 +182,14 @@ class Scorer:
             return train_classifier(data.images, data.labels, self.domain_config)
 
         def save(net, path):
-            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args}, path)
+            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args, "hash": state_hash(net)}, path)
 
-        def load(path):
+        def load(path):  # a file whose weights are not the ones saved is retrained (cached warns)
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net = DomainNet(*saved["args"])
             net.load_state_dict(saved["state_dict"])
+            if state_hash(net) != saved["hash"]:
+                raise ValueError(f"its weights hash {state_hash(net)}, not the saved {saved['hash']}")
             return net.eval()
 
         return cached(self._cache_path(f"domain-{dataset}-{self.domain_config.tag()}.pt"), train, save, load)

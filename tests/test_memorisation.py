@@ -1,0 +1,65 @@
+"""The sampler's memorisation, measured: the GMM's component count chosen on held-out likelihood, and
+the nearest-neighbour check (bench/memorisation.py) that the report shows beside the headline."""
+import pandas as pd
+import pytest
+import torch
+
+from bench.memorisation import memorisation
+from reports.memorisation import COPYING, NOT_COPYING, memorisation_section
+from reports.rundir import load_run
+from svae.data import make_synthetic
+from svae.samplers import GMMConfig, choose_components
+from tests.report_fixtures import make_run
+
+TRAIN = make_synthetic(1500, seed=0).images
+TEST = make_synthetic(1500, seed=1).images
+FRESH = make_synthetic(600, seed=2).images  # the same distribution, owing nothing to either set
+
+
+def test_a_model_that_returns_its_training_images_is_nearer_the_training_set():
+    copied = memorisation(TRAIN[:600], TRAIN, TEST)
+    # 1 but for the odd synthetic image that also lies in the test set (a tie counts one half)
+    assert copied.share > 0.99 and copied.median_ratio == 0.0 and (copied.n, copied.reference_n) == (600, 1500)
+
+
+def test_fresh_draws_sit_at_one_half_and_reconstructions_of_test_images_below():
+    fresh = memorisation(FRESH, TRAIN, TEST)
+    assert abs(fresh.share - 0.5) < 0.09  # ~4 binomial standard deviations at n = 600
+    assert memorisation(TEST[:600], TRAIN, TEST).share < 0.01  # the held-out images themselves
+    half = memorisation(torch.cat([TRAIN[:300], FRESH[:300]]), TRAIN, TEST)
+    assert 0.68 < half.share < 0.82  # 0.5 + 0.5 / 2 for half copies
+
+
+def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
+    run_dir = make_run(tmp_path)
+    results = pd.read_csv(run_dir / "results.csv")
+    gmm = results[(results["sampler"] == "gmm") & (results["output"] == "x_hat")].drop_duplicates("trial_id")
+    extra = gmm.assign(metric="nn_train_share", higher_is_better=False, extractor="pixels",
+                       value=[1.0 if m == "vae" else 0.52 for m in gmm["model"]], gmm_components=10)
+    pd.concat([results, extra]).to_csv(run_dir / "results.csv", index=False)
+    lines = memorisation_section(load_run(run_dir))
+    vae = [line for line in lines if "| MNIST | VAE | gmm | 1.000" in line]
+    svae = [line for line in lines if "| MNIST | SVAE | gmm | 0.520" in line]
+    assert len(vae) == 1 and COPYING in vae[0] and "| 10, 10, 10, 10 |" in vae[0]  # one per seed
+    assert len(svae) == 1 and NOT_COPYING in svae[0] and COPYING not in svae[0]
+    assert all("not recorded" in line for line in vae + svae)  # a run without the gamma column
+
+
+def test_gmm_components_are_chosen_on_held_out_likelihood():
+    g = torch.Generator().manual_seed(0)
+    one_gaussian = torch.randn(400, 8, generator=g)  # 50 full-covariance components would memorise it
+    choice = choose_components(one_gaussian, GMMConfig(components=50), seed=0)
+    assert choice["components"] in (1, 2) and set(choice["heldout_loglik"]) == {1, 2, 5, 10, 20, 50}
+    assert max(choice["heldout_loglik"], key=choice["heldout_loglik"].get) == choice["components"]
+    clusters = torch.cat([torch.randn(100, 2, generator=g) * 0.1 + torch.tensor(c) for c in
+                          [(0.0, 0.0), (5.0, 0.0), (0.0, 5.0), (5.0, 5.0), (10.0, 10.0)]])
+    assert choose_components(clusters, GMMConfig(components=10), seed=0)["components"] == 5
+    fixed = choose_components(one_gaussian, GMMConfig(components=50, select="fixed"), seed=0)
+    assert fixed == {"components": 50, "heldout_loglik": {}}
+
+
+def test_an_unknown_gmm_selection_is_one_line_before_anything_runs():
+    from bench.presets import sweep_settings
+    from svae.errors import HarnessError
+    with pytest.raises(HarnessError, match="unknown gmm.select 'bic'; choose from heldout, fixed"):
+        sweep_settings({"preset": "smoke", "overrides": {"gmm.select": "bic"}}, "synthetic")
