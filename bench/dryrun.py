@@ -6,11 +6,9 @@ was measured at these settings: a GPU's stored rates (bench/rates/, whose projec
 when they cover the plan's settings) or, with --probe, a short probe of this machine (minutes for the
 paper grid on CPUs, with a progress line per cell). A missing input ends the dry run with exit 2.
 """
-from pathlib import Path
 
-import torch
 
-from bench.metrics.extractors import FID_WEIGHTS_FILE, inception_weights_path
+from bench.metrics.inception_weights import missing_weights
 from bench.plan import counted_plan, make_plan
 from bench.projection import measured_gpu, projection_lines
 from svae.contract import frechet_name
@@ -32,15 +30,10 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
                 missing.append(f"{dataset} {split}: {len(images)} images, fewer than the {s.fid_samples} samples "
                                f"per output (the FID reference); pass --fid-samples {len(images)} or less")
     if any(s.fid_backbone == "inception" for s in settings.values()):
-        try:
-            inception_weights_path(fid_weights or None) if fid_weights else None
-        except HarnessError as e:
-            missing.append(f"FID weights: {e}")
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-        if not fid_weights and not cached.is_file():
-            # The real run downloads them (90 MB) where the network allows; a dry run never does.
-            missing.append(f"FID weights: {FID_WEIGHTS_FILE} is not in {cached.parent}; the real run downloads it "
-                           "from pytorch-fid's release if this machine can reach GitHub, else pass --fid-weights PATH")
+        # the real run would download pytorch-fid's file where the network allows; a dry run never does
+        why = missing_weights(fid_weights or None)
+        if why:
+            missing.append(f"FID weights: {why}")
     return missing
 
 
