@@ -14,7 +14,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference-split", choices=["test", "train"], default="test",
                    help="the split whose images are FID's real side (and the recon sampler's inputs)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the plan and its estimated time and disk from a short probe, then exit")
+                   help="check the data and FID weights, print the plan and its cost from stored rates "
+                        "(bench/rates/, or --probe), then exit; seconds, nothing written")
     p.add_argument("--tracker", choices=["none", "mlflow"], default="none",
                    help="also send metrics to MLflow, in a file store at <out>/mlflow (needs the mlflow extra); "
                         "Ray Tune's TensorBoard and CSV logs are always written under the storage")

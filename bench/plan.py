@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.models import MODELS, build_model
+from svae.contract import frechet_name
 from bench.resources import describe, per_dataset
 from svae.data import SPECS
 from svae.errors import HarnessError
@@ -122,7 +123,7 @@ class Plan:
             s = self.settings[dataset]
             out.append(f"  {dataset}: {self.cells[dataset, models[0]].stages[0].images} training images, "
                        f"batch {s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, "
-                       f"scored with {s.fid_backbone}")
+                       f"scored with {frechet_name(s.fid_backbone)}")
             for model in models:
                 cell = self.cells[dataset, model]
                 stages = ", ".join(f"{st.name} {st.epochs} epochs at {st.images_per_s:.0f} images/s"
@@ -176,9 +177,10 @@ def concurrency(trials: int, cpus_per_trial: float, gpus_per_trial: float, max_c
 
 def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
               max_concurrent=None, remote: bool = False, probe_batches: int = PROBE_BATCHES,
-              feature_images: int = PROBE_FEATURE_IMAGES) -> Plan:
+              feature_images: int = PROBE_FEATURE_IMAGES, progress=lambda line: None) -> Plan:
     """Probe every (dataset, model) of the grid on this machine and return the plan with its costs.
-    A longer probe (more batches and feature images) measures a GPU's throughput past its warm-up."""
+    A longer probe (more batches and feature images) measures a GPU's throughput past its warm-up;
+    progress(line) hears of each cell as its probe starts."""
     if gpus_per_trial is None:  # as bench.run decides once Ray is up: a GPU per trial when there are GPUs
         gpus_per_trial = 1.0 if torch.cuda.device_count() > 0 else 0.0
     gpus_per_trial = per_dataset(gpus_per_trial, settings)
@@ -190,9 +192,12 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
     torch.set_num_threads(probe_threads)
     try:
         cells = {}
+        models = list(dict.fromkeys(spec.model for spec in grid))
         for dataset, s in settings.items():
+            progress(f"probing {dataset}'s scoring network ({frechet_name(s.fid_backbone)})")
             features = features_per_second(s.fid_backbone, SPECS[dataset], device, feature_images)
-            for model in dict.fromkeys(spec.model for spec in grid):
+            for model in models:
+                progress(f"probing {dataset} {model} ({len(cells) + 1} of {len(settings) * len(models)})")
                 cells[dataset, model] = cell_cost(dataset, model, s, device, features, probe_batches)
     finally:
         torch.set_num_threads(threads)
@@ -205,6 +210,24 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                 concurrency=concurrency(len(grid), cpus_per_trial, max(gpus_per_trial.values()), max_concurrent),
                 notes=notes)
+
+
+def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
+                 max_concurrent=None) -> Plan:
+    """The plan's counts (stages, epochs, images, samples) without a probe: every rate is 1 image/s,
+    so its times mean nothing until a measured rate (bench/rates, or make_plan's probe) costs them."""
+    cells = {}
+    for dataset, s in settings.items():
+        n_train = training_images(dataset, s)
+        for model_name in dict.fromkeys(spec.model for spec in grid):
+            model, samplers = build_model(model_name, SPECS[dataset], s.model), samplers_for(model_name)
+            stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
+                      for st in model.stages()]
+            cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,
+                                                  forward_images(s, samplers, n_train), 1.0, 1.0, 0)
+    gpus = per_dataset(gpus_per_trial, settings)
+    return Plan(grid, preset, settings, cells, "none", cpus_per_trial, gpus,
+                concurrency(len(grid), cpus_per_trial, max(gpus.values()), max_concurrent))
 
 
 def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: float,

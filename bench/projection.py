@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from bench.models import MODELS, build_model
-from bench.plan import CellCost, Plan, StageCost, duration, forward_images, make_plan, training_images
+from bench.plan import counted_plan, duration, make_plan, training_images
 from bench.presets import settings_for
 from bench.resources import describe, gpu_shares, per_dataset
 from bench.trial import TrialSpec
@@ -49,7 +49,6 @@ from svae.command import HelpFormatter, run_command
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.samplers import samplers_for
 from svae.trainer import TrainConfig, Trainer, seed_everything
 
 PROJECTED_GPUS = (8, 32, 128)
@@ -301,13 +300,18 @@ def search_jobs(plan) -> list:
     return [out] if out else []
 
 
-def default_gpu(plan):
-    """The H200's measured rates where they hold for the plan's settings, else its counted FLOPs."""
+def measured_gpu(plan):
+    """The first GPU of bench/rates whose rates were measured at the plan's settings, else None."""
     for path in sorted(RATES_DIR.glob("*.json")):
         measured = MeasuredGPU.load(path)
         if measured.covers(plan):
             return measured
-    return H200
+    return None
+
+
+def default_gpu(plan):
+    """The H200's measured rates where they hold for the plan's settings, else its counted FLOPs."""
+    return measured_gpu(plan) or H200
 
 
 def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds: float = 0.0) -> list:
@@ -337,15 +341,8 @@ def paper_plan(datasets, seeds: int, gpus_per_trial, probe=None):
     grid = [TrialSpec(d, m, s) for d in datasets for m in MODELS for s in range(seeds)]
     if probe is not None:
         return make_plan(grid, "paper", settings, gpus_per_trial=gpus_per_trial, **probe)
-    cells = {}
-    for d, s in settings.items():
-        for m in MODELS:
-            model, n_train, samplers = build_model(m, SPECS[d], s.model), training_images(d, s), samplers_for(m)
-            stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
-                      for st in model.stages()]
-            cells[d, m] = CellCost(stages, samplers, list(MODELS[m].outputs), s.fid_samples,
-                                   forward_images(s, samplers, n_train), 1.0, 1.0, 0)
-    return Plan(grid, "paper", settings, cells, "none", 1, per_dataset(gpus_per_trial, datasets), 1)
+    plan = counted_plan(grid, "paper", settings, 1, per_dataset(gpus_per_trial, datasets))
+    return replace(plan, concurrency=1)
 
 
 def measure(path: Path, device: str, batches: int, feature_images: int, packed: int, packed_seconds: float) -> None:

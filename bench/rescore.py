@@ -29,6 +29,7 @@ from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
+from reports.rundir import is_published
 from svae.command import HelpFormatter, run_command
 from svae.data import load_images, provenance
 from svae.errors import HarnessError
@@ -118,6 +119,10 @@ def plan(args) -> dict:
         stages = _stages(folder / "metrics.csv")
         missing = [f"checkpoint-final-{stage}.pt" for stage in stages
                    if not (folder / f"checkpoint-final-{stage}.pt").is_file()]
+        if missing and is_published(manifest):
+            raise HarnessError(f"{run_dir} is a published run (python -m reports.publish copies no weights): "
+                               "re-score the run directory it was published from, or train again with the "
+                               "command in its report.md (How to reproduce)")
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
@@ -195,8 +200,9 @@ def rescore(args) -> int:
 
 
 def rescore_run(args, job: dict) -> int:
-    from bench.sweep import Progress, write_results
     import torch
+
+    from bench.sweep import Progress, write_results
     run_dir, config = job["run_dir"], job["config"]
     torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))  # as the trials ran: same float sums
     trials = job["trials"]

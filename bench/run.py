@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
+from bench.config_file import save_config, with_config_file
+from bench.dryrun import dry_run
 from bench.models import MODELS
 from bench.more_seeds import grown_manifest
 from bench.overrides import parse_overrides, typed_overrides
@@ -33,7 +35,7 @@ from bench.rundir import (check_run_dir, check_same_data, check_storage, check_w
                           close_session, filesystem_fault, manifest_for, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
 from bench.settings_check import checked_sweep_settings
-from bench.tracking import check_tracker
+from bench.tracking import check_tracker, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.command import run_command
@@ -90,11 +92,22 @@ def parse_args(argv):
     p.add_argument("--gmm-fit-on", choices=["train", "test"], default=None,
                    help="fit the GMM sampler on training images (leak-free), or on the FID reference (test) "
                         "images as the SVAE authors did (default: the preset's, train)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --dry-run: cost the plan by timing a few batches of every model here (minutes)")
     p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
                    help="tune each searched baseline's knob on a validation split first (bench/search.py) "
                         "(default: the preset's; paper on, smoke off)")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="read the sweep's settings from a YAML file (configs/ has one per preset); flags given "
+                        "here win, and --set adds to its set:")
+    p.add_argument("--save-config", metavar="FILE.yaml",
+                   help="write this sweep's defining config (preset, datasets, models, seeds, --set) to a file")
     add_options(p)
-    return p.parse_args(argv)
+    try:
+        return p.parse_args(with_config_file(sys.argv[1:] if argv is None else list(argv)))
+    except HarnessError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_args(args) -> dict:
@@ -282,7 +295,13 @@ def interrupted_line(args) -> str:
 def run(args) -> int:
     clock = time.monotonic()  # the session's wall time counts from here: data checks and probe included
     config = check_args(args)
-    confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds, args.yes or args.resume)
+    if args.save_config:
+        save_config(args.save_config, config)
+        print(f"saved the sweep's config to {args.save_config} (run it again with --config {args.save_config})")
+    if args.probe and not args.dry_run:
+        raise HarnessError("--probe costs a dry run's plan; pass it with --dry-run (a real run always probes)")
+    confirm_grid(len(config["datasets"]) * len(config["models"]) * args.seeds,
+                 args.yes or args.resume or args.dry_run)  # a dry run starts nothing
     if args.address:
         check_address(args.address)
     if args.out is None:
@@ -291,16 +310,14 @@ def run(args) -> int:
     check_run_dir(run_dir, config, args.resume)
     grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
             for seed in range(args.seeds)]
-    data, weights_hash = {}, None
-    if not args.dry_run:  # a dry run reads no data (CelebA's first read writes a cache beside it)
-        data = check_data(args, config["settings"])
-        if any(s.fid_backbone == "inception" for s in config["settings"].values()):
-            from bench.metrics import Scorer
-            # missing weights: fail now, not after hours of training
-            weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
-    cost = print_plan(args, config, grid)
     if args.dry_run:
-        return 0
+        return dry_run(args, config, grid)
+    data, weights_hash = check_data(args, config["settings"]), None
+    if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+        from bench.metrics import Scorer
+        # missing weights: fail now, not after hours of training
+        weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
+    cost = print_plan(args, config, grid)
     check_writable(run_dir)  # created only once everything else is known to be good
     with run_lock(run_dir, "python -m bench.run"):
         old = check_run_dir(run_dir, config, args.resume)  # again: another process may have written it meanwhile
@@ -341,7 +358,7 @@ def run(args) -> int:
             run_sweep(plan)
         finally:  # an interrupted session's time counts too
             close_session(run_dir, time.monotonic() - clock)
-        return finish(run_dir, grid)
+        return finish(run_dir, grid, args.tracker)
 
 
 def resume_command() -> str:
@@ -351,24 +368,22 @@ def resume_command() -> str:
 
 def print_plan(args, config: dict, grid: list):
     """The plan and its estimated cost, before anything runs; a plan of days on CPUs must be confirmed."""
-    print("probing this machine's throughput for the plan...", flush=True)
     plan = make_plan(grid, args.preset, config["settings"], args.cpus_per_trial, args.gpus_per_trial,
-                     args.max_concurrent, remote=bool(args.address))
+                     args.max_concurrent, remote=bool(args.address),
+                     progress=lambda line: print(line + "...", flush=True))
     print("\n".join(plan.lines()), flush=True)
-    if args.dry_run:
-        from bench.projection import projection_lines
-        print("\n".join(projection_lines(plan)), flush=True)
-    if plan.days_on_cpus and not args.dry_run:
+    if plan.days_on_cpus:
         confirm("This sweep would take days on CPUs only. Run it?", args.yes)
     return plan
 
 
-def finish(run_dir: Path, grid: list) -> int:
+def finish(run_dir: Path, grid: list, tracker: str = "none") -> int:
     import reports
     from bench.sweep import trial_status
     try:
         reports.render(run_dir)
         print(f"reports: {run_dir / 'report.md'}")
+        log_reports(run_dir, tracker)
     except Exception as e:  # the results are safe on disk: say so and go on to the summary
         print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
               f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)

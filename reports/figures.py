@@ -1,5 +1,6 @@
-"""Figures (figures/*.png and *.pdf): the headline, per-sampler bars, split decompositions, sample
-grids and training curves.
+"""Figures (figures/*.png and *.pdf): the headline, the claims' forest plot, the deciding metric per
+sampler, precision-recall, sample grids, reconstructions, split decompositions, quality against
+epochs and training curves (the last three in reports/history_figures.py).
 
 Each plotting function returns a matplotlib Figure (tests read its axes); `render_figures` saves
 them. Figures are built on matplotlib.figure.Figure, not pyplot, so no GUI backend or global state
@@ -9,25 +10,22 @@ names from the manifest (never a path).
 import io
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
 from reports.claims import HIGH_FREQUENCY, SYNTACTIC_SHARE, split_kind
+from reports.forest import forest_plot
 from reports.headline import headline
+from reports.history_figures import epochs_figure, objective_figure, training_curves
+from reports.plotting import dataset_panels, fit_title, value_scale
 from reports.rundir import Run
 from reports.tables import row_label
 
 GRID_COLUMNS = 8  # images per row of a sample grid
 DECOMPOSITION = ("sigma", "x1", "x2", "x_hat")
-# (metrics.csv column, title, scale): the reconstruction MSE compares across models (the loss's
-# likelihood differs between them); losses and gamma span decades.
-CURVES = (("recon_mse", "reconstruction MSE", "log"), ("loss", "loss", "log"), ("kl", "KL", "linear"),
-          ("gamma", "gamma", "log"))
-FIRST_STAGE = ("main", "stage1")  # the two-stage VAE's second stage trains another network
 SPLIT_COLOUR, OTHER_COLOUR = "#e6550d", "#3182bd"
-MARKERS, DASHES = ("o", "s", "^", "D", "v", "P"), ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+PRDC = (("recall", "precision"), ("coverage", "density"))  # (x, y) of each panel
 EQUATION = "x_hat = sigma * x1 + (1 - sigma) * x2"
 SHARE_CAPTION = (f"High-frequency share: the part of sigma's spectral energy above {HIGH_FREQUENCY} cycles per "
                  f"pixel (wavelengths under {1 / HIGH_FREQUENCY:g} pixels), mean over these maps; "
@@ -38,11 +36,13 @@ METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None
 
 def render_figures(run: Run, write) -> list:
     """Save every figure through write(relative_path, bytes); returns the PNG paths, in order."""
-    figures = [("headline", headline_figure(run))]
+    figures = [("headline", headline_figure(run)), ("forest", forest_plot(run))]
     finished = run.finished_ids()
     for dataset in run.datasets:
+        figures.append((f"{run.deciding_metric}_{dataset}", metric_by_sampler(run, dataset)))
+        figures.append((f"prdc_{dataset}", prdc_scatter(run, dataset)))
         figures.append((f"samples_{dataset}", sample_grid(run, dataset)))
-        figures.append((f"fid_{dataset}", fid_bars(run, dataset)))
+        figures.append((f"recon_{dataset}", reconstructions(run, dataset)))
         for model in run.models:
             for seed, trial_id in run.trials(dataset, model):  # split models: every seed's decomposition
                 if trial_id not in finished:
@@ -51,7 +51,9 @@ def render_figures(run: Run, write) -> list:
                 if samples is not None and all(k in samples for k in DECOMPOSITION):
                     figures.append((f"split_{dataset}_{model}_s{seed}", decomposition_grid(
                         samples, f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
+        figures.append((f"epochs_{dataset}", epochs_figure(run, dataset)))
         figures.append((f"curves_{dataset}", training_curves(run, dataset)))
+        figures.append((f"objective_{dataset}", objective_figure(run, dataset)))
     written = []
     for name, figure in figures:
         if figure is None:
@@ -68,40 +70,49 @@ def _better(run: Run) -> str:
     return f"{run.metric} ({'higher' if run.higher_is_better(run.deciding_metric) else 'lower'} is better)"
 
 
+def _interval_rows(ax, rows: list, colours: list, scale: str) -> None:
+    """Horizontal rows (label, seed values): mean ± sample std as a bar with caps, seeds as dots."""
+    for i, ((_, values), colour) in enumerate(zip(rows, colours)):
+        mean = float(np.mean(values))
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        # On a log axis a bar reaching below 0 is cut at the smallest seed's half: it is off the scale.
+        low = min(std, mean - min(values) / 2) if scale == "log" else std
+        ax.errorbar(mean, i, xerr=[[low], [std]], fmt="|", color=colour, capsize=4, markersize=14,
+                    elinewidth=2.5, alpha=0.8)
+        spread = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.plot(values, i + spread, "o", color="black", markersize=3)
+    ax.set_xscale(scale)
+    ax.set_yticks(np.arange(len(rows)), [label for label, _ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row on top
+    ax.grid(axis="x", which="both", alpha=0.3)
+
+
 def headline_figure(run: Run):
-    """A panel per dataset: each model at its own sampler, best on top; the split model's outputs in
-    one colour; bars are means, error bars sample stds, dots the seeds."""
-    panels = [(d, [e for e in headline(run, d) if e.n]) for d in run.datasets]
-    panels = [(d, entries) for d, entries in panels if entries]
-    if not panels:
+    """A panel per dataset: each model at its own sampler, best on top, its mean ± std beside its name;
+    the split model's outputs in one colour; dots the seeds; a log axis when the values span decades."""
+    figure, panels = dataset_panels(((d, [e for e in headline(run, d) if e.n]) for d in run.datasets), 6.5, 1.9, 0.45)
+    if figure is None:
         return None
-    height = 1.2 + 0.4 * max(len(entries) for _, entries in panels)
-    figure = Figure(figsize=(4.5 * len(panels), height), layout="constrained")
-    for ax, (dataset, entries) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
-        y = np.arange(len(entries))
-        colours = [SPLIT_COLOUR if e.split else OTHER_COLOUR for e in entries]
-        ax.barh(y, [e.mean for e in entries], xerr=[e.std or 0.0 for e in entries], capsize=3,
-                color=colours, alpha=0.6, edgecolor=colours)
-        for i, e in enumerate(entries):
-            spread = np.linspace(-0.2, 0.2, e.n) if e.n > 1 else np.zeros(1)
-            ax.plot(e.values, i + spread, "o", color="black", markersize=3)
-        ax.set_yticks(y, [f"{e.label} ({e.sampler})" for e in entries])
-        ax.invert_yaxis()  # the best on top
-        ax.set_xlabel(_better(run))
+    for ax, (dataset, entries) in panels:
+        scale = value_scale(v for e in entries for v in e.values)
+        rows = [(f"{e.label} ({e.sampler})\n{e.text()}", e.values) for e in entries]
+        _interval_rows(ax, rows, [SPLIT_COLOUR if e.split else OTHER_COLOUR for e in entries], scale)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_xlabel(_better(run) + (", log scale" if scale == "log" else ""))
         ax.set_title(run.dataset_label(dataset))
     split = run.split_model
-    if split is not None and any(e.split for _, entries in panels for e in entries):
-        figure.legend(handles=[Patch(color=SPLIT_COLOUR, alpha=0.6, label=f"{run.label(split)} outputs"),
-                               Patch(color=OTHER_COLOUR, alpha=0.6, label="other models")],
+    if split is not None and any(e.split for _, (_, entries) in panels for e in entries):
+        figure.legend(handles=[Patch(color=SPLIT_COLOUR, alpha=0.8, label=f"{run.label(split)} outputs"),
+                               Patch(color=OTHER_COLOUR, alpha=0.8, label="other models")],
                       loc="outside lower center", ncols=2, frameon=False)
-    figure.suptitle("Headline: each model at its own sampler (sampler in brackets), best on top"
-                    + ("" if run.is_fid else "; fd_domain, NOT FID"))
+    fit_title(figure, ("" if run.is_fid else "fd_domain, NOT FID: ")
+              + "each model at its own sampler (in brackets), best on top")
     return figure
 
 
-def fid_bars(run: Run, dataset: str):
-    """One panel per sampler on one shared scale: mean over seeds per model/output, sample-std error
-    bars, seeds as dots."""
+def metric_by_sampler(run: Run, dataset: str):
+    """The deciding metric, one panel per sampler on one shared scale: mean ± sample std per
+    model/output, seeds as dots."""
     panels = []
     for sampler in run.samplers:
         rows = [(row_label(run, m, o), list(run.seed_fids(sampler, dataset, m, o).values()))
@@ -111,22 +122,44 @@ def fid_bars(run: Run, dataset: str):
             panels.append((sampler, rows))
     if not panels:
         return None
-    figure = Figure(figsize=(4 * len(panels), 4), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
-    axes[0].set_ylabel(_better(run))
+    scale = value_scale(v for _, rows in panels for _, fids in rows for v in fids)
+    height = 1.6 + 0.3 * max(len(rows) for _, rows in panels)
+    figure = Figure(figsize=(3.6 * len(panels), height), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False, sharex=True)[0]
     for ax, (sampler, rows) in zip(axes, panels):
-        x = np.arange(len(rows))
-        means = [np.mean(f) for _, f in rows]
-        stds = [np.std(f, ddof=1) if len(f) > 1 else 0.0 for _, f in rows]
-        ax.bar(x, means, yerr=stds, capsize=3, color="#9ecae1", edgecolor="#3182bd")
-        for i, (_, fids) in enumerate(rows):
-            # Spread the seed dots evenly across the bar: deterministic, unlike random jitter.
-            spread = np.linspace(-0.2, 0.2, len(fids)) if len(fids) > 1 else np.zeros(1)
-            ax.plot(i + spread, fids, "o", color="black", markersize=3)
-        ax.set_xticks(x, [label for label, _ in rows], rotation=45, ha="right")
+        _interval_rows(ax, rows, [OTHER_COLOUR] * len(rows), scale)
         ax.set_title(sampler)
-    figure.suptitle(f"{run.dataset_label(dataset)}: {run.metric} by sampler, model and output"
-                    + ("" if run.is_fid else " (fd_domain, NOT FID)"))
+        ax.set_xlabel(_better(run) + (", log" if scale == "log" else ""), fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: {run.metric} by sampler, model and output"
+              + ("" if run.is_fid else " (fd_domain, NOT FID)"))
+    return figure
+
+
+def prdc_scatter(run: Run, dataset: str):
+    """Precision against recall and density against coverage: a point per seed, each model (at its own
+    sampler, x_hat) its own marker; None where the run scored neither."""
+    models = [(m, run.compared_at(m)) for m in run.models]
+    panels = [(x, y) for x, y in PRDC
+              if any(run.seed_values(x, s, dataset, m, "x_hat") for m, s in models)]
+    if not panels:
+        return None
+    figure = Figure(figsize=(4.2 * len(panels) + 1.6, 3.8), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(panels)))
+    for ax, (x, y) in zip(axes, panels):
+        for i, (model, sampler) in enumerate(models):
+            xs = run.seed_values(x, sampler, dataset, model, "x_hat")
+            ys = run.seed_values(y, sampler, dataset, model, "x_hat")
+            seeds = sorted(set(xs) & set(ys))
+            if seeds:
+                ax.plot([xs[s] for s in seeds], [ys[s] for s in seeds], MARKERS[i % len(MARKERS)],
+                        linestyle="none", alpha=0.8, label=f"{run.label(model)} ({sampler})")
+        ax.set_xlabel(f"{x} (higher is better)")
+        ax.set_ylabel(f"{y} (higher is better)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
+    fit_title(figure, f"{run.dataset_label(dataset)}: fidelity against diversity, a point per seed")
     return figure
 
 
@@ -199,39 +232,25 @@ def sample_grid(run: Run, dataset: str):
     figure = Figure(figsize=(7, 0.15 + 1.05 * len(rows)), layout="constrained")
     for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
         _show(ax, images[:GRID_COLUMNS], title)
-    figure.suptitle(f"{run.dataset_label(dataset)}: samples, each model at its own sampler")
+    fit_title(figure, f"{run.dataset_label(dataset)}: samples, each model at its own sampler")
     return figure
 
 
-def training_curves(run: Run, dataset: str):
-    """Reconstruction MSE, loss, KL and gamma by epoch: one line per model (mean over seeds), min-max
-    over seeds shaded; each model its own marker and dash, so lines that coincide stay visible."""
-    histories = {}
+def reconstructions(run: Run, dataset: str):
+    """Per model (lowest finished seed): test images and their reconstructions, row by row; None where
+    no trial saved its recon sampler's outputs."""
+    finished = run.finished_ids()
+    rows = []
     for model in run.models:
-        frames = [m for m in (run.metrics(t) for _, t in run.trials(dataset, model)) if m is not None]
-        if frames:
-            history = pd.concat(frames)
-            histories[model] = history[history["stage"].isin(FIRST_STAGE)]
-    if not histories:
+        for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in finished][:1]:
+            recon = run.samples(trial_id, "recon")
+            if recon is not None and "original" in recon and "x_hat" in recon:
+                rows.append((np.concatenate([recon["original"][:GRID_COLUMNS], recon["x_hat"][:GRID_COLUMNS]]),
+                             f"{run.label(model)}, seed {seed}"))
+    if not rows:
         return None
-    curves = [c for c in CURVES if any(c[0] in h.columns for h in histories.values())]
-    figure = Figure(figsize=(3.3 * len(curves), 3.5), layout="constrained")
-    for ax, (column, name, scale) in zip(np.atleast_1d(figure.subplots(1, len(curves))), curves):
-        for i, (model, history) in enumerate(histories.items()):
-            if column not in history.columns:
-                continue
-            # Per epoch over the seeds that reached it; pandas skips missing (NaN) values.
-            spread = history.groupby("epoch")[column].agg(["mean", "min", "max"])
-            # Each later line thinner, with smaller markers: a line on top of another leaves it showing.
-            line, = ax.plot(spread.index, spread["mean"], marker=MARKERS[i % len(MARKERS)],
-                            linestyle=DASHES[i % len(DASHES)], linewidth=max(3.0 - 0.6 * i, 1.0),
-                            markersize=max(8.0 - 1.5 * i, 3.0), label=run.label(model))
-            ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(), alpha=0.15)
-        # A log scale needs positive values: a Gaussian NLL loss may be negative, the RAE has no KL.
-        ax.set_yscale(scale if scale == "linear" or (ax.has_data() and ax.dataLim.ymin > 0) else "linear")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_title(name + (" (log scale)" if ax.get_yscale() == "log" else ""))
-    figure.axes[0].legend(fontsize=8)
-    figure.suptitle(f"{run.dataset_label(dataset)}: training (first stage for the two-stage VAE)")
+    figure = Figure(figsize=(7, 0.4 + 1.9 * len(rows)), layout="constrained")
+    for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
+        _show(ax, images, f"{title}: test images (top row), their reconstructions (bottom row)")
+    fit_title(figure, f"{run.dataset_label(dataset)}: reconstructions of test images")
     return figure

@@ -34,11 +34,12 @@ PATH_CONFIG = ("data_root", "fid_weights")  # machine paths; the command and the
 
 
 def public_manifest(manifest: dict) -> dict:
-    """The manifest without the machine's name, its user or absolute paths of this machine."""
+    """The manifest without the machine's name, its user or absolute paths of this machine, marked
+    published (reports.rundir.is_published)."""
     host = {k: v for k, v in manifest.get("host", {}).items() if k not in PRIVATE_HOST}
     config = {k: v for k, v in manifest.get("config", {}).items() if k not in PATH_CONFIG}
     sessions = [{k: v for k, v in s.items() if k != "host"} for s in manifest.get("sessions", [])]
-    return {**manifest, "host": host, "config": config, "sessions": sessions}
+    return {**manifest, "host": host, "config": config, "sessions": sessions, "published": True}
 
 
 def publish(run_dir: Path, dest: Path) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from svae.io import atomic_write_bytes, atomic_write_text
 
+from reports.budget import budget_notes
 from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_claims, component_rule
 from reports.figures import render_figures
+from reports.plotting import caption
 from reports.headline import headline
 from reports.memorisation import memorisation_section
 from reports.rundir import Run, load_run
@@ -68,11 +70,11 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
     lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
-    lines += _verdict_section(run, verdicts) + [""]
+    lines += _verdict_section(run, verdicts, figures) + [""]
     lines += _glossary(run) + [""] + _search_section(m.get("search"), m.get("wall_time_s"))
     lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
               "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]
-    lines += [f"- [{Path(f).stem}]({f}) ([pdf]({Path(f).with_suffix('.pdf')}))"
+    lines += [f"- [{Path(f).stem}]({f}) ([pdf]({Path(f).with_suffix('.pdf')})): {caption(f)}"
               f"\n\n  ![{Path(f).stem}]({f})" for f in figures] or ["No figure: nothing finished."]
     lines += ["", *_missing_section(run, tables), "", "## How to reproduce", ""]
     command = run.config.get("command")
@@ -108,11 +110,14 @@ def _headline_section(run: Run, figures: list) -> list:
     return lines
 
 
-def _verdict_section(run: Run, verdicts: list) -> list:
-    lines = ["## Claim verdicts", "", "| dataset | claim | verdict | why |", "|---|---|---|---|"]
-    lines += [f"| {run.dataset_label(v.dataset)} | {v.claim} | **{v.verdict}** | {v.why.replace('|', '/')} |"
-              for v in verdicts]
-    return lines + ["", f"Figures, intervals and the rules that decided: [claims.md](claims.md). {CONFIDENCE}"]
+def _verdict_section(run: Run, verdicts: list, figures: list) -> list:
+    suffixes, scale = budget_notes(run, verdicts)
+    lines = ["## Claim verdicts", "", *[f"{line}\n" for line in scale],
+             "| dataset | claim | verdict | why |", "|---|---|---|---|"]
+    lines += [f"| {run.dataset_label(v.dataset)} | {v.claim} | **{v.verdict}**{suffixes.get((v.dataset, v.claim), '')} "
+              f"| {v.why.replace('|', '/')} |" for v in verdicts]
+    forest = ", [the forest plot](figures/forest.png)" if "figures/forest.png" in figures else ""
+    return lines + ["", f"Figures, intervals and the rules that decided: [claims.md](claims.md){forest}. {CONFIDENCE}"]
 
 
 def _glossary(run: Run) -> list:
@@ -128,7 +133,7 @@ def _glossary(run: Run) -> list:
              "the dataset itself, used where the Inception weights are not available. It is NOT FID "
              "and cannot be compared with published FIDs.",
              "- **samplers** (how the latents of generated images are drawn):"]
-    for name, facts in run.registry("samplers").items():
+    for name, facts in ((n, f) for n, f in run.registry("samplers").items() if n in run.samplers):  # ones with rows
         description = facts.get("description")
         lines.append(f"  - `{name}`: {facts.get('title', name)}" + (f"; {description}" if description else ""))
     return lines

@@ -20,6 +20,7 @@ from svae.io import read_status
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
+CURVE_COLUMNS = ("model", "epoch", "sampler", "output", "metric", "value")  # calibration/curve.csv's, read
 # Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/samples/<sampler>.npz):
 # a name with a separator or a leading dot could point outside the run directory.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -202,18 +203,28 @@ class Run:
 
     def metrics(self, trial_id: str):
         """trials/<id>/metrics.csv as a DataFrame, or None if absent."""
-        file = self.path / "trials" / trial_id / "metrics.csv"
-        if not file.exists():
-            return None
-        try:
-            metrics = pd.read_csv(file)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise HarnessError(f"{file} is not a readable CSV ({e}); delete it or re-run the trial") from None
-        missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
-        if missing:
-            raise HarnessError(f"{file} lacks columns {', '.join(missing)}; "
-                               "it must follow docs/run_directory.md")
-        return metrics
+        return _read_table(self.path / "trials" / trial_id / "metrics.csv", METRICS_COLUMNS,
+                           "delete it or re-run the trial", "it must follow docs/run_directory.md")
+
+    def calibration(self):
+        """calibration/curve.csv (bench/curve.py: one seed per model scored every few epochs) as a
+        DataFrame, or None where the run directory has none."""
+        return _read_table(self.path / "calibration" / "curve.csv", CURVE_COLUMNS,
+                           "delete it or run python -m bench.curve again", "run python -m bench.curve again")
+
+
+def _read_table(file: Path, columns: tuple, unreadable_fix: str, columns_fix: str):
+    """A CSV file as a DataFrame with at least `columns`, or None if absent; a HarnessError naming the fix."""
+    if not file.exists():
+        return None
+    try:
+        table = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{file} is not a readable CSV ({e}); {unreadable_fix}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise HarnessError(f"{file} lacks columns {', '.join(missing)}; {columns_fix}")
+    return table
 
 
 def load_run(run_dir) -> Run:
@@ -244,6 +255,10 @@ def load_run(run_dir) -> Run:
     )
 
 
+def is_published(manifest: dict) -> bool:
+    """A manifest reports.publish wrote (it says "published": true). Such a folder holds no weights and
+    no Ray state, and nothing trains in it, so re-rendering it needs no lock (and leaves no .lock behind)."""
+    return manifest.get("published") is True
 def _check_names(path: Path, manifest: dict, results: pd.DataFrame) -> None:
     """Every name that becomes part of a file name is a plain name, and the datasets, models and
     samplers of results.csv are the manifest's (its config, grid or registries)."""

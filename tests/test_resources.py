@@ -2,6 +2,7 @@
 import pytest
 
 import bench.projection
+import bench.dryrun
 import bench.run
 from bench.projection import paper_plan
 from bench.resources import describe, gpu_shares, trial_resources
@@ -55,6 +56,7 @@ def test_the_dry_run_of_the_paper_grid_prints_the_packed_projection(tmp_path, mo
     monkeypatch.setattr(bench.run, "make_plan", lambda grid, preset, settings, cpus, gpus, *a, **k:
                         paper_plan(list(settings), 5, gpus))
     monkeypatch.setattr(bench.run, "start_ray", lambda *a: pytest.fail("Ray was started"))
+    monkeypatch.setattr(bench.dryrun, "missing_inputs", lambda *a: [])  # no paper data here
     common = ["--datasets", *PAPER, "--out", str(tmp_path / "run"), "--dry-run", "--gpus-per-trial"]
     assert bench.run.main([*common, "1"]) == 0
     whole = capsys.readouterr().out

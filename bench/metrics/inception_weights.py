@@ -126,6 +126,17 @@ def _pytorch_fid_file(path: Path) -> Weights:
     return Weights(path, sha256(path)[:16], f"pytorch-fid's {path.name}")
 
 
+def missing_weights(weights_path=None) -> str | None:
+    """Why find_weights would have to download (or fail), or None where the weights are here: for a dry
+    run, which converts and downloads nothing."""
+    if weights_path is not None:
+        return None if Path(weights_path).is_file() else f"FID weights file {weights_path} not found"
+    folder = hub_checkpoints()
+    if any(path.exists() for path in (folder / FID_WEIGHTS_FILE, folder / converted_name(PACKAGE_FILE_SHA256))):
+        return None
+    return None if package_weights_file() is not None else str(_missing(folder))
+
+
 def find_weights(weights_path=None) -> Weights:
     """weights_path; else pytorch-fid's file in the torch hub cache; else the conversion of the installed
     package's (made once beside it); else pytorch-fid's download, as pytorch-fid itself would try."""

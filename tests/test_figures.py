@@ -1,0 +1,129 @@
+"""Figures that show the answer: titles inside their canvas, axes scaled by the data, the forest
+plot's intervals equal to claims.md's, captions for every figure, and report.md's scale and
+"at this budget" wording, on the committed study and the hand-built fixture."""
+import csv
+from pathlib import Path
+
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+import reports
+from reports.budget import budget_notes, levelling, scale_line
+from reports.claims import check_claims
+from reports.figures import headline_figure, metric_by_sampler, prdc_scatter
+from reports.forest import claim_intervals, forest_plot
+from reports.history_figures import epochs_figure, objective_figure
+from reports.plotting import caption, difference_scale, value_scale
+from reports.rundir import load_run
+from tests.report_fixtures import make_run
+
+STUDY = Path(__file__).resolve().parents[1] / "results" / "fashion-mnist-cpu"
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_run(STUDY)
+
+
+def suptitle_box(figure):
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    return figure.get_suptitle(), figure._suptitle.get_window_extent(renderer), figure.bbox
+
+
+@pytest.mark.parametrize("make", [headline_figure, forest_plot, lambda r: metric_by_sampler(r, "fashion-mnist"),
+                                  lambda r: prdc_scatter(r, "fashion-mnist"),
+                                  lambda r: objective_figure(r, "fashion-mnist")])
+def test_rendered_title_lies_inside_the_canvas(study, make):
+    title, box, canvas = suptitle_box(make(study))
+    assert title and box.x0 >= 0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1 and box.y0 >= 0
+
+
+def test_headline_keeps_its_whole_warning_and_goes_log_for_the_study(study):
+    figure = headline_figure(study)
+    assert "fd_domain, NOT FID" in figure.get_suptitle()
+    ax = figure.axes[0]
+    assert ax.get_xscale() == "log"  # SVAE x2 at ~224 beside models at 8-16
+    low, high = ax.get_xlim()
+    assert low < 8.23 and high > 335  # every seed inside: RAE-L2's best, SVAE x2's worst
+    # every model's interval is readable: its mean ± std is written beside its name
+    assert [t.get_text().split("\n")[1] for t in ax.get_yticklabels()][:2] == ["8.23 ± 0.60 (n = 5)",
+                                                                               "9.84 ± 0.55 (n = 5)"]
+
+
+def test_scales_follow_the_data():
+    assert value_scale([8.2, 9.8, 11.7, 15.7, 224]) == "log"
+    assert value_scale([8.2, 9.8, 15.7]) == "linear"
+    assert value_scale([-1.0, 50.0]) == "linear"  # a log axis cannot show a non-positive value
+    assert difference_scale([-1.2, -0.8, 1.1, 0.9, 50.0, 300.0]) == ("symlog", 1.0)  # median |bound| 1.15
+    assert difference_scale([-2.0, -1.0, 1.5, 3.0]) == ("linear", None)
+
+
+def test_forest_plot_intervals_are_claims_md_intervals(study):
+    rows = {label: (interval, verdict) for label, _, interval, verdict in claim_intervals(study, "fashion-mnist")}
+    # Written in the committed claims.md: claim 1's t-intervals and claim 2's Welch intervals.
+    assert [round(b, 2) for b in rows["claim 1: x1 - x_hat"][0]] == [-5.71, -2.22]
+    assert [round(b, 2) for b in rows["claim 1: x2 - x_hat"][0]] == [72.41, 344.31]
+    assert rows["claim 2: SVAE x1 - beta-VAE"][1] == "no significant difference"  # clear of 0, not after Holm
+    assert rows["claim 2: SVAE x_hat - RAE-L2"][1] == "contradicted"
+    assert len(rows) == 2 + 2 * 4
+    ax = forest_plot(study).axes[0]
+    assert ax.get_xscale() == "symlog" and ax.get_xlim()[1] > 344.31 and ax.get_xlim()[0] < -17.23
+
+
+def test_prdc_scatter_has_a_point_per_seed_per_model(study):
+    figure = prdc_scatter(study, "fashion-mnist")
+    assert [ax.get_xlabel().split()[0] for ax in figure.axes] == ["recall", "coverage"]
+    assert [len(line.get_xdata()) for line in figure.axes[0].lines] == [5] * 5
+    assert [line.get_label() for line in figure.axes[0].lines][:2] == ["SVAE (gmm)", "VAE (gmm)"]
+
+
+def test_epochs_figure_draws_every_seed_and_the_calibration_curve(study):
+    figure = epochs_figure(study, "fashion-mnist")
+    assert len(figure.axes[0].lines) == 25  # five models x five seeds
+    assert "calibration" in figure.axes[1].get_title()
+
+
+def test_objectives_each_on_their_own_axis(study):
+    titles = [ax.get_title() for ax in objective_figure(study, "fashion-mnist").axes]
+    assert titles == ["SVAE", "VAE", "beta-VAE", "two-stage VAE (stage1)", "two-stage VAE (stage2)", "RAE-L2"]
+
+
+def test_levelling_and_scale_of_the_study(study):
+    found = levelling(study, "fashion-mnist")
+    # calibration/curve.csv: SVAE 15.5 at epoch 3, 12.3 at 4 (still improving); VAE 14.7 then 14.6
+    assert not found["svae"].levelled and "calibration" in found["svae"].evidence
+    assert found["vae"].levelled
+    assert not found["beta-vae"].levelled and "training reconstruction MSE" in found["beta-vae"].evidence
+    line = scale_line(study, "fashion-mnist")
+    assert "base width 8 (the paper's 64)" in line and "3 epochs (the paper preset's 100)" in line
+    assert "fd_domain (a stand-in, NOT FID)" in line and "Fashion-MNIST" in line
+
+
+def test_verdicts_say_at_this_budget_only_where_a_curve_still_improved(tmp_path):
+    run_dir = make_run(tmp_path / "falling")  # its reconstruction MSE falls by a third every epoch
+    run = load_run(run_dir)
+    verdicts = check_claims(run)[1]
+    suffixes, lines = budget_notes(run, verdicts)
+    assert "had not levelled off" in lines[1]
+    assert ("mnist", "decomposition helps") in suffixes  # supported, but on a curve still falling
+    assert suffixes == {(v.dataset, v.claim): " at this budget" for v in verdicts
+                        if not v.verdict.startswith("too few")}  # too few seeds: not the budget's doing
+    flat = make_run(tmp_path / "flat")
+    for metrics in flat.glob("trials/*/metrics.csv"):
+        rows = list(csv.reader(metrics.open()))
+        for row in rows[1:]:
+            row[3] = "0.02"  # recon_mse the same every epoch
+        with metrics.open("w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    reports.render(flat)
+    report = (flat / "report.md").read_text()
+    assert "at this budget |" not in report and "had levelled off" in report
+    assert "| MNIST | decomposition helps | **supported** |" in report
+
+
+def test_every_figure_of_the_study_has_a_caption_in_its_report():
+    report = (STUDY / "report.md").read_text()
+    for png in sorted((STUDY / "figures").glob("*.png")):
+        assert caption(f"figures/{png.name}"), png.name
+        assert f"{caption(f'figures/{png.name}')}\n\n  ![{png.stem}]" in report
