@@ -74,7 +74,8 @@ def _write_record_then(report):
     return wrapper
 
 
-def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault, checkpoint_every) -> None:
+def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault, checkpoint_every,
+                    resume_from) -> None:
     """bench.sweep.trainable, with its imports, data loading and reports timed (runs in a Ray worker)."""
     entered = time.time()
     started = time.perf_counter()
@@ -92,7 +93,7 @@ def timed_trainable(config: dict, settings: dict, storage: str, evaluation, faul
                     trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
                            "imports_s": imports})
     bench.sweep.trainable(config, settings=settings, storage=storage, evaluation=evaluation, fault=fault,
-                          checkpoint_every=checkpoint_every)
+                          checkpoint_every=checkpoint_every, resume_from=resume_from)
 
 
 def driver(argv: list, record_path: str) -> int:

@@ -95,14 +95,14 @@ def lost_record(run):
 
 @pytest.mark.parametrize("damage, needle", [
     (truncated, "lacks"), (duplicated, "twice"), (negative, "-3.5, outside its range [0, inf]"),
-    (changed_value, "but the trial's record says"), (empty, "is empty but"),
+    (changed_value, "but the trial's record says"), (empty, "is not a readable CSV (No columns to parse from file)"),
     (header_only, "lacks 61 results"),  # FID: 8 SVAE trials x 4 outputs + 4 VAE gmm + 1 VAE prior; precision: 5 x 4 + 4
     (missing, "is missing but"), (foreign_row, "trial mnist-vae-s4 has no finished record"),
     (lost_record, "record"),
     (edited("model", "svae", row=-1), "has model 'svae', but the trial's record says 'vae'"),
     (edited("seed", "3"), "has seed '3', but the trial's record says 0"),
     (edited("extractor", "fd_domain"), "has extractor 'fd_domain'"),
-    (edited("dataset", "../../escape"), "has dataset '../../escape', but the trial's record says 'mnist'"),
+    (edited("dataset", "../../escape"), "dataset '../../escape' is not one of the run's (manifest.json)"),
 ])
 def test_damaged_results_are_refused_and_reports_kept(rendered, tmp_path, capsys, damage, needle):
     run = copy_run(rendered, tmp_path)
