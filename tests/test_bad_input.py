@@ -66,7 +66,9 @@ def write_mnist(root, truncate_images=0):
     (["--models", "gan"], ["unknown model 'gan'", "choose from"]),
     (["--seeds", "0"], ["--seeds must be at least 1"]),
     (["--datasets"], ["--datasets is empty", "name at least one"]),
-    (["--seeds", "3", "--resume"], ["holds a different sweep (seeds: 2 there, 3 now)", "choose another --out"]),
+    (["--seeds", "1", "--resume"], ["--seeds 1 is fewer than this sweep's 2"]),  # more seeds would be added
+    (["--preset", "cpu", "--resume"],
+     ["holds a different sweep (preset: 'smoke' there, 'cpu' now)", "choose another --out"]),
     ([], ["already holds this sweep", "pass --resume"]),
     (["--address", "ray://127.0.0.1:1"], ["--address needs --storage"]),
 ])
