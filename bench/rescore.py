@@ -30,13 +30,14 @@ from bench.settings_check import check_settings, checked_sweep_settings
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
                          settings_json)
 from reports.rundir import is_published
+from reports.validate import trial_rows
 from svae.command import HelpFormatter, run_command
 from svae.data import load_images, provenance
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_json
-from svae.lock import run_lock
-from svae.samplers import orient_components
+from svae.io import atomic_write_json, writable_folder
+from svae.lock import check_not_in_use, run_lock
+from svae.samplers import is_orientation, orient_components
 
 # what regenerates the samples: must match the run's recorded settings for the figures to be the run's
 SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
@@ -83,6 +84,18 @@ def _stages(metrics: Path) -> list:
     return sorted(stages)
 
 
+def _recorded_orientation(folder: Path) -> tuple:
+    """(True, what the trial recorded in orientation.json) or (False, None) where it recorded nothing."""
+    file = folder / "orientation.json"
+    if not file.exists():
+        return False, None
+    orientation = _read_json(file, "restore it from a copy of the run, or delete it to orient the model again")
+    if not is_orientation(orientation):
+        raise HarnessError(f"{file} is not an orientation ({{\"swapped\": true|false, ...}} or null); restore it "
+                           f"from a copy of the run, or delete it to orient the model again")
+    return True, orientation
+
+
 def plan(args) -> dict:
     """Everything checked before anything is written: run, settings, checkpoints, data, weights."""
     from bench.metrics import check_metrics
@@ -90,6 +103,7 @@ def plan(args) -> dict:
     if not (run_dir / "manifest.json").is_file():
         raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
                            "python -m bench.run wrote")
+    check_not_in_use(run_dir)  # a sweep still running has no finished trial yet: say that it runs
     manifest = _read_json(run_dir / "manifest.json", "restore it from a copy of the run")
     config = manifest.get("config") if isinstance(manifest, dict) else None
     if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
@@ -126,14 +140,19 @@ def plan(args) -> dict:
         if missing:
             raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
                                f"(python -m bench.run ... --resume) or restore the file")
+        trial_rows(folder)  # the records this re-score reads and extends: checked before anything is written
+        _recorded_orientation(folder)
         trials.append((spec, folder))
     if not trials:
         raise HarnessError(f"{run_dir} has no finished trial to re-score")
     storage = config.get("storage") or str(run_dir / "ray")
+    fid_cache = args.fid_cache or (storage + "/fid-cache" if "://" not in storage
+                                   else str(Path.home() / ".cache" / "svae-bench"))
+    writable_folder(run_dir, "run directory", "re-score a copy that you can write to, or fix its permissions")
+    writable_folder(fid_cache, "--fid-cache folder", "pass a --fid-cache folder that you can write to")
     evaluation = Evaluation(
         fid_weights=args.fid_weights or config.get("fid_weights"),
-        fid_cache=args.fid_cache or (storage + "/fid-cache" if "://" not in storage
-                                     else str(Path.home() / ".cache" / "svae-bench")),
+        fid_cache=fid_cache,
         data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"),
         # the sources the sweep read: Debian's Fashion-MNIST too where it was given no --data-root
         system_copy=args.data_root is None and config.get("data_root") is None)
@@ -164,9 +183,9 @@ def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorer) -
     with x1 and x2 named as the trial named them (orientation.json)."""
     train, test = load_data(spec, settings, evaluation)
     model = restore_model(spec, settings, folder)
-    recorded = folder / "orientation.json"
-    orientation = (json.loads(recorded.read_text()) if recorded.exists()
-                   else orient_components(model, train, spec.seed))
+    recorded, orientation = _recorded_orientation(folder)
+    if not recorded:
+        orientation = orient_components(model, train, spec.seed)
     rows = []
     for sampler, outputs in generate(spec, settings, model, train, test, orientation):
         rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
@@ -213,7 +232,7 @@ def rescore_run(args, job: dict) -> int:
         settings = model_settings(job["settings"][spec.dataset], spec.model)
         scorer = job["scorers"][settings.fid_backbone]
         extractor = scorer.extractor(spec.dataset)
-        old_rows = _read_json(folder / "rows.json", "re-run the trial")
+        old_rows = trial_rows(folder)
         have = {r["metric"] for r in old_rows
                 if r.get("extractor_id") == extractor.id and int(r["n_samples"]) == settings.fid_samples}
         if _expected_metrics(scorer, spec.dataset, settings.metrics) <= have and not args.verify:

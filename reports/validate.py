@@ -24,6 +24,7 @@ from svae.errors import HarnessError
 ROUNDING = 1e-6
 # one figure of one trial: a re-score adds figures of other extractors or sample counts beside the first
 KEY_COLUMNS = ("trial_id", "sampler", "output", "extractor_id", "n_samples")
+ROW_COLUMNS = KEY_COLUMNS + ("metric", "value")  # what every row of a trial's record names
 
 
 def metric_rows(table: pd.DataFrame):
@@ -42,6 +43,23 @@ def _number(value) -> float:
 
 def _where(key, metric) -> str:
     return f"{metric} of {'/'.join(key)}"
+
+
+def trial_rows(folder: Path) -> list:
+    """A finished trial's record of its figures (rows.json): a list of rows, each naming its figure."""
+    file = folder / "rows.json"
+    try:
+        rows = json.loads(file.read_text())
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("not a list of rows")
+        lacking = next((sorted(set(ROW_COLUMNS) - r.keys()) for r in rows if not r.keys() >= set(ROW_COLUMNS)), [])
+        if lacking:
+            raise ValueError(f"a row lacks {', '.join(lacking)}")
+    except (OSError, ValueError) as e:
+        raise HarnessError(f"trial {folder.name} is finished but its record {file} is unreadable "
+                           f"({type(e).__name__}: {e}); restore it, or delete {folder} and resume the sweep to "
+                           f"rerun the trial") from None
+    return rows
 
 
 def validate_results(run_dir) -> None:
@@ -64,14 +82,7 @@ def validate_results(run_dir) -> None:
             continue  # no readable status: the trial has no results, and reports list it as missing
         if not finished:
             continue
-        try:
-            rows = json.loads((folder / "rows.json").read_text())
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise ValueError("not a list of rows")
-        except (OSError, ValueError) as e:
-            raise HarnessError(f"trial {trial_id} is finished but its record {folder / 'rows.json'} is "
-                               f"unreadable ({type(e).__name__}: {e}); restore it, or delete {folder} and "
-                               f"resume the sweep to rerun the trial") from None
+        rows = trial_rows(folder)
         expected.update({(key, metric): (value, row) for key, metric, value, row in metric_rows(pd.DataFrame(rows))})
     if not file.exists() or file.stat().st_size == 0:
         if expected:

@@ -1,5 +1,5 @@
-"""Atomic file writes (a temporary name in the same folder, then rename), and the one reader of a
-trial's status.json.
+"""Atomic file writes (a temporary name in the same folder, then rename), the one reader of a
+trial's status.json, and the checks of the files and folders a user names.
 
 A crash or kill during a write leaves the previous version of the file whole, never a torn one.
 """
@@ -10,6 +10,34 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from svae.errors import HarnessError
+
+
+def writable_folder(path, what: str, fix: str) -> Path:
+    """path, if it is a folder that takes new files or could be made where it is named; checked before
+    any work that would write there, creating nothing. Else a HarnessError naming `what` (e.g. "--out")
+    and `fix`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{what} {path} is a file, not a folder; {fix}")
+    existing = next(p for p in [path, *path.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise HarnessError(f"{what} {path} cannot be made: {existing} is a file; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):  # access(2) also answers for a read-only file system
+        raise HarnessError(f"cannot write to {what} {path} ({existing} is read-only or not ours); {fix}")
+    return path
+
+
+def readable_file(path, what: str, fix: str) -> Path:
+    """path, if it is a regular file (or absent: the reader names a missing file in its own words).
+    A FIFO or a device in place of a data file would block a reader forever; a folder would fail
+    with an obscure error."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device)"
+        raise HarnessError(f"{what} {path} is {kind}; {fix}")
+    return path
 
 
 def read_status(folder):

@@ -34,6 +34,30 @@ def _describe(holder: dict) -> str:
             f"({holder.get('command', '?')}, since {holder.get('started', '?')})")
 
 
+def _in_use(run_dir, path: Path) -> HarnessError:
+    holder = _holder(path.read_text(errors="replace"))
+    return HarnessError(f"{run_dir} is in use by {_describe(holder)}; wait for it to end, or stop it (Ctrl-C) "
+                        f"and run this again")
+
+
+def check_not_in_use(run_dir) -> None:
+    """HarnessError if another process holds RUN_DIR/.lock; creates nothing. For a command that reads the
+    run directory before it locks it: a sweep still running is then named as such, not as damage."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: no process holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use(run_dir, path) from None
+    except OSError:
+        pass  # no file locks here: run_lock names that
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def run_lock(run_dir, command: str):
     """Hold RUN_DIR/.lock for the block; HarnessError at once if another process holds it."""
@@ -47,9 +71,7 @@ def run_lock(run_dir, command: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(path.read_text(errors="replace"))
-            raise HarnessError(f"{run_dir} is in use by {_describe(holder)}; wait for it to end, or stop "
-                               f"it (Ctrl-C) and run this again") from None
+            raise _in_use(run_dir, path) from None
         except OSError as e:  # a filesystem without locks: one sweep per directory cannot be promised
             raise HarnessError(f"cannot lock {path} ({e.strerror}): the filesystem does not support file "
                                f"locks; put the run directory on a local or NFS filesystem") from None

@@ -107,6 +107,11 @@ def orient_components(model, train_images, seed: int):
     return {"swapped": mean_sigma < 0.5, "mean_sigma": mean_sigma}
 
 
+def is_orientation(value) -> bool:
+    """Whether value is what orient_components returns (a recorded orientation.json read back)."""
+    return value is None or (isinstance(value, dict) and isinstance(value.get("swapped"), bool))
+
+
 def oriented(outputs: dict, orientation) -> dict:
     """outputs with x1 and x2 named by the orientation: swapped (and sigma -> 1 - sigma) if it says so."""
     if not orientation or not orientation["swapped"]:

@@ -1,0 +1,128 @@
+"""Bad input, round three: damaged records of a finished run for bench.rescore, data files that are not
+files, unusable statistics for bench.fid. Each case: one line naming the problem and the fix, exit
+status 2, no traceback, and every file as it was.
+
+The run directory here is made without training: bench.rescore checks every record it reads (rows,
+orientation, stages, checkpoints' presence) before it loads a model, so empty checkpoint files do.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+import bench.fid
+import bench.rescore
+import bench.run
+import bench.rundir
+from bench.trial import TrialSpec
+from svae.lock import run_lock
+
+TRIAL = "synthetic-vae-s0"
+SMOKE = ["--preset", "smoke", "--datasets", "synthetic", "--models", "vae", "--seeds", "1",
+         "--set", "epochs=1", "train_subset=200", "fid_samples=16", "grid_samples=8"]
+
+
+def snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_one_line(code, err, *needles):
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A run directory whose one trial finished, as bench.run leaves it, without its weights' content."""
+    run_dir = tmp_path / "run"
+    args = bench.run.parse_args([*SMOKE, "--out", str(run_dir)])
+    config = bench.run.check_args(args)
+    grid = [TrialSpec("synthetic", "vae", 0)]
+    manifest = bench.rundir.manifest_for(args, config, grid, str(run_dir / "ray"), 0.0, None, {})
+    folder = run_dir / "trials" / TRIAL
+    folder.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "status.json").write_text(json.dumps({"status": "finished"}))
+    row = {"trial_id": TRIAL, "sampler": "prior", "output": "x_hat", "extractor_id": "domain-synthetic-v2:x",
+           "n_samples": 16, "metric": "fd_domain", "value": 1.5}
+    (folder / "rows.json").write_text(json.dumps([row]))
+    (folder / "orientation.json").write_text("null")
+    (folder / "metrics.csv").write_text("stage,epoch,loss\nmain,1,100.0\n")
+    (folder / "checkpoint-final-main.pt").write_bytes(b"")
+    return run_dir
+
+
+def rescore(run_dir, capsys, *options):
+    before = snapshot(run_dir)
+    code = bench.rescore.main([str(run_dir), *options])
+    assert snapshot(run_dir) == before
+    return code, capsys.readouterr().err
+
+
+def test_the_undamaged_run_passes_the_checks(finished_run):
+    """The control for the cases below: their error comes from their damage."""
+    job = bench.rescore.plan(bench.rescore.parse_args([str(finished_run)]))
+    assert [spec.trial_id for spec, _ in job["trials"]] == [TRIAL]
+
+
+@pytest.mark.parametrize("file, text, needle", [
+    ("orientation.json", "{bad", "orientation.json (JSONDecodeError)"),
+    ("orientation.json", "[1, 2, 3]", "is not an orientation"),
+    ("orientation.json", '{"mean_sigma": 0.4}', "is not an orientation"),
+    ("rows.json", '{"a": 1}', "not a list of rows"),
+    ("rows.json", '[{"metric": "fd_domain"}]', "a row lacks"),
+    ("metrics.csv", "epoch,loss\n1,100.0\n", "has no stage column"),
+])
+def test_rescore_refuses_a_damaged_trial_record(finished_run, capsys, file, text, needle):
+    (finished_run / "trials" / TRIAL / file).write_text(text)
+    code, err = rescore(finished_run, capsys)
+    assert_one_line(code, err, needle, "restore")
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda m: m["grid"][0].pop("trial_id"), "grid entry that is not a trial"),
+    (lambda m: m["config"]["overrides"].update({"bogus": 1}), "unknown setting 'bogus'"),
+    (lambda m: m["config"]["overrides"].update({"epochs": "x"}), "epochs must be a whole number"),
+])
+def test_rescore_refuses_a_damaged_manifest(finished_run, capsys, damage, needle):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    damage(manifest)
+    (finished_run / "manifest.json").write_text(json.dumps(manifest))
+    code, err = rescore(finished_run, capsys)
+    assert_one_line(code, err, needle)
+
+
+def test_rescore_refuses_a_fid_cache_that_is_a_file(finished_run, tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for cache, needle in ((a_file, "is a file, not a folder"), (a_file / "cache", "cannot be made")):
+        code, err = rescore(finished_run, capsys, "--fid-cache", str(cache))
+        assert_one_line(code, err, f"--fid-cache folder {cache}", needle, "pass a --fid-cache folder")
+    assert a_file.read_text() == "mine"
+
+
+def test_rescore_refuses_a_read_only_fid_cache(finished_run, tmp_path):
+    """A read-only bind mount in a private mount namespace (root cannot be kept out by permissions)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mount = f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache} {cache}"
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", f"{mount} && true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no unshare with user and mount namespaces here")
+    before = snapshot(finished_run)
+    out = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                          f'{mount} && exec "$0" -m bench.rescore {finished_run} --fid-cache {cache}', sys.executable],
+                         capture_output=True, text=True, timeout=300)
+    assert_one_line(out.returncode, out.stderr, f"cannot write to --fid-cache folder {cache}", "read-only")
+    assert snapshot(finished_run) == before
+
+
+def test_rescore_during_a_running_sweep_says_it_is_in_use(finished_run, capsys):
+    (finished_run / "trials" / TRIAL / "status.json").write_text(json.dumps({"status": "running"}))
+    with run_lock(finished_run, "python -m bench.run"):
+        code, err = rescore(finished_run, capsys)
+    assert_one_line(code, err, "is in use by", "python -m bench.run")
