@@ -22,9 +22,10 @@ from bench.metrics.scoring import reference_from_features
 from svae.contract import metric_label
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_bytes
+from svae.io import atomic_write_bytes, readable_file, writable_folder
 
 IMAGE_EXTENSIONS = {"bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"}  # pytorch-fid's
+INPUTS = "give a folder of images, an .npy or an .npz of numeric arrays"
 
 
 def _image_files(folder: Path) -> torch.Tensor:
@@ -34,6 +35,7 @@ def _image_files(folder: Path) -> torch.Tensor:
         raise HarnessError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
     arrays = []
     for f in files:
+        readable_file(f, "image", f"remove it from {folder}")
         try:
             with Image.open(f) as image:
                 arrays.append(np.asarray(image.convert("RGB")))  # as pytorch-fid reads them
@@ -52,6 +54,7 @@ def read_input(arg: str):
     path = Path(path + ".npz" if name is not None else path)
     if path.is_dir():
         return "images", _image_files(path)
+    readable_file(path, "input", INPUTS)
     try:
         archive = np.load(path)  # never unpickles: object arrays are refused
         if isinstance(archive, np.ndarray):  # a .npy file: one image array
@@ -60,18 +63,38 @@ def read_input(arg: str):
             with archive:
                 names = list(archive.keys())
                 if name is None and {"mu", "sigma"} <= set(names):
-                    return "statistics", (archive["mu"], archive["sigma"])
+                    return "statistics", _statistics(archive["mu"], archive["sigma"], path)
                 if name is None and len(names) != 1:
                     raise HarnessError(f"{path} holds arrays {', '.join(names) or 'none'}; pick one as {path}:NAME")
                 if (name or names[0]) not in names:
                     raise HarnessError(f"{path} has no array {name!r}; it holds {', '.join(names)}")
                 images = _image_tensor(archive[name or names[0]], path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise HarnessError(f"cannot read {path} ({type(e).__name__}: {' '.join(str(e).split())[:120]}); give a "
-                           f"folder of images, an .npy or an .npz of numeric arrays") from None
+        raise HarnessError(f"cannot read {path} ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+                           f"{INPUTS}") from None
     if images.ndim == 4 and images.shape[1] not in (1, 3) and images.shape[3] in (1, 3):
         images = images.permute(0, 3, 1, 2)
     return "images", images
+
+
+def _statistics(mu: np.ndarray, sigma: np.ndarray, path: Path) -> tuple:
+    """(mu, sigma) read from a file, if they can be a mean and a covariance: numbers, a vector and a square
+    matrix, sigma symmetric positive semi-definite (an indefinite one gives a Frechet distance below 0)."""
+    fix = f"write {path} again with python -m bench.fid --save-stats"
+    if mu.dtype.kind not in "uif" or sigma.dtype.kind not in "uif":
+        raise HarnessError(f"{path} holds mu of {mu.dtype} and sigma of {sigma.dtype}, not numbers; {fix}")
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise HarnessError(f"{path} holds mu of shape {mu.shape} and sigma of shape {sigma.shape}, not a vector "
+                           f"and a square matrix of its size; {fix}")
+    if np.isfinite(sigma).all():
+        eigenvalues = np.linalg.eigvalsh(sigma)
+        lowest, scale = eigenvalues.min(initial=0.0), np.abs(eigenvalues).max(initial=0.0)
+        if not np.allclose(sigma, sigma.T):
+            raise HarnessError(f"{path}'s sigma is not a covariance (not symmetric); {fix}")
+        if lowest < -1e-6 * scale:  # round-off leaves a singular covariance's zero eigenvalues a hair below 0
+            raise HarnessError(f"{path}'s sigma is not a covariance (an eigenvalue of {lowest:.3g}, below 0); {fix}")
+    return mu, sigma  # NaN or infinity: frechet_distance names them
 
 
 def _image_tensor(array: np.ndarray, path: Path) -> torch.Tensor:
@@ -114,6 +137,11 @@ def main(argv=None):
         if args.batch_size < 1:
             raise HarnessError(f"--batch-size must be at least 1 (got {args.batch_size})")
         device = check_device(args.device)
+        if args.save_stats:  # before any work: the destination must take the file
+            if Path(args.path[1]).is_dir():
+                raise HarnessError(f"--save-stats writes a file, and {args.path[1]} is a folder; name an .npz file")
+            writable_folder(Path(args.path[1]).parent, "--save-stats folder",
+                            "name an .npz file in a folder you can write")
         inputs = [read_input(args.path[0])] + ([] if args.save_stats else [read_input(args.path[1])])
         scorer = None
         if any(kind == "images" for kind, _ in inputs):  # only images need the network and its weights

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from svae import mnist_package
 from svae.errors import HarnessError, choose
-from svae.io import atomic_write_bytes
+from svae.io import atomic_write_bytes, readable_file
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -113,6 +113,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (plain or .gz), with its declared size checked against its content."""
     fix = "delete it and download again (--download), or put an intact copy there"
+    readable_file(path, "IDX file", fix)
     try:
         data = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as e:
@@ -200,6 +201,7 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_cifar_batch(path: Path):
     fix = "delete it and download again (--download), or put an intact copy there"
+    readable_file(path, "CIFAR-10 batch", fix)
     try:
         with open(path, "rb") as f:
             batch = _ArrayUnpickler(f, encoding="bytes").load()
@@ -240,6 +242,7 @@ def _celeba_partition(folder: Path, split: str):
     if not path.exists():
         raise HarnessError(f"missing {path}: the official CelebA split file; run with --download or copy "
                            f"list_eval_partition.txt from the CelebA release into {folder}")
+    readable_file(path, "CelebA split file", "put the official list_eval_partition.txt there")
     code = _CELEBA_SPLIT_CODES[split]
     names = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -259,6 +262,7 @@ def _celeba_attributes(folder: Path, names):
     path = folder / "list_attr_celeba.txt"
     if not path.exists():
         return torch.zeros(len(names), 40, dtype=torch.int64)
+    readable_file(path, "CelebA attribute file", "put the official list_attr_celeba.txt there, or remove it")
     rows = {}
     for line in path.read_text().splitlines()[2:]:
         fields = line.split()
@@ -301,6 +305,7 @@ def _load_celeba(split, root, download, system_copy):
 
 def _read_celeba_image(path: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
+    readable_file(path, "CelebA image", "replace it from img_align_celeba.zip")
     try:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"))

@@ -6,9 +6,11 @@ The run directory here is made without training: bench.rescore checks every reco
 orientation, stages, checkpoints' presence) before it loads a model, so empty checkpoint files do.
 """
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import bench.fid
@@ -126,3 +128,81 @@ def test_rescore_during_a_running_sweep_says_it_is_in_use(finished_run, capsys):
     with run_lock(finished_run, "python -m bench.run"):
         code, err = rescore(finished_run, capsys)
     assert_one_line(code, err, "is in use by", "python -m bench.run")
+
+
+# ---------------------------------------------------------------- files that are not files
+
+def write_mnist_with_a_fifo(root):
+    """MNIST's four IDX files, the training images a named pipe: opening it would wait for a writer."""
+    from tests.test_bad_input import write_mnist
+    write_mnist(root)
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    images.unlink()
+    os.mkfifo(images)
+    return images
+
+
+def test_a_fifo_as_a_data_file_is_refused_not_waited_on(tmp_path):
+    fifo = write_mnist_with_a_fifo(tmp_path / "data")
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--preset", "smoke", "--datasets", "mnist", "--models",
+                          "vae", "--seeds", "1", "--fid-samples", "10", "--data-root", str(tmp_path / "data"),
+                          "--out", str(tmp_path / "run"), "--yes"], capture_output=True, text=True, timeout=120)
+    assert_one_line(out.returncode, out.stderr, f"IDX file {fifo} is not a regular file", "put an intact copy")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fifo_as_a_fid_input_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "images.npy"
+    os.mkfifo(fifo)
+    stats = tmp_path / "stats.npz"
+    np.savez(stats, mu=np.zeros(3), sigma=np.eye(3))
+    out = subprocess.run([sys.executable, "-m", "bench.fid", str(fifo), str(stats)], capture_output=True, text=True,
+                         timeout=120)
+    assert_one_line(out.returncode, out.stderr, f"input {fifo} is not a regular file")
+
+
+# ---------------------------------------------------------------- bench.fid: statistics and --save-stats
+
+def fid(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        bench.fid.main([str(a) for a in argv])
+    return exit_.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mu, sigma, needle", [
+    (np.array(["a", "b"]), np.array([["a", "b"], ["c", "d"]]), "not numbers"),
+    (np.zeros(2), -1e6 * np.eye(2), "an eigenvalue of -1e+06, below 0"),  # a Frechet distance of -2e6
+    (np.zeros(2), np.array([[1.0, 2.0], [0.0, 1.0]]), "not symmetric"),
+    (np.zeros((2, 1)), np.eye(2), "not a vector and a square matrix"),
+])
+def test_bench_fid_refuses_statistics_that_are_not_a_mean_and_a_covariance(tmp_path, capsys, mu, sigma, needle):
+    bad, good = tmp_path / "bad.npz", tmp_path / "good.npz"
+    np.savez(bad, mu=mu, sigma=sigma)
+    np.savez(good, mu=np.zeros(2), sigma=np.eye(2))
+    for pair in ((bad, good), (good, bad)):
+        code, err = fid(capsys, *pair)
+        assert_one_line(code, err, f"{bad}", "write", "--save-stats")
+
+
+def test_bench_fid_takes_a_singular_covariance(tmp_path, capsys):
+    """Fewer images than dimensions give a singular covariance: round-off, not damage."""
+    features = np.random.default_rng(0).normal(size=(3, 8))
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    np.savez(a, mu=features.mean(0), sigma=np.cov(features, rowvar=False))
+    np.savez(b, mu=np.zeros(8), sigma=np.eye(8))
+    bench.fid.main([str(a), str(b)])
+    assert float(capsys.readouterr().out.split()[1]) > 0
+
+
+@pytest.mark.parametrize("destination, needle", [
+    (lambda tmp: tmp, "is a folder; name an .npz file"),
+    (lambda tmp: tmp / "notes.txt" / "stats.npz", "--save-stats folder"),
+])
+def test_bench_fid_save_stats_refuses_a_destination_it_cannot_write(tmp_path, capsys, destination, needle):
+    stats = tmp_path / "stats.npz"
+    np.savez(stats, mu=np.zeros(2), sigma=np.eye(2))
+    (tmp_path / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    code, err = fid(capsys, stats, destination(tmp_path), "--save-stats")
+    assert_one_line(code, err, needle)
+    assert snapshot(tmp_path) == before
