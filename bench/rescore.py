@@ -138,8 +138,10 @@ def plan(args) -> dict:
                                "re-score the run directory it was published from, or train again with the "
                                "command in its report.md (How to reproduce)")
         if missing:
-            raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; re-run that trial "
-                               f"(python -m bench.run ... --resume) or restore the file")
+            # --resume alone restores nothing here: the trial is finished; without its folder it trains again
+            raise HarnessError(f"missing checkpoint: {folder} has no {', '.join(missing)}; restore the file, or "
+                               f"delete {folder} and resume the sweep (manifest.json config.command with --resume) "
+                               f"to train that trial again")
         trial_rows(folder)  # the records this re-score reads and extends: checked before anything is written
         _recorded_orientation(folder)
         trials.append((spec, folder))

@@ -33,7 +33,7 @@ from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
                           close_session, filesystem_fault, manifest_for, open_session, protocol_for,
-                          set_aside_ray_state, storage_name, write_owner)
+                          set_aside_ray_state, storage_name, write_owner, check_cluster_storage)
 from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
@@ -135,8 +135,7 @@ def check_args(args) -> dict:
                            f"--checkpoint-every 0")
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
-    if args.address and not args.storage:
-        raise HarnessError("--address needs --storage: a path mounted on every node, or s3://...")
+    check_cluster_storage(args.address, args.storage)
     check_tracker(args.tracker)
     overrides = typed_overrides(parse_overrides(args.overrides), Settings)
     datasets = list(dict.fromkeys(args.datasets))

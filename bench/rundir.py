@@ -70,6 +70,8 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
         try:
             whole = json.loads(manifest.read_text())
             old = whole["config"]
+            if not isinstance(old, dict):
+                raise TypeError("config is not a mapping")
         except (OSError, ValueError, KeyError, TypeError):
             raise HarnessError(f"{manifest} is unreadable; choose another --out") from None
         changed = [k for k in DEFINING
@@ -80,6 +82,9 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
         if not resume:
             raise HarnessError(f"{run_dir} already holds this sweep; pass --resume to continue it, "
                                f"or choose another --out")
+        if not isinstance(old.get("settings"), dict) or not isinstance(whole.get("grid"), list):
+            raise HarnessError(f"{manifest} lacks the sweep's settings or grid (config.settings, grid); restore it "
+                               f"from a copy of the run, or choose another --out")
         return corrected_sweep(run_dir, whole, config, changed) if changed else whole
     if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
@@ -251,6 +256,17 @@ def filesystem_type(path: Path) -> str:
     except OSError:
         pass
     return kind
+
+
+def check_cluster_storage(address, storage) -> None:
+    """An existing cluster's trials write where every node reaches: --storage is then required. The
+    address may come from RAY_ADDRESS, which the user may not know is set: name where it came from."""
+    if address and not storage:
+        where = "a path mounted on every node, or s3://..."
+        if address == os.environ.get("RAY_ADDRESS"):
+            raise HarnessError(f"RAY_ADDRESS={address} (set in the environment) names a Ray cluster, which needs "
+                               f"--storage: {where}; or unset RAY_ADDRESS for a local cluster")
+        raise HarnessError(f"--address needs --storage: {where}")
 
 
 def check_storage(storage: str, node_ips: set, local_ips: set) -> None:

@@ -206,3 +206,39 @@ def test_bench_fid_save_stats_refuses_a_destination_it_cannot_write(tmp_path, ca
     code, err = fid(capsys, stats, destination(tmp_path), "--save-stats")
     assert_one_line(code, err, needle)
     assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- words that name the right fix
+
+def test_a_missing_checkpoint_advises_what_trains_the_trial_again(finished_run, capsys):
+    """--resume alone restores nothing for a finished trial: the advice is to delete its folder first."""
+    (finished_run / "trials" / TRIAL / "checkpoint-final-main.pt").unlink()
+    code, err = rescore(finished_run, capsys)
+    assert_one_line(code, err, "missing checkpoint", f"delete {finished_run / 'trials' / TRIAL}", "--resume")
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bench.run", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_ray_address_from_the_environment_is_named_as_such(tmp_path):
+    out = run_cli(*SMOKE, "--out", str(tmp_path / "run"), env={"RAY_ADDRESS": "ray://10.0.0.1:10001"})
+    assert_one_line(out.returncode, out.stderr, "RAY_ADDRESS=ray://10.0.0.1:10001 (set in the environment)",
+                    "needs --storage", "unset RAY_ADDRESS")
+    assert "--address" not in out.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda m: m["config"].pop("settings"), "lacks the sweep's settings or grid"),
+    (lambda m: m.update(grid=None), "lacks the sweep's settings or grid"),
+    (lambda m: m.update(config="smoke"), "is unreadable"),
+])
+def test_resume_of_a_damaged_manifest_is_one_line(finished_run, damage, needle):
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    damage(manifest)
+    (finished_run / "manifest.json").write_text(json.dumps(manifest))
+    before = snapshot(finished_run)
+    out = run_cli(*SMOKE, "--out", str(finished_run), "--resume")
+    assert_one_line(out.returncode, out.stderr, needle)
+    assert snapshot(finished_run) == before
