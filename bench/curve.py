@@ -38,7 +38,7 @@ from svae.command import HelpFormatter, run_command
 from svae.data import SPECS, check_dataset
 from svae.errors import HarnessError, NonFiniteLossError, choose
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_text
+from svae.io import atomic_write_text, writable_folder
 from svae.samplers import decode, sample_latents
 from svae.trainer import Trainer, seed_everything
 
@@ -133,9 +133,7 @@ def check_args(args):
         choose("model", name, MODELS)
     if args.every < 1 or args.epochs < 1 or args.samples < 2 or args.seed < 0:
         raise HarnessError("--epochs and --every must be at least 1, --samples at least 2 and --seed 0 or more")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise HarnessError(f"--out {out} is a file; name a folder for curve.csv and curve.png")
+    writable_folder(args.out, "--out", "name a folder for curve.csv and curve.png")
     settings = apply_overrides(settings_for(args.preset, args.dataset),
                                typed_overrides(parse_overrides(args.overrides), Settings))
     return check_settings(replace(settings, epochs=args.epochs, fid_samples=args.samples), args.dataset)

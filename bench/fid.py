@@ -22,7 +22,7 @@ from bench.metrics.scoring import reference_from_features
 from svae.contract import metric_label
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_bytes, readable_file, writable_folder
+from svae.io import atomic_write_bytes, readable_file, writable_file
 
 IMAGE_EXTENSIONS = {"bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"}  # pytorch-fid's
 INPUTS = "give a folder of images, an .npy or an .npz of numeric arrays"
@@ -138,10 +138,7 @@ def main(argv=None):
             raise HarnessError(f"--batch-size must be at least 1 (got {args.batch_size})")
         device = check_device(args.device)
         if args.save_stats:  # before any work: the destination must take the file
-            if Path(args.path[1]).is_dir():
-                raise HarnessError(f"--save-stats writes a file, and {args.path[1]} is a folder; name an .npz file")
-            writable_folder(Path(args.path[1]).parent, "--save-stats folder",
-                            "name an .npz file in a folder you can write")
+            writable_file(args.path[1], "--save-stats", "name an .npz file in a folder you can write")
         inputs = [read_input(args.path[0])] + ([] if args.save_stats else [read_input(args.path[1])])
         scorer = None
         if any(kind == "images" for kind, _ in inputs):  # only images need the network and its weights

@@ -38,6 +38,7 @@ from bench.metrics import Scorer, frechet_distance, statistics
 from svae.command import run_command
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
+from svae.io import writable_folder
 from svae.trainer import pick_device
 
 
@@ -336,8 +337,7 @@ def check_args(args) -> None:
         raise HarnessError(f"--batch-size must be from 1 to 65,536 (got {args.batch_size})")
     if args.size not in (16, 32, 64, 128):
         raise HarnessError(f"--size must be 16, 32, 64 or 128 pixels (got {args.size})")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise HarnessError(f"--out {args.out} is a file; name a folder for results.json and results.md")
+    writable_folder(args.out, "--out", "name a folder for results.json and results.md")
     check_device(args.device)
 
 

@@ -41,6 +41,7 @@ from bench.resources import gpu_shares
 from svae.command import run_command
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
+from svae.io import writable_file, writable_folder
 
 NODES, GPUS_PER_NODE, CPUS_PER_NODE = 4, 8, 4
 HEAD_IP = "127.0.0.1"
@@ -327,8 +328,9 @@ def check_args(args) -> dict:
         raise HarnessError(f"--checkpoint-bytes must be from 0 to 10,000,000,000 (got {args.checkpoint_bytes})")
     if args.checkpoint_every is not None and not 0 <= args.checkpoint_every < math.inf:
         raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every})")
-    if Path(args.work).exists() and not Path(args.work).is_dir():
-        raise HarnessError(f"--work {args.work} is a file; name a folder for the simulated run")
+    writable_folder(args.work, "--work", "name a folder for the simulated run")
+    if args.report:
+        writable_file(args.report, "--report", "name a JSON file in a folder you can write")
     return shares
 
 

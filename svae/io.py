@@ -29,6 +29,15 @@ def writable_folder(path, what: str, fix: str) -> Path:
     return path
 
 
+def writable_file(path, what: str, fix: str) -> Path:
+    """path, if a file can be written there (checked before the work that makes it; nothing is created)."""
+    path = Path(path)
+    if path.is_dir():
+        raise HarnessError(f"{what} {path} is a folder; {fix}")
+    writable_folder(path.parent, f"the folder of {what}", fix)
+    return path
+
+
 def readable_file(path, what: str, fix: str) -> Path:
     """path, if it is a regular file (or absent: the reader names a missing file in its own words).
     A FIFO or a device in place of a data file would block a reader forever; a folder would fail

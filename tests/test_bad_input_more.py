@@ -196,7 +196,7 @@ def test_bench_fid_takes_a_singular_covariance(tmp_path, capsys):
 
 @pytest.mark.parametrize("destination, needle", [
     (lambda tmp: tmp, "is a folder; name an .npz file"),
-    (lambda tmp: tmp / "notes.txt" / "stats.npz", "--save-stats folder"),
+    (lambda tmp: tmp / "notes.txt" / "stats.npz", "the folder of --save-stats"),
 ])
 def test_bench_fid_save_stats_refuses_a_destination_it_cannot_write(tmp_path, capsys, destination, needle):
     stats = tmp_path / "stats.npz"
@@ -242,3 +242,21 @@ def test_resume_of_a_damaged_manifest_is_one_line(finished_run, damage, needle):
     out = run_cli(*SMOKE, "--out", str(finished_run), "--resume")
     assert_one_line(out.returncode, out.stderr, needle)
     assert snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize("command, argv, needle", [
+    ("bench.curve", ["--dataset", "synthetic", "--epochs", "1", "--samples", "16", "--out", "{file}/curve"],
+     "--out {file}/curve cannot be made: {file} is a file"),
+    ("bench.perf", ["fid", "--n", "10", "--out", "{file}/perf"], "--out {file}/perf cannot be made"),
+    ("bench.simulate", ["--work", "{file}/work"], "--work {file}/work cannot be made"),
+    ("bench.simulate", ["--work", "{tmp}/work", "--report", "{tmp}"], "--report {tmp} is a folder"),
+    ("bench.simulate", ["--work", "{tmp}/work", "--report", "{file}/r.json"], "the folder of --report {file}"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path, command, argv, needle):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    fill = lambda text: text.format(file=a_file, tmp=tmp_path)  # noqa: E731
+    out = subprocess.run([sys.executable, "-m", command, *map(fill, argv)], capture_output=True, text=True,
+                         timeout=120)
+    assert_one_line(out.returncode, out.stderr, fill(needle))
+    assert sorted(tmp_path.iterdir()) == [a_file] and a_file.read_text() == "mine"
