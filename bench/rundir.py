@@ -24,10 +24,11 @@ from bench.models import MODELS
 from bench.more_seeds import seeds_added
 from bench.scoring_fix import corrected_sweep, scoring_only
 from bench.trial import TrialSpec, settings_json
+from reports.validate import trial_rows
 from svae.contract import REAL_FID
 from svae.data import SPECS
 from svae.errors import HarnessError
-from svae.io import atomic_write_json
+from svae.io import atomic_write_json, read_status
 from svae.samplers import COMPONENT_RULE, SAMPLERS
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
@@ -85,7 +86,11 @@ def check_run_dir(run_dir: Path, config: dict, resume: bool):
         if not isinstance(old.get("settings"), dict) or not isinstance(whole.get("grid"), list):
             raise HarnessError(f"{manifest} lacks the sweep's settings or grid (config.settings, grid); restore it "
                                f"from a copy of the run, or choose another --out")
-        return corrected_sweep(run_dir, whole, config, changed) if changed else whole
+        resumed = corrected_sweep(run_dir, whole, config, changed) if changed else whole
+        for spec in map(grid_trial, whole["grid"]):  # a finished trial's figures go into results.csv again
+            if (read_status(run_dir / "trials" / spec.trial_id) or {}).get("status") == "finished":
+                trial_rows(run_dir / "trials" / spec.trial_id)
+        return resumed
     if resume:
         raise HarnessError(f"nothing to resume in {run_dir} (no manifest.json); drop --resume to start the sweep")
     if run_dir.is_dir() and any(p.name not in OWN_LEFTOVERS for p in run_dir.iterdir()):
@@ -259,10 +264,9 @@ def filesystem_type(path: Path) -> str:
 
 
 def check_cluster_storage(address, storage) -> None:
-    """An existing cluster's trials write where every node reaches: --storage is then required. The
-    address may come from RAY_ADDRESS, which the user may not know is set: name where it came from."""
+    """--storage where a cluster is joined; an address from RAY_ADDRESS, perhaps set unknowingly, is named so."""
     if address and not storage:
-        where = "a path mounted on every node, or s3://..."
+        where = "a path mounted on every node, or s3://..."  # trials write where every node reaches
         if address == os.environ.get("RAY_ADDRESS"):
             raise HarnessError(f"RAY_ADDRESS={address} (set in the environment) names a Ray cluster, which needs "
                                f"--storage: {where}; or unset RAY_ADDRESS for a local cluster")

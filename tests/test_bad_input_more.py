@@ -260,3 +260,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path, c
                          timeout=120)
     assert_one_line(out.returncode, out.stderr, fill(needle))
     assert sorted(tmp_path.iterdir()) == [a_file] and a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", ["missing", "an object"])
+def test_resume_with_a_finished_trials_rows_damaged_is_one_line_before_ray(finished_run, damage):
+    rows = finished_run / "trials" / TRIAL / "rows.json"
+    rows.unlink() if damage == "missing" else rows.write_text('{"a": 1}')
+    before = snapshot(finished_run)
+    out = run_cli(*SMOKE, "--out", str(finished_run), "--resume")
+    assert_one_line(out.returncode, out.stderr, f"its record {rows} is unreadable", f"delete {rows.parent}")
+    assert snapshot(finished_run) == before
