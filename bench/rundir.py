@@ -386,7 +386,6 @@ def close_session(run_dir: Path, seconds: float) -> None:
     atomic_write_json(path, manifest)
 
 
-
 # File-system faults that a user fixes outside the program; the run directory stays resumable.
 FILESYSTEM_FAULTS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                      errno.EROFS: "the file system is read-only", errno.EACCES: "permission is denied",
@@ -400,6 +399,9 @@ def filesystem_fault(error: BaseException):
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in FILESYSTEM_FAULTS:
-            return FILESYSTEM_FAULTS[error.errno], error.filename
+            temporary = os.environ.get("TMPDIR", "\0").rstrip("/")  # Ray's session files go there, unbeknown to many
+            where = f" in TMPDIR={temporary} (set TMPDIR to a writable folder)" \
+                if str(error.filename).startswith(temporary + "/") else ""
+            return FILESYSTEM_FAULTS[error.errno] + where, error.filename
         error = error.__cause__ or error.__context__
     return None

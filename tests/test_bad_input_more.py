@@ -270,3 +270,17 @@ def test_resume_with_a_finished_trials_rows_damaged_is_one_line_before_ray(finis
     out = run_cli(*SMOKE, "--out", str(finished_run), "--resume")
     assert_one_line(out.returncode, out.stderr, f"its record {rows} is unreadable", f"delete {rows.parent}")
     assert snapshot(finished_run) == before
+
+
+def test_a_read_only_tmpdir_is_named_as_the_cause(monkeypatch, tmp_path):
+    """Ray writes its session under TMPDIR; measured for real (a read-only bind mount as TMPDIR, a tiny
+    sweep): one line, exit 2. Here the naming alone, without starting Ray."""
+    import errno
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    wrapped = RuntimeError("ray failed")
+    wrapped.__cause__ = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ray" / "session"))
+    cause, file = bench.rundir.filesystem_fault(wrapped)
+    assert cause == f"the file system is read-only in TMPDIR={tmp_path} (set TMPDIR to a writable folder)"
+    assert file == str(tmp_path / "ray" / "session")
+    elsewhere = OSError(errno.EROFS, "Read-only file system", "/elsewhere/run/results.csv")
+    assert bench.rundir.filesystem_fault(elsewhere) == ("the file system is read-only", "/elsewhere/run/results.csv")
