@@ -90,3 +90,11 @@ def test_the_dry_run_finds_data_that_is_there_without_decoding_it(tmp_path, no_d
     write_mnist(tmp_path / "data", n=7)
     assert bench.run.main([*args[:3], "mnist", *args[4:], "--fid-samples", "8"]) == 2
     assert "missing: mnist test: 7 images, fewer than the 8" in capsys.readouterr().out
+
+
+def test_with_download_the_dry_run_leaves_the_data_to_the_real_run(tmp_path, capsys):
+    code = bench.run.main(["--preset", "smoke", "--datasets", "mnist", "--data-root", str(tmp_path / "empty"),
+                           "--out", str(tmp_path / "run"), "--dry-run", "--download"])
+    out = capsys.readouterr().out
+    assert code == 0 and "data: not checked (--download" in out and "missing:" not in out
+    assert not (tmp_path / "empty").exists()  # nothing downloaded
