@@ -28,7 +28,7 @@ from bench.dryrun import dry_run
 from bench.models import MODELS
 from bench.more_seeds import grown_manifest
 from bench.overrides import parse_overrides, typed_overrides
-from bench.plan import confirm, make_plan
+from bench.cost.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 from ray import tune
 
-from bench.plan import duration
+from bench.cost.plan import duration
 from bench.presets import model_settings
 from bench.resources import trial_resources
 from bench.tracking import tracker_callbacks

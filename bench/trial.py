@@ -35,7 +35,7 @@ REFERENCE_SPLIT = "test"
 # data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
 # is reported (bench.run requires --checkpoint-every 0 with it), on its first attempt only;
 # "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and scoring by a stand-in
-# of that duration that writes files of a real trial's size (bench/simulate.py).
+# of that duration that writes files of a real trial's size (bench/cost/simulate.py).
 FAULT_ENV = "SVAE_BENCH_FAULT"
 
 

@@ -1,8 +1,8 @@
 """The performance suite's arithmetic and counters, on hand-worked inputs (no timing is asserted)."""
 import pytest
 
-from bench.perf import markdown_table, meets
-from bench.perf_sweep import CacheWatcher, sweep_figures
+from bench.cost.perf import markdown_table, meets
+from bench.cost.perf_sweep import CacheWatcher, sweep_figures
 from svae.io import atomic_write_bytes
 
 
@@ -66,6 +66,6 @@ def test_the_timed_trainable_takes_what_the_sweep_gives_the_trainable():
     import inspect
 
     import bench.sweep
-    from bench.perf_sweep import timed_trainable
+    from bench.cost.perf_sweep import timed_trainable
     parameters = inspect.signature(timed_trainable).parameters
     assert list(parameters) == list(inspect.signature(bench.sweep.trainable).parameters)

@@ -1,4 +1,4 @@
-"""python -m bench.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
+"""python -m bench.cost.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
 
 A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the normal
 case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU),
@@ -103,7 +103,7 @@ def simulated_scores(trial_seconds: float, candidates: list, jobs: dict, storage
 
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: dict, cpus: float,
                    resume: bool, search: bool = False, checkpoint_every=None) -> list:
-    return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
+    return [sys.executable, "-m", "bench.cost.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
             "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000",
             *([] if search else ["--no-search"]),
             "--out", str(run_dir), "--address", address, "--storage", str(storage),
@@ -193,7 +193,7 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
             search: bool = False, checkpoint_every=None) -> dict:
     from ray.cluster_utils import Cluster
 
-    from bench.projection import makespan
+    from bench.cost.projection import makespan
     from bench.resources import per_dataset
 
     work.mkdir(parents=True, exist_ok=True)
@@ -289,11 +289,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["driver"]:
         return driver(argv[1:])
-    if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
+    if argv[:1] == ["write-results"]:  # python -m bench.cost.simulate write-results RUN_DIR
         print(json.dumps(write_results_cost(Path(argv[1]))))
         return 0
     interrupts_raise()
-    p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.cost.simulate", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
     p.add_argument("--gpus-per-trial", nargs="+", default=["1"], metavar="[DATASET=]GPUS",

@@ -173,7 +173,7 @@ def measure_sweep(device: str = "cpu") -> dict:
         watcher = CacheWatcher(run_dir / "ray" / "fid-cache")
         watcher.start()
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "bench.perf_sweep", str(record), *argv],
+        out = subprocess.run([sys.executable, "-m", "bench.cost.perf_sweep", str(record), *argv],
                              capture_output=True, text=True, timeout=1800)
         wall = time.perf_counter() - started
         watcher.done.set()
