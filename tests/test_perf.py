@@ -61,8 +61,8 @@ def test_table_marks_each_ratio_against_its_target():
 
 
 def test_the_timed_trainable_takes_what_the_sweep_gives_the_trainable():
-    """The sweep benchmark swaps in a timed wrapper for bench.sweep.trainable; Ray calls it with the
-    trainable's parameters (tune.with_parameters), so the two signatures must not drift apart."""
+    """The sweep benchmark hands the sweep a timed wrapper of bench.sweep.trainable (bench/seams.py); Ray
+    calls it with the trainable's parameters (tune.with_parameters), so the two signatures must not drift apart."""
     import inspect
 
     import bench.sweep
