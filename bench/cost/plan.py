@@ -220,7 +220,9 @@ def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float,
     for dataset, s in settings.items():
         n_train = training_images(dataset, s)
         for model_name in dict.fromkeys(spec.model for spec in grid):
-            model, samplers = build_model(model_name, SPECS[dataset], s.model), samplers_for(model_name)
+            with torch.device("meta"):  # only the stages' names and epochs are read: no weights allocated
+                model = build_model(model_name, SPECS[dataset], s.model)
+            samplers = samplers_for(model_name)
             stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
                       for st in model.stages()]
             cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,
