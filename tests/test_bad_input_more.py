@@ -247,10 +247,10 @@ def test_resume_of_a_damaged_manifest_is_one_line(finished_run, damage, needle):
 @pytest.mark.parametrize("command, argv, needle", [
     ("bench.curve", ["--dataset", "synthetic", "--epochs", "1", "--samples", "16", "--out", "{file}/curve"],
      "--out {file}/curve cannot be made: {file} is a file"),
-    ("bench.perf", ["fid", "--n", "10", "--out", "{file}/perf"], "--out {file}/perf cannot be made"),
-    ("bench.simulate", ["--work", "{file}/work"], "--work {file}/work cannot be made"),
-    ("bench.simulate", ["--work", "{tmp}/work", "--report", "{tmp}"], "--report {tmp} is a folder"),
-    ("bench.simulate", ["--work", "{tmp}/work", "--report", "{file}/r.json"], "the folder of --report {file}"),
+    ("bench.cost.perf", ["fid", "--n", "10", "--out", "{file}/perf"], "--out {file}/perf cannot be made"),
+    ("bench.cost.simulate", ["--work", "{file}/work"], "--work {file}/work cannot be made"),
+    ("bench.cost.simulate", ["--work", "{tmp}/work", "--report", "{tmp}"], "--report {tmp} is a folder"),
+    ("bench.cost.simulate", ["--work", "{tmp}/work", "--report", "{file}/r.json"], "the folder of --report {file}"),
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path, command, argv, needle):
     a_file = tmp_path / "notes.txt"
