@@ -42,7 +42,7 @@ from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.command import run_command
 from svae.errors import HarnessError, choose
-from svae.lock import run_lock
+from svae.lock import check_not_in_use, run_lock
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 
@@ -226,6 +226,7 @@ def run(args, seams: Seams) -> int:
     if args.out is None:
         args.out = f"runs/{args.preset}-{'-'.join(config['datasets'])}"
     run_dir = Path(args.out).resolve()
+    check_not_in_use(run_dir)  # a running sweep is named as such, before its records are judged
     check_run_dir(run_dir, config, args.resume)
     grid = [TrialSpec(d, m, seed) for d in config["datasets"] for m in config["models"]
             for seed in range(args.seeds)]

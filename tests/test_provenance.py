@@ -67,7 +67,7 @@ def test_resume_on_other_data_is_refused_before_ray_starts(tmp_path, monkeypatch
     config = bench.run.check_args(args)
     run_dir.mkdir()
     (run_dir / "manifest.json").write_text(json.dumps({  # as the sweep wrote it when it started
-        "config": {**{k: config[k] for k in bench.rundir.DEFINING}, "storage": "ray"}, "grid": [],
+        "config": {**{k: config[k] for k in bench.rundir.DEFINING}, "storage": "ray", "settings": {}}, "grid": [],
         "data": bench.run.check_data(args, config["settings"])}))
     write_idx(root / "MNIST" / "raw", fill=7)  # the same file names, other pixels
     moved = tmp_path / "moved"
@@ -96,6 +96,7 @@ def test_rescore_reads_the_data_source_the_manifest_recorded(tmp_path, monkeypat
     trial.mkdir(parents=True)
     (trial / "status.json").write_text(json.dumps({"status": "finished"}))
     (trial / "checkpoint-final-main.pt").write_bytes(b"")  # plan() checks that it is there; nothing loads it
+    (trial / "rows.json").write_text("[]")  # plan() checks the records it would extend
     manifest = bench.rundir.manifest_for(args, config, grid, "ray", 0.0, None, data)
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     job = bench.rescore.plan(bench.rescore.parse_args([str(run_dir)]))
