@@ -29,7 +29,7 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
             if split == reference_split and s.fid_samples > len(images):
                 missing.append(f"{dataset} {split}: {len(images)} images, fewer than the {s.fid_samples} samples "
                                f"per output (the FID reference); pass --fid-samples {len(images)} or less")
-    if any(s.fid_backbone == "inception" for s in settings.values()):
+    if any("inception" in s.backbones() for s in settings.values()):
         # the real run would download pytorch-fid's file where the network allows; a dry run never does
         why = missing_weights(fid_weights or None)
         if why:
