@@ -9,9 +9,8 @@ paper grid on CPUs, with a progress line per cell). A missing input ends the dry
 
 
 from bench.metrics.inception_weights import missing_weights
-from bench.plan import counted_plan, make_plan
+from bench.plan import beside_words, counted_plan, make_plan, scoring_words
 from bench.projection import measured_gpu, projection_lines
-from svae.contract import frechet_name
 from svae.data import load_images
 from svae.errors import HarnessError
 
@@ -46,12 +45,12 @@ def count_lines(plan) -> list:
     for dataset, s in plan.settings.items():
         out.append(f"  {dataset}: {plan.cells[dataset, models[0]].stages[0].images} training images, batch "
                    f"{s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, scored with "
-                   f"{frechet_name(s.fid_backbone)}")
+                   f"{scoring_words(s)}")
         for model in models:
             cell = plan.cells[dataset, model]
             stages = ", ".join(f"{st.name} {st.epochs} epochs" for st in cell.stages)
             out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
-                       f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs)")
+                       f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs){beside_words(cell, False)}")
     return out
 
 
