@@ -61,8 +61,11 @@ def arrow(run: Run, metric: str) -> str:
 
 
 def build_tables(run: Run) -> list:
-    """The deciding metric's table for every sampler, then every other metric's."""
-    return [_build(run, sampler, metric) for metric in run.measured_metrics for sampler in run.samplers]
+    """The deciding metric's table for every sampler, then every other metric's; only the samplers a
+    metric was scored at (Inception scores only the claims' outputs in the cpu preset), unless nothing was."""
+    scored = set(zip(run.results["metric"], run.results["sampler"]))
+    return [_build(run, sampler, metric) for metric in run.measured_metrics for sampler in run.samplers
+            if not scored or (metric, sampler) in scored]
 
 
 def _build(run: Run, sampler: str, metric: str) -> Table:

@@ -46,7 +46,8 @@ def network_words(extractor: str, weights_hash: str) -> str:
             source = f"weights of sha256 {weights_hash}, NOT a source proven to be FID's"
         return f"pytorch-fid's FID Inception (TF inception-2015-12-05), {source}"
     if extractor.startswith("domain-"):
-        return f"the fd_domain classifier {extractor}, trained on the dataset here (weights {weights_hash})"
+        return (f"the fd_domain classifier {extractor}, trained on the dataset's training images "
+                f"(weights {weights_hash})")
     if extractor == "pixels":
         return "pixels (L2 distances), no network"
     return f"{extractor} (weights {weights_hash})"

@@ -91,6 +91,14 @@ def test_report_and_tables_name_the_network_and_weights_source(run_dir):
     assert f"Protocol: FID on {source}" in (run_dir / "table.md").read_text()
 
 
+def test_a_metric_has_tables_only_for_the_samplers_it_scored(run_dir):
+    # precision was scored at the GMM only (as Inception scores only the claims' outputs in the cpu preset)
+    headings = list(markdown_tables((run_dir / "table.md").read_text()))
+    assert "precision ↑: GMM sampler (ex-post Gaussian mixture, the paper's)" in headings
+    assert not any(h.startswith("precision ↑: prior") for h in headings)
+    assert "prior sampler (z ~ N(0, I))" in headings  # FID was scored there (one VAE seed)
+
+
 def test_single_seed_cell_and_missing_cells(run_dir):
     prior = markdown_tables((run_dir / "table.md").read_text())["prior sampler (z ~ N(0, I))"]
     assert prior["VAE"] == ["**30.00 (n=1)**", "—"]
