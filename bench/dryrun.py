@@ -1,33 +1,37 @@
 """`python -m bench.run --dry-run`: what a sweep would do and cost, in seconds, without running it.
 
 It checks what the real run checks first, naming every missing dataset split and the FID weights at
-once (the real run stops at the first); prints the plan's counts; and costs it only from a rate that
-was measured at these settings: a GPU's stored rates (bench/rates/, whose projection is printed only
-when they cover the plan's settings) or, with --probe, a short probe of this machine (minutes for the
-paper grid on CPUs, with a progress line per cell). A missing input ends the dry run with exit 2.
+once (the real run stops at the first), the data from their files' headers and sizes alone
+(svae.data.count_images: nothing decoded or downloaded; with --download the real run fetches them, so
+they are not checked); prints the plan's counts; and costs it only from a rate that was measured at
+these settings: a GPU's stored rates (bench/rates/, whose projection is printed only when they cover
+the plan's settings) or, with --probe, a short probe of this machine (minutes for the paper grid on
+CPUs, with a progress line per cell). A missing input ends the dry run with exit 2.
 """
 
 
 from bench.metrics.inception_weights import missing_weights
 from bench.plan import beside_words, counted_plan, make_plan, scoring_words
 from bench.projection import measured_gpu, projection_lines
-from svae.data import load_images
+from svae.data import count_images
 from svae.errors import HarnessError
 
 
 def missing_inputs(settings: dict, data_root, download: bool, reference_split: str, fid_weights) -> list:
-    """One line per input the real run would stop at: a missing or too small dataset split, the FID weights."""
+    """One line per input the real run would stop at: a missing, truncated or too small dataset split
+    (not checked with download: the real run fetches it), the FID weights."""
     missing = []
-    for dataset, s in settings.items():
+    checked = {} if download else settings
+    for dataset, s in checked.items():
         for split in dict.fromkeys(("train", reference_split)):
             try:
-                images = load_images(dataset, split, data_root, download).images
+                n = count_images(dataset, split, data_root)
             except HarnessError as e:
                 missing.append(f"{dataset} {split}: {e}")
                 continue
-            if split == reference_split and s.fid_samples > len(images):
-                missing.append(f"{dataset} {split}: {len(images)} images, fewer than the {s.fid_samples} samples "
-                               f"per output (the FID reference); pass --fid-samples {len(images)} or less")
+            if split == reference_split and s.fid_samples > n:
+                missing.append(f"{dataset} {split}: {n} images, fewer than the {s.fid_samples} samples "
+                               f"per output (the FID reference); pass --fid-samples {n} or less")
     if any("inception" in s.backbones() for s in settings.values()):
         # the real run would download pytorch-fid's file where the network allows; a dry run never does
         why = missing_weights(fid_weights or None)
@@ -71,6 +75,8 @@ def dry_run(args, config: dict, grid: list) -> int:
     elif not args.probe:
         print("cost: no stored rates (bench/rates/) were measured at these settings; --probe times a few "
               "batches of every model on this machine (minutes for large grids)", flush=True)
+    if args.download:
+        print("data: not checked (--download: the real run fetches what is missing when it starts)", flush=True)
     for line in missing:
         print(f"missing: {line}", flush=True)
     if missing:

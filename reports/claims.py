@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reports.comparisons import DECIDING, DIFFERENCES, fixed_outputs, paired, scope_families, welch_family
 from reports.power import PLANNED_SEEDS, format_seeds, paired_figures, welch_figures
 from reports.rundir import GENERATORS, Run
-from reports.stats import (ALPHA, CONTRADICTED, MIN_SEEDS, NO_DIFFERENCE, SUPPORTED, decide_interval, decide_p,
-                           holm, holm_levels, t_interval, too_few, welch_interval, welch_p)
+from reports.stats import ALPHA, CONTRADICTED, MIN_SEEDS, NO_DIFFERENCE, SUPPORTED, too_few
 from reports.tables import fd_domain_warning
 
 HIGH_FREQUENCY = 0.25  # cycles per pixel: wavelengths shorter than 4 pixels
@@ -59,14 +59,7 @@ CONFIDENCE = ("With five seeds (or fewer) no test reaches high confidence: a 95%
               "across datasets or claims (claim 2 is corrected within a dataset); a verdict here is "
               "evidence, not proof.")
 COMPONENT_RULE_FALLBACK = "x1 and x2 are the decoder's first and second components (no naming rule recorded)."
-DIFFERENCES = {
-    "x1 - x_hat": lambda f: f["x1"] - f["x_hat"],
-    "x2 - x_hat": lambda f: f["x2"] - f["x_hat"],
-    "min(x1, x2) - x_hat": lambda f: min(f["x1"], f["x2"]) - f["x_hat"],
-}
-DECIDING = ("x1 - x_hat", "x2 - x_hat")  # both must hold; min(x1, x2) - x_hat is descriptive only
 KINDS = ("semantic", "syntactic", "constant", "unknown")
-FIXED_OUTPUTS = ("x_hat", "x1")  # claim 2's SVAE outputs, fixed in advance
 
 
 @dataclass(frozen=True)
@@ -179,21 +172,19 @@ def _both_hold(per_seed: dict, seeds: str = "SVAE seed(s)") -> tuple:
     """Claim 1's rule: (summary table, verdict, reason) on x1 - x_hat and x2 - x_hat."""
     lines = ["| difference | seeds below 0 | mean | 95% t-interval | decides | verdict |",
              "|---|---:|---:|---:|---|---|"]
-    verdicts = {}
-    for row, difference in DIFFERENCES.items():
-        diffs = [difference(f) for f in per_seed.values()]
-        mean, interval = t_interval(diffs)
-        deciding = row in DECIDING
-        verdicts[row] = decide_interval(len(diffs), interval)
-        lines.append(f"| {row} | {sum(d < 0 for d in diffs)} of {len(diffs)} | {_signed(mean)} | "
-                     f"{_ci(interval)} | {'yes' if deciding else 'no (descriptive)'} | "
-                     f"{verdicts[row] if deciding else '—'} |")
+    rows = paired(per_seed)
+    for row in rows:
+        deciding = row.name in DECIDING
+        lines.append(f"| {row.name} | {sum(d < 0 for d in row.diffs)} of {len(row.diffs)} | {_signed(row.mean)} | "
+                     f"{_ci(row.interval)} | {'yes' if deciding else 'no (descriptive)'} | "
+                     f"{row.verdict if deciding else '—'} |")
     lines += ["", f"Power (paired t-test, 80%, from the observed spread of the differences, at {ALPHA:g}):", "",
               f"| difference | smallest difference {PLANNED_SEEDS} seeds detect | seeds the observed mean needs |",
               "|---|---:|---:|"]
-    for row in DECIDING:
-        smallest, needed = paired_figures([DIFFERENCES[row](f) for f in per_seed.values()])
-        lines.append(f"| {row} | {_size(smallest)} | {format_seeds(needed)} |")
+    verdicts = {row.name: row.verdict for row in rows}
+    for row in (r for r in rows if r.name in DECIDING):
+        smallest, needed = paired_figures(row.diffs)
+        lines.append(f"| {row.name} | {_size(smallest)} | {format_seeds(needed)} |")
     x1, x2 = (verdicts[row] for row in DECIDING)
     n = len(per_seed)
     if n < MIN_SEEDS:
@@ -207,19 +198,10 @@ def _both_hold(per_seed: dict, seeds: str = "SVAE seed(s)") -> tuple:
     return lines, NO_DIFFERENCE, f"{' and '.join(open_rows)}: the interval contains 0."
 
 
-def baseline_sampler(run: Run, sampler: str, dataset: str, baseline: str) -> str:
-    """A baseline's own sampler where its paper has one and the run scored it; else the claims' sampler."""
-    own = run.compared_at(baseline)
-    return own if run.seed_fids(own, dataset, baseline, "x_hat") else sampler
-
-
 def _claim_baselines(run: Run, sampler: str, dataset: str) -> tuple:
     lines = ["### 2. Does the SVAE beat the baselines?", ""]
-    svae = {o: run.seed_fids(sampler, dataset, run.split_model, o) for o in FIXED_OUTPUTS}
-    svae = {o: f for o, f in svae.items() if f}
-    others = [m for m in run.models if m != run.split_model]
-    baselines = [m for m in others if run.in_claim_scope(m)]
-    beyond = [m for m in others if m not in baselines]
+    svae = fixed_outputs(run, sampler, dataset)
+    baselines, beyond = scope_families(run)
     if not svae or not baselines:
         why = "no SVAE seed finished" if not svae else "the run has no purely variational baseline"
         return lines + [f"Nothing to compare: {why}.", "", *_beyond_lines(run, sampler, dataset, svae, beyond),
@@ -253,16 +235,8 @@ def _beyond_lines(run: Run, sampler: str, dataset: str, svae: dict, beyond: list
 
 def _comparisons(run: Run, sampler: str, dataset: str, svae: dict, baselines: list) -> tuple:
     """(table lines, {baseline: [verdict per fixed output]}) of one Holm family of comparisons."""
-    comparisons = []  # (baseline, output, their sampler, ours, theirs, p)
-    for baseline in baselines:
-        theirs_sampler = baseline_sampler(run, sampler, dataset, baseline)
-        theirs = list(run.seed_fids(theirs_sampler, dataset, baseline, "x_hat").values())
-        for output, by_seed in svae.items():
-            ours = list(by_seed.values())
-            comparisons.append((baseline, output, theirs_sampler, ours, theirs, welch_p(ours, theirs)))
-    pvalues = [c[-1] for c in comparisons]
-    adjusted, levels = holm(pvalues), holm_levels(pvalues)
-    family = sum(p is not None for p in pvalues)
+    comparisons = welch_family(run, sampler, dataset, svae, baselines)
+    family = sum(c.p is not None for c in comparisons)
     lines = [f"Power: the Welch test's at 80%, from the observed spreads, at the family's strictest Holm level "
              f"({ALPHA:g}/{max(family, 1)}, so enough in any order).", "",
              "| comparison | baseline sampler | SVAE mean (n) | baseline mean (n) | difference | "
@@ -270,16 +244,13 @@ def _comparisons(run: Run, sampler: str, dataset: str, svae: dict, baselines: li
              f"smallest difference {PLANNED_SEEDS} seeds a side detect | seeds a side this difference needs |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     by_baseline = {}
-    for (baseline, output, theirs_sampler, ours, theirs, _), p, level in zip(comparisons, adjusted, levels):
-        diff, interval = welch_interval(ours, theirs)
-        corrected = None if level is None else welch_interval(ours, theirs, 1 - level)[1]
-        verdict = decide_p(min(len(ours), len(theirs)), p, diff)
-        by_baseline.setdefault(baseline, []).append(verdict)
-        smallest, needed = welch_figures(ours, theirs, ALPHA / max(family, 1))
-        lines.append(f"| SVAE {output} vs {run.label(baseline)} | {theirs_sampler} | {_mean_n(ours)} | "
-                     f"{_mean_n(theirs)} | {_signed(diff)} | {_ci(interval)} | "
-                     f"{_ci(corrected)}{'' if level is None else f' ({1 - level:.2%})'} | "
-                     f"{'n/a' if p is None else f'{p:.3g}'} | {verdict} | {_size(smallest)} | "
+    for c in comparisons:
+        by_baseline.setdefault(c.baseline, []).append(c.verdict)
+        smallest, needed = welch_figures(c.ours, c.theirs, ALPHA / max(family, 1))
+        lines.append(f"| SVAE {c.output} vs {run.label(c.baseline)} | {c.sampler} | {_mean_n(c.ours)} | "
+                     f"{_mean_n(c.theirs)} | {_signed(c.diff)} | {_ci(c.interval)} | "
+                     f"{_ci(c.corrected)}{'' if c.level is None else f' ({c.level:.2%})'} | "
+                     f"{'n/a' if c.p is None else f'{c.p:.3g}'} | {c.verdict} | {_size(smallest)} | "
                      f"{format_seeds(needed)} |")
     return lines, by_baseline
 

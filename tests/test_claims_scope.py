@@ -1,9 +1,7 @@
 """Claim 2 within the paper's scope (purely variational baselines; RAE apart), Holm-corrected intervals
 beside Holm-corrected verdicts, and the power figures of claims.md."""
-import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
@@ -13,31 +11,12 @@ from reports.claims import check_claims
 from reports.power import detectable, paired_figures, paired_power, seeds_needed, welch_figures, welch_power
 from reports.rundir import load_run
 from reports.stats import holm, holm_levels, welch_interval, welch_p
-from tests.report_fixtures import make_run, trial_id
+from tests.report_fixtures import make_run, with_rae_beating_everything
 
 
 def test_the_registry_puts_rae_outside_the_papers_claim_and_every_vae_inside():
     facts = {m["name"]: m["purely_variational"] for m in registry_facts()["models"]}
     assert facts == {name: name != "rae" for name in MODELS}
-
-
-def with_rae_beating_everything(run, scope_recorded=True):
-    """Add RAE rows (mnist, five seeds) far below the SVAE; optionally record who is purely variational."""
-    table = pd.read_csv(run / "results.csv")
-    vae = table[(table["model"] == "vae") & (table["dataset"] == "mnist")].copy()
-    vae["model"] = "rae"
-    vae["trial_id"] = [trial_id("mnist", "rae", s) for s in vae["seed"]]
-    vae["value"] = 1.0 + 0.1 * vae["seed"]  # every metric: far below any SVAE figure
-    pd.concat([table, vae]).to_csv(run / "results.csv", index=False)
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["config"]["models"].append("rae")
-    manifest["grid"] += [{"trial_id": trial_id("mnist", "rae", s), "dataset": "mnist", "model": "rae", "seed": s}
-                         for s in sorted(set(vae["seed"]))]
-    if scope_recorded:
-        for facts in manifest["registry"]["models"]:
-            facts["purely_variational"] = facts["name"] != "rae"
-    (run / "manifest.json").write_text(json.dumps(manifest))
-    return run
 
 
 def test_claim_two_ignores_rae_and_reports_it_beyond_the_claim(tmp_path):

@@ -15,7 +15,7 @@ from reports.forest import claim_intervals, forest_plot
 from reports.history_figures import epochs_figure, objective_figure
 from reports.plotting import caption, difference_scale, value_scale
 from reports.rundir import load_run
-from tests.report_fixtures import make_run
+from tests.report_fixtures import make_run, with_rae_beating_everything
 
 STUDY = Path(__file__).resolve().parents[1] / "results" / "fashion-mnist-cpu"
 
@@ -60,15 +60,35 @@ def test_scales_follow_the_data():
 
 
 def test_forest_plot_intervals_are_claims_md_intervals(study):
-    rows = {label: (interval, verdict) for label, _, interval, verdict in claim_intervals(study, "fashion-mnist")}
-    # Written in the committed claims.md: claim 1's t-intervals and claim 2's Welch intervals.
-    assert [round(b, 2) for b in rows["claim 1: x1 - x_hat"][0]] == [-5.71, -2.22]
-    assert [round(b, 2) for b in rows["claim 1: x2 - x_hat"][0]] == [72.41, 344.31]
-    assert rows["claim 2: SVAE x1 - beta-VAE"][1] == "no significant difference"  # clear of 0, not after Holm
-    assert rows["claim 2: SVAE x_hat - RAE-L2"][1] == "contradicted"
+    rows = {r.label: r for r in claim_intervals(study, "fashion-mnist")}
+    # Written in the committed claims.md: claim 1's t-intervals (they decide uncorrected) ...
+    for label, bounds in (("claim 1: x1 - x_hat", [-5.71, -2.22]), ("claim 1: x2 - x_hat", [72.41, 344.31])):
+        assert [round(b, 2) for b in rows[label].deciding] == [round(b, 2) for b in rows[label].uncorrected] == bounds
+    # ... and claim 2's Holm-corrected intervals beside its uncorrected Welch ones.
+    x1_beta = rows["claim 2: SVAE x1 - beta-VAE"]
+    assert [round(b, 2) for b in x1_beta.deciding] == [-0.24, 3.92]  # corrected: contains 0, as its verdict says
+    assert [round(b, 2) for b in x1_beta.uncorrected] == [0.14, 3.54]  # uncorrected: clear of 0
+    assert x1_beta.verdict == "no significant difference"
+    assert [round(b, 2) for b in rows["claim 2: SVAE x1 - two-stage VAE"].deciding] == [-19.01, -9.91]
+    assert rows["claim 2: SVAE x_hat - RAE-L2"].verdict == "contradicted"  # the study's manifest records no scope
     assert len(rows) == 2 + 2 * 4
     ax = forest_plot(study).axes[0]
-    assert ax.get_xscale() == "symlog" and ax.get_xlim()[1] > 344.31 and ax.get_xlim()[0] < -17.23
+    assert ax.get_xscale() == "symlog" and ax.get_xlim()[1] > 344.31 and ax.get_xlim()[0] < -19.01
+
+
+def test_forest_rows_agree_with_claims_md_on_every_row_and_keep_rae_beyond_the_claim(tmp_path):
+    run = load_run(with_rae_beating_everything(make_run(tmp_path)))
+    text = check_claims(run)[0].split("## cifar10")[0]
+    rows = claim_intervals(run, "mnist")
+    beyond = [r for r in rows if r.label.startswith("beyond claim 2:")]
+    assert [r.label for r in beyond] == ["beyond claim 2: SVAE x_hat - RAE-L2", "beyond claim 2: SVAE x1 - RAE-L2"]
+    assert not any("RAE" in r.label for r in rows if r not in beyond)
+    for row in rows[2:]:  # claim 2's: each table row of claims.md holds the figure's intervals and verdict
+        output, baseline = row.label.split(": SVAE ")[1].split(" - ")
+        line = next(x for x in text.splitlines() if x.startswith(f"| SVAE {output} vs {baseline} |"))
+        cells = [c.strip() for c in line.split("|")]
+        assert cells[6] == "[{:+.2f}, {:+.2f}]".format(*row.uncorrected)
+        assert cells[7].startswith("[{:+.2f}, {:+.2f}]".format(*row.deciding)) and cells[9] == row.verdict
 
 
 def test_prdc_scatter_has_a_point_per_seed_per_model(study):
