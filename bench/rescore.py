@@ -6,7 +6,10 @@ its samples are generated again with the trial's own seeds and code (bench/trial
 score_outputs), so for an unchanged extractor the figures equal the stored ones (--verify checks it).
 New figures are appended to the trial's rows.json and to results.csv; no stored row is changed. A
 trial that already has every asked figure for this extractor and n is skipped, so an interrupted
-re-score resumes where it stopped. The reports are rendered again at the end. It runs in this process
+re-score resumes where it stopped. Each of the run's networks scores the samplers the run scored it
+on (bench/presets.py Settings.backbones_at); --fid-backbone X scores with X alone, on every sampler,
+or with --compared-only on each model's own sampler (the claims' outputs, where the cpu preset
+scores Inception). The reports are rendered again at the end. It runs in this process
 (no Ray cluster: re-scoring costs one generation and one feature pass per trial, not training).
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
@@ -23,11 +26,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.models import MODELS
 from bench.presets import model_settings
 from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
-from bench.models import MODELS
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_sampler,
                          settings_json)
 from reports.rundir import is_published
