@@ -16,9 +16,9 @@ SUBCOMMANDS = {  # name -> (module whose main() it runs, what it does)
     "rescore": ("bench.rescore", "score a finished run again (another extractor, more metrics), no retraining"),
     "report": ("reports.__main__", "render a run directory's tables, claims, figures and report.md again"),
     "publish": ("reports.publish", "copy a finished run's reports and inputs into the repository"),
-    "plan": ("bench.projection", "what the paper grid costs on GPUs (bench.run --dry-run plans one sweep)"),
-    "simulate": ("bench.simulate", "the paper grid on a simulated multi-node GPU cluster, measured"),
-    "perf": ("bench.perf", "benchmarks of every stage of a sweep"),
+    "plan": ("bench.cost.projection", "what the paper grid costs on GPUs (bench.run --dry-run plans one sweep)"),
+    "simulate": ("bench.cost.simulate", "the paper grid on a simulated multi-node GPU cluster, measured"),
+    "perf": ("bench.cost.perf", "benchmarks of every stage of a sweep"),
     "curve": ("bench.curve", "quality against epochs: one seed per model, scored every few epochs"),
 }
 

@@ -1,5 +1,5 @@
 """Command-line pieces of bench.run: the help formatter, and the options for the plan, overrides,
-reference split and tracking (their logic lives in bench.plan, bench.overrides and bench.tracking)."""
+reference split and tracking (their logic lives in bench.cost.plan, bench.overrides and bench.tracking)."""
 import argparse
 
 from svae.command import HelpFormatter
@@ -15,7 +15,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="the split whose images are FID's real side (and the recon sampler's inputs)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the data and FID weights, print the plan and its cost from stored rates "
-                        "(bench/rates/, or --probe), then exit; seconds, nothing written")
+                        "(bench/cost/rates/, or --probe), then exit; seconds, nothing written")
     p.add_argument("--tracker", choices=["none", "mlflow"], default="none",
                    help="also send metrics to MLflow, in a file store at <out>/mlflow (needs the mlflow extra); "
                         "Ray Tune's TensorBoard and CSV logs are always written under the storage")

@@ -4,15 +4,15 @@ It checks what the real run checks first, naming every missing dataset split and
 once (the real run stops at the first), the data from their files' headers and sizes alone
 (svae.data.count_images: nothing decoded or downloaded; with --download the real run fetches them, so
 they are not checked); prints the plan's counts; and costs it only from a rate that was measured at
-these settings: a GPU's stored rates (bench/rates/, whose projection is printed only when they cover
+these settings: a GPU's stored rates (bench/cost/rates/, whose projection is printed only when they cover
 the plan's settings) or, with --probe, a short probe of this machine (minutes for the paper grid on
 CPUs, with a progress line per cell). A missing input ends the dry run with exit 2.
 """
 
 
 from bench.metrics.inception_weights import missing_weights
-from bench.plan import beside_words, counted_plan, make_plan, scoring_words
-from bench.projection import measured_gpu, projection_lines
+from bench.cost.plan import beside_words, counted_plan, make_plan, scoring_words
+from bench.cost.projection import measured_gpu, projection_lines
 from svae.data import count_images
 from svae.errors import HarnessError
 
@@ -73,7 +73,7 @@ def dry_run(args, config: dict, grid: list) -> int:
     if gpu is not None:
         print("\n".join(projection_lines(plan, gpu)), flush=True)
     elif not args.probe:
-        print("cost: no stored rates (bench/rates/) were measured at these settings; --probe times a few "
+        print("cost: no stored rates (bench/cost/rates/) were measured at these settings; --probe times a few "
               "batches of every model on this machine (minutes for large grids)", flush=True)
     if args.download:
         print("data: not checked (--download: the real run fetches what is missing when it starts)", flush=True)

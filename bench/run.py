@@ -17,36 +17,37 @@ import argparse
 import math
 import os
 import shlex
-import socket
 import sys
 import time
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
+from bench.cluster import check_address, start_ray, stop_ray
 from bench.config_file import save_config, with_config_file
 from bench.dryrun import dry_run
+from bench.faults import FAULT_ENV, check_fault
 from bench.models import MODELS
 from bench.more_seeds import grown_manifest
 from bench.overrides import parse_overrides, typed_overrides
-from bench.plan import confirm, make_plan
+from bench.cost.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
-from bench.rundir import (check_run_dir, check_same_data, check_storage, check_writable, choose_storage,
+from bench.rundir import (check_run_dir, check_same_data, check_writable, choose_storage,
                           close_session, filesystem_fault, manifest_for, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
+from bench.seams import Seams
 from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker, log_reports
-from bench.trial import CHECKPOINT_EVERY_S, FAULT_ENV, Evaluation, TrialSpec
+from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.command import run_command
 from svae.errors import HarnessError, choose
 from svae.lock import run_lock
-from svae.interrupt import interrupts_raise, keep_sigterm
+from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
 
 GRID_CONFIRM = 1000  # a grid of more trials is likely a typo (--seeds 500): ask before starting it
 GRID_LIMIT = 100_000  # a grid of more trials is refused
-ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
 
 
 def parse_args(argv):
@@ -130,9 +131,7 @@ def check_args(args) -> dict:
         raise HarnessError(f"--max-concurrent must be at least 1 (got {args.max_concurrent})")
     if not args.checkpoint_every >= 0:
         raise HarnessError(f"--checkpoint-every must be 0 or more seconds (got {args.checkpoint_every:g})")
-    if os.environ.get(FAULT_ENV, "").startswith("kill:") and args.checkpoint_every != 0:
-        raise HarnessError(f"{FAULT_ENV}=kill:... kills a trial right after an epoch's checkpoint: it needs "
-                           f"--checkpoint-every 0")
+    check_fault(args.checkpoint_every)
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     if args.address and not args.storage:
@@ -182,99 +181,20 @@ def confirm_grid(n: int, yes: bool) -> None:
         raise HarnessError(f"not started: {question}; check --seeds, --datasets and --models, or pass --yes")
 
 
-def check_address(address: str) -> None:
-    """Something must answer at a cluster's address within seconds; Ray itself would wait for minutes."""
-    if address in ("auto", "local"):
-        return
-    if address.startswith("ray://"):
-        # Through Ray Client, Ray Tune runs the Tuner as an actor on the cluster: the sweep's callbacks,
-        # which collect the trials into the run directory here, would run there without this driver.
-        head = address[len("ray://"):].rpartition(":")[0]
-        raise HarnessError(f"--address {address} is Ray Client, which cannot run a sweep (Ray Tune would run it "
-                           f"on the cluster, away from --out); run bench.run on a node of the cluster with "
-                           f"--address {head}:6379 (the head's `ray start --port`, 6379 by default), or submit "
-                           f"it there with `ray job submit`")
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise HarnessError(f"--address {address} is not HOST:PORT (or ray://HOST:PORT); give the head node's "
-                           f"address, as `ray status` prints it there")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
-    except OSError as e:
-        raise HarnessError(f"nothing answers at --address {address} within {ADDRESS_TIMEOUT_S} s "
-                           f"({e.strerror or type(e).__name__}); check the address and that the cluster is up "
-                           f"(`ray status` on its head node)") from None
-
-
-def check_resources(cpus: float, gpus: float, nodes: list) -> None:
-    """A trial must fit on some node, or Ray would wait for it forever."""
-    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
-    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
-        return
-    largest = ", ".join(sorted({f"{r.get('CPU', 0):g} CPUs and {r.get('GPU', 0):g} GPUs" for r in alive})) or "none"
-    raise HarnessError(f"no node of the cluster has {cpus:g} CPUs and {gpus:g} GPUs for a trial (nodes: "
-                       f"{largest}); lower --cpus-per-trial or --gpus-per-trial, or add a larger node")
-
-
-def start_ray(args):
-    import logging
-    # A quiet console: the legacy reporter honours verbose=0, and Ray's warnings go to its log files.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    if not args.address:
-        # Ray's single-machine mode: the node's address is loopback, so every server binds to
-        # 127.0.0.1 (read when Ray is imported, inherited by its processes).
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-
-    try:
-        if args.address:
-            try:
-                with keep_sigterm():  # a SIGTERM stops the sweep as Ctrl-C does, with a resume hint
-                    ray.init(address=args.address, logging_level=logging.ERROR, log_to_driver=False)
-            except (ConnectionError, RuntimeError, TimeoutError) as e:
-                raise HarnessError(f"cannot join the Ray cluster at --address {args.address} "
-                                   f"({' '.join(str(e).split())[:200]}); "
-                                   "check the address and the Ray versions") from None
-            node_ips = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
-            check_storage(args.storage, node_ips, {"127.0.0.1", ray.util.get_node_ip_address()})
-        else:
-            with keep_sigterm():
-                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                         logging_level=logging.ERROR, log_to_driver=False)
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            share = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-            gpus = {d: share for d in dict.fromkeys(args.datasets)}
-        for share in set(gpus.values()):
-            check_resources(args.cpus_per_trial, share, ray.nodes())
-    except HarnessError:
-        ray.shutdown()
-        raise
-    return gpus
-
-
-def stop_ray() -> None:
-    """Shut down Ray if this process started or joined it: no Ray process outlives the command."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
-
-
-def main(argv=None) -> int:
+def main(argv=None, seams: Seams | None = None) -> int:
+    """The command; `seams`: what the cost tools (bench/cost/) put in place of its parts (bench/seams.py)."""
     interrupts_raise()
     args = parse_args(argv)
     try:
-        return run_command(lambda: run_or_fault(args), lambda: interrupted_line(args))
+        return run_command(lambda: run_or_fault(args, seams or Seams()), lambda: interrupted_line(args))
     finally:
         stop_ray()
 
 
-def run_or_fault(args) -> int:
-    """run(args); a full disk or read-only storage is one line with the cause (else the traceback)."""
+def run_or_fault(args, seams: Seams) -> int:
+    """run(args, seams); a full disk or read-only storage is one line with the cause (else the traceback)."""
     try:
-        return run(args)
+        return run(args, seams)
     except HarnessError:
         raise
     except Exception as e:
@@ -292,8 +212,8 @@ def interrupted_line(args) -> str:
     return "interrupted" + (f"; to resume: {resume_command()}" if resumable else "; nothing was started")
 
 
-def run(args) -> int:
-    clock = time.monotonic()  # the session's wall time counts from here: data checks and probe included
+def run(args, seams: Seams) -> int:
+    started = time.monotonic()  # the session's wall time counts from here: data checks and probe included
     config = check_args(args)
     if args.save_config:
         save_config(args.save_config, config)
@@ -312,12 +232,12 @@ def run(args) -> int:
             for seed in range(args.seeds)]
     if args.dry_run:
         return dry_run(args, config, grid)
-    data, weights_hash = check_data(args, config["settings"]), None
+    data, weights_hash = (seams.check_data or check_data)(args, config["settings"]), None
     if any("inception" in s.backbones() for s in config["settings"].values()):
         from bench.metrics import Scorer
         # missing weights: fail now, not after hours of training
         weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash
-    cost = print_plan(args, config, grid)
+    cost = (seams.cost or print_plan)(args, config, grid)
     check_writable(run_dir)  # created only once everything else is known to be good
     with run_lock(run_dir, "python -m bench.run"):
         old = check_run_dir(run_dir, config, args.resume)  # again: another process may have written it meanwhile
@@ -326,7 +246,8 @@ def run(args) -> int:
         storage, ray_state_elsewhere = choose_storage(args.storage, run_dir, old)
         if ray_state_elsewhere:  # before the owner record names this run directory: never skipped
             set_aside_ray_state(storage)
-        gpus = start_ray(args)
+        with seams.clock.span("ray_start"):
+            gpus = start_ray(args)
         from bench.sweep import SweepPlan, run_sweep  # imports Ray: only once the input is known to be good
         if old is None:
             manifest = manifest_for(args, config, grid, storage_name(run_dir, storage), gpus, weights_hash, data)
@@ -343,21 +264,24 @@ def run(args) -> int:
         evaluation = Evaluation(fid_weights=args.fid_weights, fid_cache=fid_cache,
                                 data_root=data_root or str(default_data_root().resolve()), download=args.download,
                                 reference_split=args.reference_split, system_copy=data_root is None)
-        from bench.search import run_searches  # tunes the searched baselines; a resumed sweep reuses its result
+        from bench.search import run_searches, tune_scores  # a resumed sweep reuses a finished search's result
         try:
             # one resource request for every search (bench/search.py): the largest share never overfills a GPU
-            config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
-                                              {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
-                                              enabled=next(iter(config["settings"].values())).search)
+            with seams.clock.span("search"):
+                config["settings"] = run_searches(run_dir, config["settings"], config["models"], evaluation, storage,
+                                                  {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
+                                                  enabled=next(iter(config["settings"].values())).search,
+                                                  scores_of=seams.scores_of or tune_scores)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,
                              fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
                              estimates=cost.trial_seconds(), concurrency=cost.concurrency,
-                             checkpoint_every=args.checkpoint_every)
-            run_sweep(plan)
+                             checkpoint_every=args.checkpoint_every, seams=seams)
+            with seams.clock.span("sweep"):
+                run_sweep(plan)
         finally:  # an interrupted session's time counts too
-            close_session(run_dir, time.monotonic() - clock)
+            close_session(run_dir, time.monotonic() - started)
         return finish(run_dir, grid, args.tracker)
 
 

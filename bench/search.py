@@ -110,7 +110,7 @@ def _trainable(config: dict) -> None:
 def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, trainable=_trainable) -> dict:
     """(dataset, model, factor, seed) -> validation score (None where training diverged), one Ray Tune
     trial per candidate ({dataset, model, factor, seed}); jobs: dataset -> (Settings, Evaluation).
-    (trainable: a candidate's Ray Tune function; bench/simulate.py passes a stand-in.)
+    (trainable: a candidate's Ray Tune function; bench/cost/simulate.py passes a stand-in.)
 
     A candidate that fails otherwise (missing data, a crash) stops the sweep: a search that silently
     lost candidates would choose among the survivors, and the record would not say why."""

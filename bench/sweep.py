@@ -22,15 +22,16 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from ray import tune
 
-from bench.plan import duration
+from bench.cost.plan import duration
 from bench.presets import model_settings
 from bench.resources import trial_resources
+from bench.seams import Seams
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.contract import RESULT_COLUMNS
@@ -58,12 +59,15 @@ class SweepPlan:
     estimates: dict | None = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
     checkpoint_every: float = CHECKPOINT_EVERY_S  # seconds between a training trial's checkpoints
+    seams: Seams = field(default_factory=Seams)  # the trainable, the trial and the clock (bench/seams.py)
 
 
 def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation, fault: str | None,
-              checkpoint_every: float, resume_from: dict) -> None:
+              checkpoint_every: float, resume_from: dict, trial=run_trial, tune_report=tune.report) -> None:
     """The Ray Tune function trainable: one trial, resumed from Ray's checkpoint of this session when
     there is one (a retry), else from `resume_from` (trial id -> an earlier session's checkpoint folder).
+    `trial` runs it (bench.trial.run_trial, or the simulation's stand-in); `tune_report` sends its
+    reports to Ray (the benchmarks pass a timed one).
 
     config names the trial; everything else comes through tune.with_parameters, given anew by the
     driver on every start: where things are (storage, data, caches), so a copied or moved run
@@ -76,7 +80,7 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
     spec = TrialSpec(**config["trial"])
     if is_marked_finished(storage, spec.trial_id):
         # Finished and collected before the driver died, after Ray's last snapshot of the sweep.
-        tune.report({"done": True, "already_collected": True})
+        tune_report({"done": True, "already_collected": True})
         return
     folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
     checkpoint = tune.get_checkpoint()
@@ -90,13 +94,13 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
     def report(metrics, path):
         nonlocal last_checkpoint
         if checkpoint_due(metrics, time.monotonic() - last_checkpoint, checkpoint_every):
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+            tune_report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
             last_checkpoint = time.monotonic()
         else:
-            tune.report(metrics)
+            tune_report(metrics)
 
     try:
-        run_trial(spec, model_settings(settings[spec.dataset], spec.model), evaluation, folder, report, fault=fault)
+        trial(spec, model_settings(settings[spec.dataset], spec.model), evaluation, folder, report, fault=fault)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -193,6 +197,12 @@ def trial_status(run_dir: Path, trial_id: str) -> dict:
     return read_status(trial_folder(run_dir, trial_id)) or {"status": "missing"}
 
 
+def write_plan_results(plan: SweepPlan, known: dict | None = None) -> pd.DataFrame:
+    """write_results for the sweep's run directory and grid, timed by its clock."""
+    with plan.seams.clock.span("write_results"):
+        return write_results(plan.run_dir, plan.grid, known)
+
+
 def write_results(run_dir: Path, grid: list, known: dict | None = None) -> pd.DataFrame:
     """results.csv from every finished trial's rows, in grid order. `known` (trial id -> rows) keeps
     the rows read so far: a driver that rewrites the file after every trial then reads each trial's
@@ -280,6 +290,7 @@ ACTIVE_SWEEP = {}
 
 class SweepCallback(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
+        ACTIVE_SWEEP["plan"].seams.clock.event(_trial_id(trial), "started")
         ACTIVE_SWEEP["progress"].trial_started(_trial_id(trial))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -292,12 +303,12 @@ class SweepCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         trial_id = _trial_id(trial)
-        if trial.last_result.get("already_collected"):
-            return
-        collect(plan, trial_id, trial.checkpoint)
-        status = trial_status(plan.run_dir, trial_id)
-        progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
-        write_results(plan.run_dir, plan.grid, progress.rows)
+        if not trial.last_result.get("already_collected"):
+            collect(plan, trial_id, trial.checkpoint)
+            status = trial_status(plan.run_dir, trial_id)
+            progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+            write_plan_results(plan, progress.rows)
+        plan.seams.clock.event(trial_id, "completed")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
@@ -344,14 +355,15 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     ACTIVE_SWEEP.update(plan=plan, progress=progress)
     if not todo:
         progress.line("every trial has finished already")
-        return write_results(plan.run_dir, plan.grid)
+        return write_plan_results(plan)
 
     resume_from = last_checkpoints(plan.storage, [s.trial_id for s in todo]) if plan.resume else {}
     resources = functools.partial(trial_resources, cpus=plan.cpus_per_trial, shares=plan.gpus_per_trial)
-    function = tune.with_resources(tune.with_parameters(trainable, settings=plan.settings, storage=plan.storage,
-                                                        evaluation=plan.evaluation, fault=plan.fault,
-                                                        checkpoint_every=plan.checkpoint_every,
-                                                        resume_from=resume_from), resources)
+    function = tune.with_resources(tune.with_parameters(plan.seams.trainable or trainable, settings=plan.settings,
+                                                        storage=plan.storage, evaluation=plan.evaluation,
+                                                        fault=plan.fault, checkpoint_every=plan.checkpoint_every,
+                                                        resume_from=resume_from, trial=plan.seams.trial or run_trial),
+                                   resources)
     experiment = f"{plan.storage.rstrip('/')}/{session_experiment(plan.resume)}"
     if plan.resume:
         fresh = len(todo) - len(resume_from)
@@ -371,7 +383,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
             record_failure(plan.run_dir, spec, str(result.error).strip().splitlines()[-1])
         else:
             record_failure(plan.run_dir, spec, None, status="interrupted")
-    table = write_results(plan.run_dir, plan.grid)
+    table = write_plan_results(plan)
     progress.line(f"sweep wall time {time.time() - progress.started:.0f} s; "
                   f"sum of trial times {progress.trial_seconds:.0f} s")
     return table

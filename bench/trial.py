@@ -8,8 +8,6 @@ here knows about Ray, so a trial also runs in a plain process (tests, debugging)
 import csv
 import io
 import json
-import os
-import signal
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -19,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench.faults import injected, kill_worker
 from bench.gamma import gamma_check
 from bench.memorisation import METRIC as MEMORISATION_METRIC
 from bench.memorisation import memorisation
@@ -31,12 +30,6 @@ from svae.samplers import decode, mix_halves, orient_components, oriented, sampl
 from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
 REFERENCE_SPLIT = "test"
-# Fault injection, for the fault-tolerance tests only: "nan:<trial_id>" makes that trial's training
-# data NaN; "kill:<trial_id>:<epoch>" SIGKILLs its worker process right after that epoch's checkpoint
-# is reported (bench.run requires --checkpoint-every 0 with it), on its first attempt only;
-# "simulate:<seconds>:<checkpoint bytes>" replaces every trial's training and scoring by a stand-in
-# of that duration that writes files of a real trial's size (bench/simulate.py).
-FAULT_ENV = "SVAE_BENCH_FAULT"
 
 
 @dataclass(frozen=True)
@@ -62,23 +55,15 @@ class Evaluation:
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
-              report: Callable[[dict, Path], None], fault: str | None = None) -> list:
-    """Train, sample and score one trial in `folder`, resuming from what a checkpoint left there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    status = read_status(folder)
-    if status is not None:  # restored from the final checkpoint: the work is done
-        report({"done": True, "attempt_id": status["attempt_id"]}, folder)
-        return json.loads((folder / "rows.json").read_text())
-    if (fault or "").startswith("simulate:"):
-        _, seconds, checkpoint_bytes = fault.split(":")
-        return _simulate(spec, settings, folder, report, float(seconds), int(checkpoint_bytes))
+              report: Callable[[dict, Path], None], fault: str | None = None, load=None) -> list:
+    """Train, sample and score one trial in `folder`, resuming from what a checkpoint left there.
+    `fault`: bench/faults.py; `load`: what reads its images (load_data; the benchmarks time it)."""
+    rows = finished_rows(folder, report)
+    if rows is not None:
+        return rows
     started = time.time()
-    train, test = load_data(spec, settings, evaluation)
-    fault = (fault or "").split(":")
-    if fault[:2] == ["nan", spec.trial_id]:
-        train = torch.full(train.shape, float("nan"))
-    first_attempt = not any(folder.glob("checkpoint-*"))
-    kill_after = int(fault[2]) if fault[:2] == ["kill", spec.trial_id] and first_attempt else None
+    train, test = (load or load_data)(spec, settings, evaluation)
+    train, kill_after = injected(fault, spec.trial_id, train, first_attempt=not any(folder.glob("checkpoint-*")))
 
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
@@ -102,6 +87,17 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     return rows
 
 
+def finished_rows(folder: Path, report: Callable[[dict, Path], None]) -> list | None:
+    """A trial's rows if its folder was restored from its final checkpoint (the work is done; reported
+    so), else None; the folder exists afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    status = read_status(folder)
+    if status is None:
+        return None
+    report({"done": True, "attempt_id": status["attempt_id"]}, folder)
+    return json.loads((folder / "rows.json").read_text())
+
+
 def restore_model(spec: TrialSpec, settings: Settings, folder: Path):
     """A finished trial's trained model from its final checkpoints (checkpoint-final-<stage>.pt in
     `folder`): sampling draws from seeded generators only, so nothing else of the trial is needed."""
@@ -116,16 +112,16 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
     finished = []
     for stage in model.stages():
         def on_epoch_end(history, name=stage.name):  # called within this stage's fit: the loop variables are current
-            _write_metrics(folder, finished + [{"stage": name, **m} for m in history])  # noqa: B023
+            write_metrics(folder, finished + [{"stage": name, **m} for m in history])  # noqa: B023
             report({**history[-1], "stage": name, "stage_epochs": config.epochs, "done": False}, folder)  # noqa: B023
             if history[-1]["epoch"] == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
+                kill_worker()
 
         config = train_config(settings, stage, spec.seed)
         trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
         history = trainer.fit(stage.module, stage.make_data(train), stage.batch_transform)
         finished += [{"stage": stage.name, **m} for m in history]
-    _write_metrics(folder, finished)
+    write_metrics(folder, finished)
     return finished
 
 
@@ -139,58 +135,6 @@ def train_config(settings: Settings, stage, seed: int) -> TrainConfig:
 # bench.run --checkpoint-every: a trial's folder goes to the storage at most this often (bench/sweep.py),
 # so a failure costs at most 5 minutes of its work
 CHECKPOINT_EVERY_S = 300.0
-SIMULATED_EPOCHS = 4  # reports a simulated trial makes (a real trial: one per epoch)
-
-
-def _simulate(spec, settings, folder, report, seconds: float, checkpoint_bytes: int) -> list:
-    """The stand-in for a trial (FAULT_ENV "simulate:<seconds>:<checkpoint bytes>"): no data, model,
-    training or scoring; it sleeps `seconds` in SIMULATED_EPOCHS steps and writes what a real trial
-    writes: a checkpoint of the given size each step, metrics.csv, sample grids of every output at
-    the real shape (random pixels: incompressible, so an upper bound), status.json and rows.json in
-    the results format, with a made-up score under the metric "fd_simulated"."""
-    started = time.time()
-    checkpoint = folder / "checkpoint-simulated.pt"
-    done = load_checkpoint(checkpoint)["epoch"] if checkpoint.exists() else 0
-    history = []
-    for epoch in range(1, SIMULATED_EPOCHS + 1):
-        history.append({"stage": "simulated", "epoch": epoch, "loss": 1.0 / epoch, "recon_mse": 0.1 / epoch,
-                        "kl": 10.0, "gamma": 1.0, "active_units": settings.model.latent_dim,
-                        "seconds": seconds / SIMULATED_EPOCHS, "images_per_s": 1.0})
-        if epoch <= done:  # restored from a checkpoint
-            continue
-        time.sleep(seconds / SIMULATED_EPOCHS)
-        atomic_torch_save({"model": torch.zeros(checkpoint_bytes, dtype=torch.uint8), "epoch": epoch,
-                           "history": history}, checkpoint)
-        _write_metrics(folder, history)
-        report({**history[-1], "stage_epochs": SIMULATED_EPOCHS, "done": False}, folder)
-    data, outputs = SPECS[spec.dataset], MODELS[spec.model].outputs
-    names = [*outputs, "sigma"] if "x1" in outputs else outputs  # a split model's sigma is saved, not scored
-    rng = np.random.default_rng(spec.seed)
-    rows = []
-    for sampler in samplers_for(spec.model):
-        shape = (settings.grid_samples, data.channels, data.size, data.size)
-        grid = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name in names}
-        if sampler == "recon":
-            grid["original"] = rng.integers(0, 256, shape, dtype=np.uint8)
-        atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
-        rows += [{"sampler": sampler, "output": name, "metric": "fd_simulated", "value": 50.0 + spec.seed,
-                  "value_std": None, "higher_is_better": False, "settings": None, "n_samples": settings.fid_samples,
-                  "reference_n": settings.fid_samples, "extractor": "simulated", "extractor_id": "simulated",
-                  "weights_hash": None} for name in outputs]
-    summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
-               "epochs": SIMULATED_EPOCHS, "final_loss": history[-1]["loss"],
-               "final_recon_mse": history[-1]["recon_mse"], "final_kl": history[-1]["kl"],
-               "final_gamma": history[-1]["gamma"], "active_units": history[-1]["active_units"],
-               "train_seconds": round(time.time() - started, 3)}
-    rows = [{**row, **summary} for row in rows]
-    status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
-              "train_seconds": time.time() - started, "eval_seconds": 0.0, "attempt_id": uuid.uuid4().hex}
-    atomic_write_json(folder / "status.json", status)
-    atomic_write_json(folder / "rows.json", rows)
-    report({"done": True, "attempt_id": status["attempt_id"], **final_metrics(rows)}, folder)
-    return rows
-
-
 def _keep_final_weights(folder: Path) -> None:
     """Drop the optimizer and RNG states from a trained trial's checkpoints: only an unfinished trial
     resumes, so its final checkpoint (copied to the run directory and kept by Ray) needs only the weights."""
@@ -199,7 +143,7 @@ def _keep_final_weights(folder: Path) -> None:
         atomic_torch_save({key: state[key] for key in ("model", "epoch", "history")}, path)
 
 
-def _write_metrics(folder: Path, history: list) -> None:
+def write_metrics(folder: Path, history: list) -> None:
     fields = ["stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s"]
     fields += sorted({name for metrics in history for name in metrics} - set(fields))  # a model's own terms
     buffer = io.StringIO()
@@ -234,7 +178,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
         grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
-        atomic_write_bytes(folder / "samples" / f"{sampler}.npz", _npz_bytes(grid))
+        atomic_write_bytes(folder / "samples" / f"{sampler}.npz", npz_bytes(grid))
         rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
         rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
     atomic_write_json(folder / "sampler_facts.json", facts)
@@ -296,7 +240,7 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def _npz_bytes(arrays: dict) -> bytes:
+def npz_bytes(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()

@@ -11,7 +11,7 @@ import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
 from bench.metrics import Scorer
-from bench.perf import random_images, seeded_inception_weights
+from bench.cost.perf import random_images, seeded_inception_weights
 
 
 @pytest.fixture(scope="session")

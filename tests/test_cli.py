@@ -14,7 +14,7 @@ import bench.sweep
 import bench.tracking
 from bench.metrics import inception_weights
 from bench.overrides import apply_overrides, typed_overrides
-from bench.plan import DAYS_ON_CPUS_S, CellCost, Plan, StageCost, confirm
+from bench.cost.plan import DAYS_ON_CPUS_S, CellCost, Plan, StageCost, confirm
 from bench.presets import Settings, settings_for
 from bench.trial import TrialSpec
 from svae.errors import HarnessError
@@ -67,7 +67,7 @@ def test_dry_run_prints_the_plan_starts_no_ray_and_writes_nothing(tmp_path, monk
     assert "2400 samples scored (3 samplers x 4 outputs)" in out
     assert "800 samples scored (4 samplers x 1 outputs)" in out
     assert "scored with fd_domain" in out and "probing" not in out  # a metric's name; no probe unless asked
-    # the stored rates (bench/rates/) were measured at the paper's settings: no projection for the smoke preset
+    # the stored rates (bench/cost/rates/) were measured at the paper's settings: no projection for the smoke preset
     assert "projection" not in out and "cost: no stored rates" in out and "--probe" in out
 
 

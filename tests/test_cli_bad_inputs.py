@@ -225,7 +225,7 @@ def test_reports_bad_run_directories(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", [["bench.run", "--dry-run"], ["bench.rescore", "no-such-run"],
                                      ["bench.fid", "a.npz", "b.npz"], ["reports", "no-such-run"],
-                                     ["reports.publish", "no-such-run", "dest"], ["bench.projection"],
+                                     ["reports.publish", "no-such-run", "dest"], ["bench.cost.projection"],
                                      ["bench.curve", "--epochs", "1", "--out", "curve"]])
 def test_ctrl_c_while_the_modules_load_is_one_line(command, tmp_path):
     """SIGINT as soon as numpy is mapped into the process (each command imports it after its first

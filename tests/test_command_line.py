@@ -71,7 +71,8 @@ class Finalised:
 def test_a_ctrl_c_dropped_in_a_finaliser_is_delivered_again(monkeypatch):
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", redeliver_interrupts(seen.append))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler, whatever pytest inherited (a shell's background job ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         Finalised()
         gc.collect()
@@ -80,6 +81,8 @@ def test_a_ctrl_c_dropped_in_a_finaliser_is_delivered_again(monkeypatch):
         pytest.fail("the Ctrl-C was dropped")
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert seen == []  # a KeyboardInterrupt is never handed to the previous hook
 
 

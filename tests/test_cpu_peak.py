@@ -1,11 +1,12 @@
-"""The float32 peak from /proc/cpuinfo's text and the convolution FLOP count that bench.perf fid reports against."""
+"""The float32 peak from /proc/cpuinfo's text and the convolution FLOP count that bench.cost.perf fid
+reports against."""
 import os
 
 import pytest
 import torch
 from torch import nn
 
-from bench.cpu_peak import conv_flops_per_image, fp32_peak
+from bench.cost.cpu_peak import conv_flops_per_image, fp32_peak
 
 
 @pytest.mark.parametrize("flags, per_cycle", [("sse sse2 avx avx2 fma", 32), ("avx avx2 fma avx512f", 64),

@@ -11,7 +11,7 @@ import pytorch_fid.fid_score as pfs
 from bench.fid import main
 from bench.metrics import (FID_WEIGHTS_FILE, MissingWeightsError, Scorer, frechet_distance, reference_from_features,
                            statistics)
-from bench.perf import random_images, realistic_statistics
+from bench.cost.perf import random_images, realistic_statistics
 from tests.fid_helpers import engine, inception_weights, pytorch_fid_given_paths, save_pngs, sqrtm_distance  # noqa: F401
 from svae.errors import HarnessError
 

@@ -23,7 +23,7 @@ import bench.metrics.inception_weights as iw
 from bench.fid import main
 from bench.metrics import FID_WEIGHTS_FILE, MissingWeightsError, Scorer
 from bench.metrics.extractors import FIDInception
-from bench.perf import random_images
+from bench.cost.perf import random_images
 from svae.data import load_images
 from tests.fid_helpers import save_pngs
 

@@ -7,7 +7,7 @@ import torch
 from bench.metrics import reference_from_features
 from bench.metrics.kernel import kid
 from bench.metrics.manifold import precision_recall
-from bench.perf import random_images
+from bench.cost.perf import random_images
 from bench.trial import output_features
 from tests.fid_helpers import engine, inception_weights  # noqa: F401
 from svae.samplers import mix_halves

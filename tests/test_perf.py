@@ -1,8 +1,8 @@
 """The performance suite's arithmetic and counters, on hand-worked inputs (no timing is asserted)."""
 import pytest
 
-from bench.perf import markdown_table, meets
-from bench.perf_sweep import CacheWatcher, sweep_figures
+from bench.cost.perf import markdown_table, meets
+from bench.cost.perf_sweep import CacheWatcher, sweep_figures
 from svae.io import atomic_write_bytes
 
 
@@ -61,11 +61,11 @@ def test_table_marks_each_ratio_against_its_target():
 
 
 def test_the_timed_trainable_takes_what_the_sweep_gives_the_trainable():
-    """The sweep benchmark swaps in a timed wrapper for bench.sweep.trainable; Ray calls it with the
-    trainable's parameters (tune.with_parameters), so the two signatures must not drift apart."""
+    """The sweep benchmark hands the sweep a timed wrapper of bench.sweep.trainable (bench/seams.py); Ray
+    calls it with the trainable's parameters (tune.with_parameters), so the two signatures must not drift apart."""
     import inspect
 
     import bench.sweep
-    from bench.perf_sweep import timed_trainable
+    from bench.cost.perf_sweep import timed_trainable
     parameters = inspect.signature(timed_trainable).parameters
     assert list(parameters) == list(inspect.signature(bench.sweep.trainable).parameters)

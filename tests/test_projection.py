@@ -1,12 +1,12 @@
-"""The GPU projection's arithmetic (bench/projection.py) on hand-worked numbers, and its measured rates."""
+"""The GPU projection's arithmetic (bench/cost/projection.py) on hand-worked numbers, and its measured rates."""
 from dataclasses import replace
 
 import pytest
 import torch
 
-import bench.projection
-from bench.projection import (GPU, Job, MeasuredGPU, Rates, RATES_DIR, TrialWork, counted_flops, default_gpu,
-                              makespan, paper_plan, project, settings_key)
+import bench.cost.projection
+from bench.cost.gpus import GPU, RATES_DIR, Job, MeasuredGPU, Rates, TrialWork, counted_flops, settings_key
+from bench.cost.projection import default_gpu, makespan, paper_plan, project
 from bench.presets import settings_for
 
 
@@ -92,7 +92,7 @@ def test_measured_rates_round_trip_through_their_file_and_a_bad_file_is_one_line
     gpu.save(tmp_path / "rates.json")
     assert MeasuredGPU.load(tmp_path / "rates.json") == gpu
     (tmp_path / "bad.json").write_text('{"name": "x"}')
-    assert bench.projection.main(["--rates", str(tmp_path / "bad.json")]) == 2
+    assert bench.cost.projection.main(["--rates", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read GPU rates" in err and "--measure" in err
 
@@ -109,22 +109,22 @@ def test_rates_hold_only_for_the_settings_they_were_measured_at(tmp_path, capsys
     plan.settings["mnist"] = replace(mnist, batch_size=64)
     assert not full.covers(plan)
     full.save(tmp_path / "rates.json")
-    assert bench.projection.main(["--datasets", "cifar10", "--rates", str(tmp_path / "rates.json")]) == 2
+    assert bench.cost.projection.main(["--datasets", "cifar10", "--rates", str(tmp_path / "rates.json")]) == 2
     assert "measured at other settings" in capsys.readouterr().err
 
 
 def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay_the_fallback(capsys):
-    """bench/rates holds the H200's measurement at the paper preset; if the preset changes, the
+    """bench/cost/rates holds the H200's measurement at the paper preset; if the preset changes, the
     projection falls back to counted FLOPs (and this test asks for a new measurement)."""
     plan = paper_plan(["mnist", "cifar10", "celeba"], 5, 1.0)
     gpu = default_gpu(plan)
     assert isinstance(gpu, MeasuredGPU) and "H200" in gpu.name, \
-        f"re-measure on an H200: python -m bench.projection --measure {RATES_DIR}/h200.json"
+        f"re-measure on an H200: python -m bench.cost.projection --measure {RATES_DIR}/h200.json"
     assert all(r.forward > 0 and r.features > 0 and all(t > 0 for t in r.train) for r in gpu.rates.values())
-    assert bench.projection.main([]) == 0
+    assert bench.cost.projection.main([]) == 0
     assert "measured on one NVIDIA H200" in capsys.readouterr().out
     smoke = replace(plan, settings={d: settings_for("smoke", d) for d in plan.settings})
-    assert default_gpu(smoke) is bench.projection.H200
+    assert default_gpu(smoke) is bench.cost.projection.H200
 
 
 @pytest.mark.parametrize("args, message", [(["--seeds", "0"], "--seeds must be from 1"),
@@ -134,6 +134,6 @@ def test_the_committed_h200_rates_cost_the_paper_grid_and_the_counted_flops_stay
                                            (["--overhead-seconds", "nan"], "--overhead-seconds must be a finite"),
                                            (["--datasets", "imagenet"], "unknown dataset 'imagenet'")])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
-    assert bench.projection.main(args) == 2
+    assert bench.cost.projection.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err

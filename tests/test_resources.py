@@ -1,10 +1,10 @@
 """GPUs per trial, per dataset (bench/resources.py): the flag's forms, its bad inputs, Ray's request."""
 import pytest
 
-import bench.projection
+import bench.cost.projection
 import bench.dryrun
 import bench.run
-from bench.projection import paper_plan
+from bench.cost.projection import paper_plan
 from bench.resources import describe, gpu_shares, trial_resources
 from svae.errors import HarnessError
 
@@ -79,5 +79,5 @@ def test_the_dry_run_of_the_paper_grid_prints_the_packed_projection(tmp_path, mo
 
 
 def test_the_projection_command_takes_per_dataset_shares(capsys):
-    assert bench.projection.main(["--gpus-per-trial", "mnist=0.25", "cifar10=0.25", "celeba=1"]) == 0
+    assert bench.cost.projection.main(["--gpus-per-trial", "mnist=0.25", "cifar10=0.25", "celeba=1"]) == 0
     assert "0.25 GPU (mnist, cifar10), 1 GPU (celeba) per trial" in capsys.readouterr().out

@@ -1,5 +1,5 @@
 """The paper grid (75 trials) on a simulated 4-node, 32-GPU Ray cluster, with a stand-in for every
-trial's training and scoring (bench/simulate.py). It starts a cluster of 33 worker processes:
+trial's training and scoring (bench/cost/simulate.py). It starts a cluster of 33 worker processes:
 minutes, so marked slow."""
 import json
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.models import MODELS
-from bench.simulate import GPUS_PER_NODE, NODES, PAPER_DATASETS, measure
+from bench.cost.simulate import GPUS_PER_NODE, NODES, PAPER_DATASETS, measure
 from svae.samplers import samplers_for
 
 pytestmark = pytest.mark.slow

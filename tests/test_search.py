@@ -130,7 +130,7 @@ def test_validation_split_is_carved_from_the_training_images():
 
 
 def test_the_plan_states_the_searchs_share_of_the_studys_time():
-    from bench.plan import make_plan
+    from bench.cost.plan import make_plan
     from bench.trial import TrialSpec
     settings = {"synthetic": settings_for("smoke", "synthetic", search=True)}
     grid = [TrialSpec("synthetic", m, s) for m in ("vae", "two-stage") for s in range(2)]

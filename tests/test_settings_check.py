@@ -255,13 +255,13 @@ def test_bench_rescore_metrics_csv_without_its_stage_column(trained_run, capsys)
 # ---------------------------------------------------------------- findings 9 and 10: the cost tools' numbers
 
 def _perf_main(argv):
-    import bench.perf
-    return bench.perf.main(argv)
+    import bench.cost.perf
+    return bench.cost.perf.main(argv)
 
 
 def _simulate_main(argv):
-    import bench.simulate
-    return bench.simulate.main(argv)
+    import bench.cost.simulate
+    return bench.cost.simulate.main(argv)
 
 
 @pytest.mark.parametrize("main, argv, needle", [

@@ -110,7 +110,7 @@ def test_out_on_a_file_is_refused(tmp_path, capsys):
 
 def test_a_full_disk_is_one_line_with_the_cause_and_the_resume_command(tmp_path, monkeypatch, capsys):
     """Ray wraps the driver's own errors (a callback's write): the fault is found in the chain."""
-    def disk_full(_args):
+    def disk_full(_args, _seams):
         try:
             raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "results.csv"))
         except OSError as e:
@@ -125,7 +125,7 @@ def test_a_full_disk_is_one_line_with_the_cause_and_the_resume_command(tmp_path,
 
 
 def test_other_errors_keep_their_traceback(monkeypatch):
-    monkeypatch.setattr(bench.run, "run", lambda _args: 1 / 0)
+    monkeypatch.setattr(bench.run, "run", lambda _args, _seams: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         bench.run.main(SMALL)
 

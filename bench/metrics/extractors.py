@@ -40,7 +40,7 @@ class FIDInception(nn.Module):
     """pytorch-fid's InceptionV3 up to the 2048-d pool3 features: the same layers and input scaling.
 
     It runs in channels_last, which oneDNN convolves about twice as fast on CPUs; the features stay
-    within 1e-4 of pytorch-fid's (summation order only; measured by python -m bench.perf fid).
+    within 1e-4 of pytorch-fid's (summation order only; measured by python -m bench.cost.perf fid).
     """
 
     def __init__(self, state_dict):

@@ -34,7 +34,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     With S1 = C C^T, S1 S2 is similar to the symmetric positive semi-definite C^T S2 C, so
     Tr sqrt(S1 S2) is the sum of the square roots of its eigenvalues: one Cholesky and one symmetric
     eigenvalue problem instead of scipy's sqrtm (over 5x faster at 2048-d, same figure to ~1e-12;
-    python -m bench.perf fid). torch's LAPACK (MKL) is used rather than NumPy's OpenBLAS, whose
+    python -m bench.cost.perf fid). torch's LAPACK (MKL) is used rather than NumPy's OpenBLAS, whose
     threads slow down several-fold when other processes share the cores.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))

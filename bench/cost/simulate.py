@@ -1,18 +1,18 @@
-"""python -m bench.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
+"""python -m bench.cost.simulate: the paper grid on a simulated multi-node GPU cluster, measured.
 
 A `ray.cluster_utils.Cluster` on this machine: a CPU-only head (CPUS_PER_NODE CPUs, no GPU: the normal
 case) and NODES worker nodes, each advertising GPUS_PER_NODE logical GPUs (nothing needs a real GPU),
 each node on its own loopback address (127.0.0.1 the head, 127.0.0.2... the workers) so that Ray's
 results say which node ran a trial. GPUs per trial are one number or per dataset (bench/resources.py).
 The driver is the real command, `bench.run.main`, with the paper preset's datasets and models and
---seeds seeds, and every trial's training and scoring replaced by the FAULT_ENV stand-in
-"simulate:<seconds>" (bench/trial.py), which sleeps and writes checkpoints, metrics, sample grids and
-rows of a real trial's size. Two steps of the driver are replaced, because the stand-in needs neither:
-the data check (the paper's datasets are not on a CI box) and the plan's throughput probe (paper-size
-networks on CPUs). With --search, the search runs first, as in a real sweep (one Tuner for every
-dataset and model with a knob, one trial per grid factor and seed), each candidate a stand-in that
-sleeps bench.search.EPOCH_FRACTION of a trial's time and reports a made-up score; without it they are
-off (--no-search).
+--seeds seeds, given stand-ins through its seams (bench/seams.py): every trial is the stand-in of
+bench/cost/simulated_trial.py, which sleeps and writes checkpoints, metrics, sample grids and rows of a
+real trial's size. Two steps of the driver are replaced, because the stand-in needs neither: the data
+check (the paper's datasets are not on a CI box) and the plan's throughput probe (paper-size networks
+on CPUs). With --search, the search runs first, as in a real sweep (one Tuner for every dataset and
+model with a knob, one trial per grid factor and seed), each candidate a stand-in that sleeps
+bench.search.EPOCH_FRACTION of a trial's time and reports a made-up score; without it they are off
+(--no-search).
 
 Measured (written as JSON to --report, printed as a table): the driver's wall time and overhead,
 its peak RSS, storage bytes, the time from the last trial's end to the rendered reports, GPU-slot
@@ -37,7 +37,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from bench.cost.simulated_trial import simulated_trial
+from bench.cost.stopwatch import Stopwatch
 from bench.resources import gpu_shares
+from bench.seams import Seams
 from svae.command import run_command
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
@@ -48,39 +51,23 @@ PAPER_DATASETS = ["mnist", "cifar10", "celeba"]
 
 
 def driver(argv: list) -> int:
-    """bench.run.main with the data check and the throughput probe replaced; on exit it writes its peak
-    RSS and the time it spent writing results.csv to $SIMULATE_DRIVER_FILE (JSON)."""
+    """bench.run.main with the stand-in trial ($SIMULATE_TRIAL: "<seconds>:<checkpoint bytes>"), the
+    stand-in candidates, and no data check or throughput probe; on exit it writes its peak RSS and the
+    time it spent writing results.csv and searching to $SIMULATE_DRIVER_FILE (JSON)."""
     import bench.run
-    import bench.sweep
-    seconds = float(os.environ["SVAE_BENCH_FAULT"].split(":")[1])
-    bench.run.check_data = lambda args, settings: {}  # no data files read
-    bench.run.print_plan = lambda args, config, grid: SimpleNamespace(
-        trial_seconds=lambda: {s.trial_id: seconds for s in grid}, concurrency=1)
-    timed = {"write_results_s": 0.0, "write_results_calls": 0}
-    write_results = bench.sweep.write_results
-
-    def timed_write_results(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return write_results(*args, **kwargs)
-        finally:
-            timed["write_results_s"] += time.perf_counter() - started
-            timed["write_results_calls"] += 1
-
-    bench.sweep.write_results = timed_write_results
-    import bench.search
-    run_searches = bench.search.run_searches
-
-    def timed_run_searches(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return run_searches(*args, **{**kwargs, "scores_of": functools.partial(simulated_scores, seconds)})
-        finally:
-            timed["search_s"] = time.perf_counter() - started
-
-    bench.search.run_searches = timed_run_searches
-    code = bench.run.main(argv)
-    timed["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    seconds, checkpoint_bytes = os.environ["SIMULATE_TRIAL"].split(":")
+    seconds, clock = float(seconds), Stopwatch()
+    seams = Seams(check_data=lambda args, settings: {},  # no data files read
+                  cost=lambda args, config, grid: SimpleNamespace(
+                      trial_seconds=lambda: {s.trial_id: seconds for s in grid}, concurrency=1),
+                  scores_of=functools.partial(simulated_scores, seconds),
+                  trial=functools.partial(simulated_trial, seconds=seconds, checkpoint_bytes=int(checkpoint_bytes)),
+                  clock=clock)
+    code = bench.run.main(argv, seams)
+    timed = {"write_results_s": clock.seconds.get("write_results", 0.0),
+             "write_results_calls": clock.calls.get("write_results", 0),
+             **({"search_s": clock.seconds["search"]} if "search" in clock.seconds else {}),
+             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     Path(os.environ["SIMULATE_DRIVER_FILE"]).write_text(json.dumps(timed))
     return code
 
@@ -103,7 +90,7 @@ def simulated_scores(trial_seconds: float, candidates: list, jobs: dict, storage
 
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: dict, cpus: float,
                    resume: bool, search: bool = False, checkpoint_every=None) -> list:
-    return [sys.executable, "-m", "bench.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
+    return [sys.executable, "-m", "bench.cost.simulate", "driver", "--preset", "paper", "--datasets", *PAPER_DATASETS,
             "--seeds", str(seeds), "--fid-backbone", "domain", "--fid-samples", "10000",
             *([] if search else ["--no-search"]),
             "--out", str(run_dir), "--address", address, "--storage", str(storage),
@@ -193,7 +180,7 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
             search: bool = False, checkpoint_every=None) -> dict:
     from ray.cluster_utils import Cluster
 
-    from bench.projection import makespan
+    from bench.cost.projection import makespan
     from bench.resources import per_dataset
 
     work.mkdir(parents=True, exist_ok=True)
@@ -202,7 +189,7 @@ def measure(work: Path, seeds: int, gpus, seconds: float, checkpoint_bytes: int,
     trials = len(PAPER_DATASETS) * 5 * seeds
     slots = makespan([(seconds, gpus[d]) for d in PAPER_DATASETS for _ in range(5 * seeds)], nodes * gpus_per_node)[1]
     cpus = cpus_per_node * min(gpus.values()) / gpus_per_node  # CPUs never the binding resource
-    env = {**os.environ, "SVAE_BENCH_FAULT": f"simulate:{seconds:g}:{checkpoint_bytes}",
+    env = {**os.environ, "SIMULATE_TRIAL": f"{seconds:g}:{checkpoint_bytes}",
            "SIMULATE_DRIVER_FILE": str(driver_file), "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
            # the driver is on the head's loopback address: Ray would otherwise look for its node at the
            # machine's outward address, where no node of this cluster runs
@@ -289,11 +276,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["driver"]:
         return driver(argv[1:])
-    if argv[:1] == ["write-results"]:  # python -m bench.simulate write-results RUN_DIR
+    if argv[:1] == ["write-results"]:  # python -m bench.cost.simulate write-results RUN_DIR
         print(json.dumps(write_results_cost(Path(argv[1]))))
         return 0
     interrupts_raise()
-    p = argparse.ArgumentParser(prog="python -m bench.simulate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.cost.simulate", description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="folder for the run directory and the storage (made fresh)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell: 5 is the paper grid's 75 trials")
     p.add_argument("--gpus-per-trial", nargs="+", default=["1"], metavar="[DATASET=]GPUS",

@@ -1,7 +1,7 @@
-"""Benchmarks of every stage of a sweep: `python -m bench.perf all`, or one by name (see --help).
+"""Benchmarks of every stage of a sweep: `python -m bench.cost.perf all`, or one by name (see --help).
 
 `all` runs the registry below in one process, prints each ratio against its target, and writes the
-table as JSON and markdown. Training: bench/throughput.py; the sweep, cache and memory: bench/perf_sweep.py.
+table as JSON and markdown. Training: bench/cost/throughput.py; the sweep, cache and memory: bench/cost/perf_sweep.py.
 The FID engine's benchmark lives here: against pytorch-fid in one run, on the same images and the same weights: feature
 throughput (this engine on in-memory tensors vs pytorch-fid's path-based pipeline on PNG files),
 the largest feature difference, and the distance computation on realistic 2048-d statistics.
@@ -32,7 +32,7 @@ from PIL import Image
 import pytorch_fid.fid_score as pfs
 import pytorch_fid.inception as pfi
 
-from bench.cpu_peak import conv_flops_per_image, fp32_peak
+from bench.cost.cpu_peak import conv_flops_per_image, fp32_peak
 from bench.fid import check_device
 from bench.metrics import Scorer, frechet_distance, statistics
 from svae.command import run_command
@@ -137,7 +137,7 @@ def fid_benchmark(n, batch_size, device, channels, size, repeats=2):
     achieved = flops * n / t_ours / 1e9
     print(f"  this engine: {flops / 1e9:.2f} GFLOP per image (convolutions), {achieved:.1f} GFLOP/s = "
           f"{achieved / peak['gflops']:.0%} of this CPU's float32 peak {peak['gflops']:.0f} GFLOP/s ({peak['how']}; "
-          f"bench/cpu_peak.py)")
+          f"bench/cost/cpu_peak.py)")
     print(f"  feature difference: max over images of |f - f_ref| / |f_ref| = {row_diff.max():.2e}; "
           f"max |f - f_ref| / max |f_ref| = {feature_difference:.2e} (target <= 1e-4)")
     print(f"  mean difference {np.abs(mu - ref_mu).max():.2e}, covariance difference "
@@ -245,27 +245,27 @@ def evaluation_rows(args) -> list:
 
 
 def training_rows(args) -> list:
-    from bench.throughput import training_benchmark
+    from bench.cost.throughput import training_benchmark
     return training_benchmark(args.device, **({"n": args.n} if args.n else {}))
 
 
 def throughput_rows(args) -> list:
-    from bench.throughput import throughput_benchmark
+    from bench.cost.throughput import throughput_benchmark
     return throughput_benchmark(args.device, **({"n": args.n} if args.n else {}))
 
 
 def sweep_rows(args) -> list:
-    from bench.perf_sweep import sweep_rows
+    from bench.cost.perf_sweep import sweep_rows
     return sweep_rows(args.device, "sweep")
 
 
 def cache_rows(args) -> list:
-    from bench.perf_sweep import sweep_rows
+    from bench.cost.perf_sweep import sweep_rows
     return sweep_rows(args.device, "cache")
 
 
 def memory_rows(args) -> list:
-    from bench.perf_sweep import sweep_rows
+    from bench.cost.perf_sweep import sweep_rows
     return sweep_rows(args.device, "memory")
 
 
@@ -312,7 +312,7 @@ def machine() -> dict:
 
 def main(argv=None) -> int:
     interrupts_raise()
-    p = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.cost.perf", description=__doc__.split("\n\n")[0])
     p.add_argument("what", nargs="+", choices=["all", *BENCHMARKS],
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
     p.add_argument("--out", default="perf", help="folder for results.json and results.md")
@@ -360,7 +360,8 @@ def run_benchmarks(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     info = {**machine(), "benchmarks": names, "seconds": seconds}
     (out / "results.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
-    (out / "results.md").write_text(f"# bench.perf {' '.join(names)}, {info['date']}\n\n{json.dumps(info)}\n\n{table}")
+    (out / "results.md").write_text(f"# bench.cost.perf {' '.join(names)}, {info['date']}\n\n"
+                                    f"{json.dumps(info)}\n\n{table}")
     print(f"written: {out / 'results.json'}, {out / 'results.md'}")
     return 0
 

@@ -1,13 +1,13 @@
-"""python -m bench.projection: what the paper grid costs on GPUs, in wall time and GPU hours.
+"""python -m bench.cost.projection: what the paper grid costs on GPUs, in wall time and GPU hours.
 
 A trial (or a search candidate) is a Job: its stages' epochs and training images, the images it passes
 through the model to sample, and the images it scores. A GPU turns a Job into seconds in one of two ways:
 
 - Measured (MeasuredGPU): images/s of every (dataset, model) at the preset's settings, measured on
-  that GPU by `python -m bench.projection --measure FILE` (the plan's own probe, bench/plan.py, run
+  that GPU by `python -m bench.cost.projection --measure FILE` (the plan's own probe, bench/cost/plan.py, run
   long enough to pass the GPU's warm-up), and the throughput that packing several trials onto one
-  GPU gains (bench/throughput.py packed_images_per_second). A Job's seconds are its stages' epochs x
-  images over their images/s, plus its sampling and scoring images over theirs. bench/rates/ holds
+  GPU gains (bench/cost/throughput.py packed_images_per_second). A Job's seconds are its stages' epochs x
+  images over their images/s, plus its sampling and scoring images over theirs. bench/cost/rates/ holds
   the measurements; the projection uses one where the plan's settings are those it was measured at.
 - Counted (GPU): the Job's FLOPs (torch's FlopCounterMode on a batch of two: each stage's training
   step, the sampling pass, the scoring network) over the GPU's datasheet peak times an assumed
@@ -22,7 +22,7 @@ counted two ways: busy (the trials' own work) and held (wall time x GPUs, what a
 `--dry-run` prints the same for the planned run.
 
 What it leaves out: the real-image statistics and fd_domain classifiers (once per dataset), the GMM
-fits (CPU), and the workers' start (bench/simulate.py measures the driver's overhead per trial).
+fits (CPU), and the workers' start (bench/cost/simulate.py measures the driver's overhead per trial).
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
     from svae.interrupt import quiet_until_main
@@ -31,17 +31,16 @@ if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load
 import argparse
 import heapq
 import itertools
-import json
 import math
 import sys
 from dataclasses import dataclass, replace
-from functools import cache, partial
 from pathlib import Path
 
 import torch
 
+from bench.cost.gpus import H200, RATES_DIR, Job, MeasuredGPU, Rates, settings_key
+from bench.cost.plan import counted_plan, duration, make_plan, training_images
 from bench.models import MODELS, build_model
-from bench.plan import counted_plan, duration, make_plan, training_images
 from bench.presets import settings_for
 from bench.resources import describe, gpu_shares, per_dataset
 from bench.trial import TrialSpec
@@ -49,162 +48,11 @@ from svae.command import HelpFormatter, run_command
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.trainer import TrainConfig, Trainer, seed_everything
 
 PROJECTED_GPUS = (8, 32, 128)
 PAPER_DATASETS = ("mnist", "cifar10", "celeba")
 MAX_COUNT = 1_000_000  # seeds, batches, images: a larger count is a typo
 MAX_GPUS_PER_TRIAL = 1024
-RATES_DIR = Path(__file__).parent / "rates"
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one trial or search candidate does: the counts its cost follows from."""
-    dataset: str
-    model: str
-    settings: object  # bench.presets.Settings
-    stages: tuple  # (epochs, training images) per stage of the model
-    forward_images: int  # through the model without gradients: encoded and decoded to sample
-    featurised: int  # through the scoring network
-
-
-@dataclass(frozen=True)
-class TrialWork:
-    """One Job's work in FLOPs."""
-    train_flops: float  # every stage: epochs x training images x FLOPs per image (forward and backward)
-    sample_flops: float  # the sampling pass: images through the model without gradients
-    score_flops: float  # scored images through the feature network
-
-    @property
-    def flops(self) -> float:
-        return self.train_flops + self.sample_flops + self.score_flops
-
-    def seconds(self, gpu: "GPU", gpus_per_trial: float = 1.0) -> float:
-        """On a fraction of a GPU a trial gets that fraction of its FLOP/s (packing adds no throughput)."""
-        return self.flops / (gpu.flops * min(1.0, gpus_per_trial))
-
-
-@dataclass(frozen=True)
-class GPU:
-    """A GPU costed by counted FLOPs: its datasheet peak times an assumed utilisation."""
-    name: str
-    peak_flops: float  # datasheet FLOP/s at the precision the trials train in (float32)
-    utilisation: float  # the assumed fraction of the peak that these small networks achieve
-    source: str
-
-    @property
-    def flops(self) -> float:
-        return self.peak_flops * self.utilisation
-
-    def seconds(self, job: Job, gpus_per_trial: float = 1.0) -> float:
-        return job_work(job).seconds(self, gpus_per_trial)
-
-
-# The H200 SXM shares the H100's GH100 die: FP32 (non-tensor) 66.9 TFLOP/s; 989 TFLOP/s dense BF16.
-# Trials train in float32 by default (--amp is bf16 autocast), so the FP32 peak is the one that
-# counts; 30% of it is an assumption (docs/scaling.md compares it with what the H200 measured).
-H200 = GPU("H200 SXM", 66.9e12, 0.30,
-           "counted FLOPs; FP32 peak 66.9 TFLOP/s (H200 SXM specification), utilisation 30%: assumed")
-
-
-@dataclass(frozen=True)
-class Rates:
-    """One (dataset, model)'s throughput on a GPU, images/s."""
-    train: tuple  # per stage, through the Trainer
-    forward: float  # the sampling pass
-    features: float  # the scoring network
-
-
-@dataclass(frozen=True)
-class MeasuredGPU:
-    """A GPU costed by its measured throughput (a file of bench/rates, written by --measure)."""
-    name: str
-    source: str
-    settings: dict  # dataset -> settings_key of the settings the rates were measured at
-    rates: dict  # (dataset, model) -> Rates, one trial alone on the GPU
-    packing: dict  # dataset -> {trials per GPU: their training images/s together / one trial's alone}
-
-    def covers(self, plan) -> bool:
-        return all(self.settings.get(d) == settings_key(s) for d, s in plan.settings.items()) and \
-            all(cell in self.rates for cell in plan.cells)
-
-    def seconds(self, job: Job, gpus_per_trial: float = 1.0) -> float:
-        """One GPU's seconds for the Job; on 1/k of a GPU, k times that over packing k trials' gain
-        (measured, else none: packing adds no throughput). That assumes every GPU holds k trials: an
-        upper bound where there are fewer trials than slots."""
-        r = self.rates[job.dataset, job.model]
-        alone = (sum(epochs * n / rate for (epochs, n), rate in zip(job.stages, r.train))
-                 + job.forward_images / r.forward + job.featurised / r.features)
-        share = min(1.0, gpus_per_trial)
-        per_gpu = int(1 / share + 1e-9)  # trials Ray fits on one GPU at this share
-        return alone / share / self.packing.get(job.dataset, {}).get(per_gpu, 1.0)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps({
-            "name": self.name, "source": self.source, "settings": self.settings,
-            "rates": {f"{d}/{m}": {"train": list(r.train), "forward": r.forward, "features": r.features}
-                      for (d, m), r in self.rates.items()},
-            "packing": self.packing}, indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> "MeasuredGPU":
-        try:
-            raw = json.loads(Path(path).read_text())
-            rates = {tuple(key.split("/")): Rates(tuple(r["train"]), r["forward"], r["features"])
-                     for key, r in raw["rates"].items()}
-            packing = {d: {int(k): gain for k, gain in gains.items()} for d, gains in raw["packing"].items()}
-            return cls(raw["name"], raw["source"], raw["settings"], rates, packing)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise HarnessError(f"cannot read GPU rates {path} ({type(e).__name__}: {e}); measure them again with "
-                               f"python -m bench.projection --measure {path}") from None
-
-
-def settings_key(settings) -> str:
-    """What a measured rate depends on: the networks' shapes, batch size, precision and memory format,
-    and the scoring network (not the loss weights, which the searches and --set change freely)."""
-    m = settings.model
-    return repr((m.latent_dim, m.backbone, m.stage2_width, m.stage2_depth, settings.batch_size, settings.amp,
-                 settings.channels_last, settings.fid_backbone))
-
-
-def counted_flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
-@cache
-def job_work(job: Job) -> TrialWork:
-    """The Job's FLOPs, counted on the CPU."""
-    spec, settings = SPECS[job.dataset], job.settings
-    seed_everything(0)
-    model = build_model(job.model, spec, settings.model)
-    images = torch.randint(0, 256, (2, spec.channels, spec.size, spec.size), dtype=torch.uint8)
-    train = 0.0
-    for stage, (epochs, n) in zip(model.stages(), job.stages):
-        trainer = Trainer(TrainConfig(epochs=1, batch_size=2, lr=settings.lr, progress=False))
-        data = stage.make_data(images)
-        fit = partial(trainer.fit, stage.module, data, stage.batch_transform)
-        train += epochs * n * counted_flops(fit) / 2
-    x = images.float() / 255
-    with torch.no_grad():
-        model.eval()
-        forward = counted_flops(lambda: model.decode(model.encode(x)[0])) / 2
-    return TrialWork(train, job.forward_images * forward, job.featurised * feature_flops(settings.fid_backbone, spec))
-
-
-def feature_flops(backbone: str, spec) -> float:
-    """FLOPs per image of the network that scores samples (random weights: the count is the same)."""
-    with torch.no_grad():
-        if backbone == "inception":
-            import torchvision
-            net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).eval()
-            return counted_flops(lambda: net(torch.rand(1, 3, 299, 299)))
-        from bench.domain import DomainNet
-        net = DomainNet(spec.channels, spec.size, 10).eval()
-        return counted_flops(lambda: net.features(torch.rand(1, spec.channels, spec.size, spec.size)))
 
 
 def makespan(jobs: list, gpus: int) -> tuple:
@@ -261,7 +109,7 @@ class Projection:
 def project(trials: list, gpus: int, overhead_seconds: float = 0.0, searches: list = ()) -> Projection:
     """The sweep's wall time and GPU hours on `gpus` GPUs: `searches` (one list of candidates per search,
     run one search after another) and then the grid, each trial and candidate (seconds, GPUs) plus a
-    per-trial overhead (the driver's, measured by bench/simulate.py). `slots`: the grid's trials that
+    per-trial overhead (the driver's, measured by bench/cost/simulate.py). `slots`: the grid's trials that
     run at once when it starts."""
     waves = [[(s + overhead_seconds, share) for s, share in candidates] for candidates in searches]
     trials = [(s + overhead_seconds, share) for s, share in trials]
@@ -273,7 +121,7 @@ def project(trials: list, gpus: int, overhead_seconds: float = 0.0, searches: li
 
 
 def plan_jobs(plan) -> dict:
-    """(dataset, model) -> Job for every cell of a bench.plan Plan."""
+    """(dataset, model) -> Job for every cell of a bench.cost.plan Plan."""
     return {(d, m): Job(d, m, plan.settings[d], tuple((st.epochs, st.images) for st in cell.stages),
                         cell.forward_images, cell.featurised)
             for (d, m), cell in plan.cells.items()}
@@ -301,7 +149,7 @@ def search_jobs(plan) -> list:
 
 
 def measured_gpu(plan):
-    """The first GPU of bench/rates whose rates were measured at the plan's settings, else None."""
+    """The first GPU of bench/cost/rates whose rates were measured at the plan's settings, else None."""
     for path in sorted(RATES_DIR.glob("*.json")):
         measured = MeasuredGPU.load(path)
         if measured.covers(plan):
@@ -335,7 +183,7 @@ def projection_lines(plan, gpu=None, gpu_counts=PROJECTED_GPUS, overhead_seconds
 
 
 def paper_plan(datasets, seeds: int, gpus_per_trial, probe=None):
-    """The paper grid's Plan: probed on this machine by `probe` (bench.plan.make_plan's keywords), or,
+    """The paper grid's Plan: probed on this machine by `probe` (bench.cost.plan.make_plan's keywords), or,
     without one, its counts alone (rates 1 image/s: a projection needs only the counts)."""
     settings = {d: settings_for("paper", d) for d in datasets}
     grid = [TrialSpec(d, m, s) for d in datasets for m in MODELS for s in range(seeds)]
@@ -349,7 +197,7 @@ def measure(path: Path, device: str, batches: int, feature_images: int, packed: 
     """Measure this machine's GPU at the paper settings (every dataset and model) and write the rates."""
     import datetime
     import os
-    from bench.throughput import packed_images_per_second
+    from bench.cost.throughput import packed_images_per_second
     plan = paper_plan(PAPER_DATASETS, 1, 1.0 if device == "cuda" else 0.0,
                       probe=dict(cpus_per_trial=os.cpu_count(), probe_batches=batches, feature_images=feature_images))
     rates = {cell: Rates(tuple(st.images_per_s for st in c.stages), c.forward_per_s, c.features_per_s)
@@ -369,7 +217,7 @@ def measure(path: Path, device: str, batches: int, feature_images: int, packed: 
     name = torch.cuda.get_device_name() if device == "cuda" else "this machine's CPU"
     tf32 = "TF32 convolutions, PyTorch's default" if torch.backends.cudnn.allow_tf32 else "no TF32"
     source = (f"measured on one {name}, {datetime.date.today()}, torch {torch.__version__}, float32 ({tf32}): "
-              f"python -m bench.projection --measure ({batches} batches per stage)")
+              f"python -m bench.cost.projection --measure ({batches} batches per stage)")
     MeasuredGPU(name, source, {d: settings_key(s) for d, s in plan.settings.items()}, rates, packing).save(path)
     print(f"wrote {path}")
 
@@ -377,14 +225,14 @@ def measure(path: Path, device: str, batches: int, feature_images: int, packed: 
 def main(argv=None) -> int:
     """The paper grid's projection from its counts (no probe), or --measure this machine's GPU."""
     interrupts_raise()
-    p = argparse.ArgumentParser(prog="python -m bench.projection", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m bench.cost.projection", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--datasets", nargs="*", default=list(PAPER_DATASETS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--gpus-per-trial", nargs="+", default=["1"], metavar="[DATASET=]GPUS",
                    help="GPUs per trial: one number, or per dataset as mnist=0.25 celeba=1 (bench/resources.py)")
     p.add_argument("--overhead-seconds", type=float, default=0.0, help="the driver's overhead per trial")
-    p.add_argument("--rates", type=Path, help="a file of measured rates (default: bench/rates/ where they fit, "
+    p.add_argument("--rates", type=Path, help="a file of measured rates (default: bench/cost/rates/ where they fit, "
                                               "else counted FLOPs)")
     p.add_argument("--counted", action="store_true", help="cost by counted FLOPs even where rates were measured")
     p.add_argument("--measure", type=Path, metavar="FILE", help="measure this machine's GPU and write its rates")

@@ -1,7 +1,7 @@
-"""The search's cost against the study's, from the plan's probe (bench/plan.py): a line of the plan
+"""The search's cost against the study's, from the plan's probe (bench/cost/plan.py): a line of the plan
 that `--dry-run` prints, so its share of the study's time is known before it runs."""
 from bench.models import MODELS
-from bench.plan import duration
+from bench.cost.plan import duration
 from bench.search import EPOCH_FRACTION, FACTORS, MAX_WIDENING, SEEDS, budget, searched, validation_size
 
 

@@ -1,9 +1,10 @@
 """The sweep's own cost: Ray's overhead per trial and its parts, cache computations, peak memory.
 
 A sweep of very short trials runs through the real command (`bench.run.main`) in a child process,
-the driver. Two thin wrappers time it without changing what it does: the trainable Ray runs
-(`timed_trainable`: the unchanged trainable, with its imports, data loading and checkpoint reports
-timed) and the driver's callback (when Ray starts and completes each trial). Meanwhile this process
+the driver, which is handed what times it as arguments (bench/seams.py), without changing what it
+does: the trainable Ray runs (`timed_trainable`: the unchanged trainable, given a timed data loader
+and a timed report to Ray) and a clock (bench/cost/stopwatch.py) that the driver tells when Ray
+starts and completes each trial and how long Ray's start and the sweep took. Meanwhile this process
 watches the sweep's statistics cache: every file written there under a new inode is one computation.
 
 Overhead per trial = (concurrency x sweep wall time - sum of the trials' own work) / trials, where a
@@ -29,24 +30,16 @@ from pathlib import Path
 
 TRIALS = {"models": ["svae", "vae"], "seeds": 4}  # eight trials, two at a time on two cores, as the smoke sweep
 CONCURRENCY = 2
-PRESET = "perf-micro"
-
-
-def micro_settings(dataset: str):
-    """One epoch on 128 images, fd_domain on 100 samples: a trial that is nearly all overhead."""
-    from dataclasses import replace
-
-    from bench.presets import smoke
-    from svae.samplers import GMMConfig
-    return replace(smoke(dataset), epochs=1, train_subset=128, fid_samples=100, grid_samples=16,
-                   gmm=GMMConfig(components=2, max_iter=20, fit_n=128))
+# the smoke preset cut to one epoch on 128 images, fd_domain on 100 samples: a trial that is nearly all overhead
+MICRO = ["--preset", "smoke", "--set", "epochs=1", "train_subset=128", "fid_samples=100", "grid_samples=16",
+         "gmm.components=2", "gmm.max_iter=20", "gmm.fit_n=128"]
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
-_PATCHED = {}  # per worker process: whether the wrappers are in place, and the running trial's timers
+_TIMES = {}  # per worker process: the running trial's timers, and where to write its record
 
 
 def _timed(name, function):
@@ -55,19 +48,19 @@ def _timed(name, function):
         try:
             return function(*args, **kwargs)
         finally:
-            _PATCHED[name] = _PATCHED.get(name, 0.0) + time.perf_counter() - started
+            _TIMES[name] = _TIMES.get(name, 0.0) + time.perf_counter() - started
     return wrapper
 
 
 def _write_record_then(report):
-    """tune.report that, on a trial's final report, first writes the trial's timings: Ray may stop a
+    """A report to Ray that, on a trial's final report, first writes the trial's timings: Ray may stop a
     reused worker's trial thread as soon as that report is in, before any code after it runs."""
     def wrapper(metrics, *args, **kwargs):
         if metrics.get("done"):
-            trial = _PATCHED["trial"]
-            record = {**trial, "left": time.time(), "data_s": _PATCHED["data"], "report_s": _PATCHED["report"],
+            trial = _TIMES["trial"]
+            record = {**trial, "left": time.time(), "data_s": _TIMES["data"], "report_s": _TIMES["report"],
                       "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
-            folder = Path(_PATCHED["storage"]) / "perf"
+            folder = Path(_TIMES["storage"]) / "perf"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{trial['trial_id']}-{os.getpid()}-{trial['entered']:.3f}.json").write_text(json.dumps(record))
         return report(metrics, *args, **kwargs)
@@ -75,63 +68,35 @@ def _write_record_then(report):
 
 
 def timed_trainable(config: dict, settings: dict, storage: str, evaluation, fault, checkpoint_every,
-                    resume_from) -> None:
-    """bench.sweep.trainable, with its imports, data loading and reports timed (runs in a Ray worker)."""
+                    resume_from, trial, tune_report=None) -> None:
+    """bench.sweep.trainable, given a trial whose data loading is timed and a timed report to Ray, its
+    imports timed too (runs in a Ray worker)."""
     entered = time.time()
     started = time.perf_counter()
     # Mostly imported already: unpickling the config (Settings, Evaluation) imports torch and the
     # harness before the trainable is entered; fresh_import_seconds times that import alone.
     import bench.sweep
     imports = time.perf_counter() - started
-    import bench.trial
+    from bench.trial import load_data
     from ray import tune
-    if "wrapped" not in _PATCHED:  # once per process: reused workers keep the wrappers
-        bench.trial.load_images = _timed("data", bench.trial.load_images)
-        tune.report = _write_record_then(_timed("report", tune.report))
-        _PATCHED["wrapped"] = True
-    _PATCHED.update(data=0.0, report=0.0, storage=storage,
-                    trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
-                           "imports_s": imports})
+    _TIMES.update(data=0.0, report=0.0, storage=storage,
+                  trial={"trial_id": "{dataset}-{model}-s{seed}".format(**config["trial"]), "entered": entered,
+                         "imports_s": imports})
     bench.sweep.trainable(config, settings=settings, storage=storage, evaluation=evaluation, fault=fault,
-                          checkpoint_every=checkpoint_every, resume_from=resume_from)
+                          checkpoint_every=checkpoint_every, resume_from=resume_from,
+                          trial=functools.partial(trial, load=_timed("data", load_data)),
+                          tune_report=_write_record_then(_timed("report", tune_report or tune.report)))
 
 
 def driver(argv: list, record_path: str) -> int:
     """`bench.run.main(argv)` with the timed trainable, recording trial starts and ends and the sweep's time."""
-    import bench.presets
     import bench.run
-    import bench.sweep
+    from bench.cost.stopwatch import Stopwatch
+    from bench.seams import Seams
 
-    bench.presets.PRESETS[PRESET] = micro_settings
-    bench.sweep.trainable = timed_trainable
-    events, times = {}, {}
-    callback = bench.sweep.SweepCallback
-    on_start, on_complete = callback.on_trial_start, callback.on_trial_complete
-
-    def started(self, iteration, trials, trial, **info):
-        events.setdefault(bench.sweep._trial_id(trial), {})["started"] = time.time()
-        on_start(self, iteration, trials, trial, **info)
-
-    def completed(self, iteration, trials, trial, **info):
-        on_complete(self, iteration, trials, trial, **info)
-        events.setdefault(bench.sweep._trial_id(trial), {})["completed"] = time.time()
-
-    callback.on_trial_start, callback.on_trial_complete = started, completed
-    run_sweep, start_ray = bench.sweep.run_sweep, bench.run.start_ray
-
-    def timed(name, function):
-        def wrapper(*args):
-            times[f"{name}_started"] = time.time()  # the clock the workers share
-            t = time.perf_counter()
-            try:
-                return function(*args)
-            finally:
-                times[f"{name}_s"] = time.perf_counter() - t
-        return wrapper
-
-    bench.sweep.run_sweep, bench.run.start_ray = timed("sweep", run_sweep), timed("ray_start", start_ray)
-    code = bench.run.main(argv)
-    Path(record_path).write_text(json.dumps({"code": code, **times, "events": events,
+    clock = Stopwatch()
+    code = bench.run.main(argv, Seams(trainable=timed_trainable, clock=clock))
+    Path(record_path).write_text(json.dumps({"code": code, **clock.figures(), "events": clock.events,
                                              "driver_peak_rss_mb": _peak_rss_mb()}))
     return code
 
@@ -167,13 +132,13 @@ def measure_sweep(device: str = "cpu") -> dict:
     """Run the micro sweep once and return its figures (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="perf-sweep-") as tmp:
         run_dir, record = Path(tmp) / "run", Path(tmp) / "driver.json"
-        argv = ["--preset", PRESET, "--datasets", "synthetic", "--models", *TRIALS["models"],
+        argv = [*MICRO, "--datasets", "synthetic", "--models", *TRIALS["models"],
                 "--seeds", str(TRIALS["seeds"]), "--max-concurrent", str(CONCURRENCY), "--out", str(run_dir)]
         argv += ["--gpus-per-trial", "0" if device == "cpu" else str(1 / CONCURRENCY)]
         watcher = CacheWatcher(run_dir / "ray" / "fid-cache")
         watcher.start()
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "bench.perf_sweep", str(record), *argv],
+        out = subprocess.run([sys.executable, "-m", "bench.cost.perf_sweep", str(record), *argv],
                              capture_output=True, text=True, timeout=1800)
         wall = time.perf_counter() - started
         watcher.done.set()
@@ -265,5 +230,6 @@ def sweep_rows(device: str, part: str) -> list:
              "note": "python -m bench.run, Ray's own processes not counted"}]
 
 
-if __name__ == "__main__":
-    sys.exit(driver(sys.argv[2:], sys.argv[1]))
+if __name__ == "__main__":  # the driver's functions from the module, so Ray pickles them by name
+    from bench.cost.perf_sweep import driver as module_driver
+    sys.exit(module_driver(sys.argv[2:], sys.argv[1]))

@@ -140,7 +140,7 @@ class Plan:
         total = sum(self.trial_seconds().values())
         out.append(f"  estimate: ~{duration(self.seconds)} wall time (trials {duration(total)} in all, "
                    f"{self.concurrency} at once), ~{size(self.disk_bytes)} on disk (run directory and Ray storage)")
-        from bench.search_cost import search_lines  # it imports this module's duration
+        from bench.cost.search_cost import search_lines  # it imports this module's duration
         out += search_lines(self)
         out += [f"  note: {n}" for n in self.notes]
         if self.days_on_cpus:
@@ -241,12 +241,14 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
 def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gpus_per_trial,
                  max_concurrent=None) -> Plan:
     """The plan's counts (stages, epochs, images, samples) without a probe: every rate is 1 image/s,
-    so its times mean nothing until a measured rate (bench/rates, or make_plan's probe) costs them."""
+    so its times mean nothing until a measured rate (bench/cost/rates, or make_plan's probe) costs them."""
     cells = {}
     for dataset, s in settings.items():
         n_train = training_images(dataset, s)
         for model_name in dict.fromkeys(spec.model for spec in grid):
-            model, samplers = build_model(model_name, SPECS[dataset], s.model), samplers_for(model_name)
+            with torch.device("meta"):  # only the stages' names and epochs are read: no weights allocated
+                model = build_model(model_name, SPECS[dataset], s.model)
+            samplers = samplers_for(model_name)
             stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
                       for st in model.stages()]
             cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,

@@ -1,4 +1,4 @@
-"""This CPU's float32 peak, and a network's convolution FLOPs: the ceiling that `bench.perf fid`
+"""This CPU's float32 peak, and a network's convolution FLOPs: the ceiling that `bench.cost.perf fid`
 reports the Inception engine against.
 
 Peak = cores x clock x float32 FLOPs per cycle per core. Cores: the CPUs this process may run on;
