@@ -27,13 +27,16 @@ class TinyScorer:
     def __init__(self, backbone: str):
         self.network = Extractor(f"tiny-{backbone}", backbone, lambda x: x.flatten(1) @ PROJECTION,
                                  f"hash-{backbone}", "cpu")
+        self.references = {}
 
     def extractor(self, dataset=None):
         return self.network
 
     def reference(self, dataset, split, n, preprocessing):
-        images = load_images(dataset, split).images[:n]
-        return reference_from_features(self.network.features(images), dataset, split)
+        if (dataset, split, n) not in self.references:  # as Scorer: once per trial
+            images = load_images(dataset, split).images[:n]
+            self.references[dataset, split, n] = reference_from_features(self.network.features(images), dataset, split)
+        return self.references[dataset, split, n]
 
     def score(self, feats, ref, metrics):
         return [f for name in metrics for f in METRICS[name].figures(ref, feats, self.network.family, "cpu")]
