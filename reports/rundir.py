@@ -182,6 +182,16 @@ class Run:
         """trials/<id>/status.json as a dict, or None when absent or unreadable."""
         return read_status(self.path / "trials" / trial_id)
 
+    def gmm_counts_tried(self, trial_id: str) -> list:
+        """The GMM component counts a trial's held-out rule tried (trials/<id>/sampler_facts.json,
+        svae/samplers.py choose_components), ascending; [] when fixed, absent or unreadable."""
+        file = self.path / "trials" / trial_id / "sampler_facts.json"
+        try:
+            tried = json.loads(file.read_text()).get("gmm_heldout_loglik") or {}
+            return sorted(int(count) for count in tried)
+        except (OSError, ValueError, AttributeError, TypeError):
+            return []
+
     def samples(self, trial_id: str, sampler: str):
         """trials/<id>/samples/<sampler>.npz as {output: uint8 N x C x H x W}, or None if absent."""
         file = self.path / "trials" / trial_id / "samples" / f"{sampler}.npz"

@@ -1,11 +1,13 @@
 """The sampler's memorisation, measured: the GMM's component count chosen on held-out likelihood, and
 the nearest-neighbour check (bench/memorisation.py) that the report shows beside the headline."""
+import json
+
 import pandas as pd
 import pytest
 import torch
 
 from bench.memorisation import memorisation
-from reports.memorisation import COPYING, NOT_COPYING, memorisation_section
+from reports.memorisation import COPYING, LADDER_TOP, NOT_COPYING, memorisation_section
 from reports.rundir import load_run
 from svae.data import make_synthetic
 from svae.samplers import GMMConfig, choose_components
@@ -63,3 +65,24 @@ def test_an_unknown_gmm_selection_is_one_line_before_anything_runs():
     from svae.errors import HarnessError
     with pytest.raises(HarnessError, match="unknown gmm.select 'bic'; choose from heldout, fixed"):
         sweep_settings({"preset": "smoke", "overrides": {"gmm.select": "bic"}}, "synthetic")
+
+
+def test_a_count_at_the_top_of_the_counts_tried_is_marked(tmp_path):
+    run_dir = make_run(tmp_path)
+    results = pd.read_csv(run_dir / "results.csv")
+    gmm = results[(results["sampler"] == "gmm") & (results["output"] == "x_hat")].drop_duplicates("trial_id")
+    extra = gmm.assign(metric="nn_train_share", higher_is_better=False, extractor="pixels", value=0.5,
+                       gmm_components=10)
+    pd.concat([results, extra]).to_csv(run_dir / "results.csv", index=False)
+    run = load_run(run_dir)
+    (vae_seed0, vae_trial), *_ = run.trials("mnist", "vae")
+    (_, svae_trial), *_ = run.trials("mnist", "svae")
+    top_at_10 = {"gmm_components": 10, "gmm_heldout_loglik": {"1": -9.0, "5": -8.0, "10": -7.5}}
+    below_top = {"gmm_components": 10, "gmm_heldout_loglik": {"1": -9.0, "10": -7.0, "20": -7.2}}
+    (run_dir / "trials" / vae_trial / "sampler_facts.json").write_text(json.dumps(top_at_10))
+    (run_dir / "trials" / svae_trial / "sampler_facts.json").write_text(json.dumps(below_top))
+    lines = memorisation_section(load_run(run_dir))
+    [vae] = [line for line in lines if "| MNIST | VAE | gmm |" in line]
+    [svae] = [line for line in lines if "| MNIST | SVAE | gmm |" in line]
+    assert f"| 10 ({LADDER_TOP}), 10, 10, 10 |" in vae  # only the seed whose facts show 10 as the top
+    assert "| 10, 10, 10, 10, 10 |" in svae and LADDER_TOP not in svae  # 10 below the 20 tried
