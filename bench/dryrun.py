@@ -11,9 +11,8 @@ CPUs, with a progress line per cell). A missing input ends the dry run with exit
 
 
 from bench.metrics.inception_weights import missing_weights
-from bench.cost.plan import counted_plan, make_plan
+from bench.cost.plan import beside_words, counted_plan, make_plan, scoring_words
 from bench.cost.projection import measured_gpu, projection_lines
-from svae.contract import frechet_name
 from svae.data import count_images
 from svae.errors import HarnessError
 
@@ -33,7 +32,7 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
             if split == reference_split and s.fid_samples > n:
                 missing.append(f"{dataset} {split}: {n} images, fewer than the {s.fid_samples} samples "
                                f"per output (the FID reference); pass --fid-samples {n} or less")
-    if any(s.fid_backbone == "inception" for s in settings.values()):
+    if any("inception" in s.backbones() for s in settings.values()):
         # the real run would download pytorch-fid's file where the network allows; a dry run never does
         why = missing_weights(fid_weights or None)
         if why:
@@ -50,12 +49,12 @@ def count_lines(plan) -> list:
     for dataset, s in plan.settings.items():
         out.append(f"  {dataset}: {plan.cells[dataset, models[0]].stages[0].images} training images, batch "
                    f"{s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, scored with "
-                   f"{frechet_name(s.fid_backbone)}")
+                   f"{scoring_words(s)}")
         for model in models:
             cell = plan.cells[dataset, model]
             stages = ", ".join(f"{st.name} {st.epochs} epochs" for st in cell.stages)
             out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
-                       f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs)")
+                       f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs){beside_words(cell, False)}")
     return out
 
 

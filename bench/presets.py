@@ -28,13 +28,25 @@ class Settings:
     amp: bool = False  # bfloat16 autocast on GPUs; off by default, so GPU and CPU runs compute alike
     channels_last: bool = False  # channels_last memory in training (svae/trainer.py TrainConfig)
     train_subset: int | None = None  # train on the first n training images; None: all
-    fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID
+    fid_backbone: str = "inception"  # or "domain": the offline fd_domain stand-in, never called FID; the search's
+    # networks scored too, on the outputs the claims compare only (each model at its own sampler, every
+    # output): FID beside fd_domain where Inception's CPU time would otherwise go to every sampler
+    beside_backbones: tuple = ()
     fid_samples: int = 10000
     metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
     search: bool = True  # tune every model's knob on a validation split first (bench/search.py)
     tuned: tuple = ()  # (model, ModelConfig field, value): the search's choices, each for its model only
+
+    def backbones(self) -> tuple:
+        """Every network the trials score with: fid_backbone, then beside_backbones."""
+        return tuple(dict.fromkeys((self.fid_backbone, *self.beside_backbones)))
+
+    def backbones_at(self, compared: bool) -> tuple:
+        """The networks that score a sampler's outputs: all of them at the sampler the model is compared
+        at (bench/models.py compared_at), else fid_backbone only."""
+        return self.backbones() if compared else (self.fid_backbone,)
 
 
 def model_settings(settings: Settings, model: str) -> Settings:
@@ -49,7 +61,9 @@ def paper_model_config(dataset: str) -> ModelConfig:
 
 
 def paper(dataset: str) -> Settings:
-    return Settings(model=paper_model_config(dataset), epochs=check_dataset(dataset).epochs)
+    """The authors' network and epochs; FID on every sampler, fd_domain beside it on the compared outputs."""
+    return Settings(model=paper_model_config(dataset), epochs=check_dataset(dataset).epochs,
+                    beside_backbones=("domain",))
 
 
 def smoke(dataset: str) -> Settings:
@@ -74,6 +88,10 @@ def cpu(dataset: str) -> Settings:
     the search at about a third of the study's time, so the study no longer fits 120 minutes);
     fd_domain, KID and precision/recall on 10,000 samples against 10,000 reference images; a GMM
     of up to 100 components (the count chosen on held-out likelihood) on 10,000 training latents.
+    FID (Inception, and its KID and precision/recall) beside them on the outputs the claims compare:
+    each model at its own sampler, with the SVAE's x_hat, x1, x2 and mix, 35 sets of 10,000 for five
+    seeds, about 5 hours at Inception's 20 images/s on the 2 cores. `--fid-backbone domain` leaves
+    it out; `python -m bench.rescore RUN --fid-backbone inception --compared-only` adds it later.
 
     Chosen by measurement on the 2-core machine (2026-11-29, torch 2.14.1), one torch thread per trial
     as the sweep runs them:
@@ -97,7 +115,8 @@ def cpu(dataset: str) -> Settings:
                     backbone=BackboneConfig(base_width=8, embedding_dim=64, bn_momentum=0.1),
                     stage2_width=128, stage2_depth=2)
     return Settings(model=model, epochs=3, batch_size=128, lr=1e-3, channels_last=True, fid_backbone="domain",
-                    fid_samples=10000, gmm=GMMConfig(components=100, fit_n=10000), search=True)
+                    beside_backbones=("inception",), fid_samples=10000, gmm=GMMConfig(components=100, fit_n=10000),
+                    search=True)
 
 
 PRESETS = {"paper": paper, "smoke": smoke, "cpu": cpu}
@@ -117,6 +136,7 @@ def sweep_settings(config: dict, dataset: str) -> Settings:
     (bench/search.py with_choices)."""
     settings = settings_for(config["preset"], dataset, gmm_fit_on=config.get("gmm_fit_on"),
                             fid_samples=config.get("fid_samples"), fid_backbone=config.get("fid_backbone"),
+                            beside_backbones=() if config.get("fid_backbone") else None,  # --fid-backbone: only it
                             search=config.get("search"), amp=config.get("amp") or None)
     settings = apply_overrides(settings, config.get("overrides") or {})
     choose("gmm.select", settings.gmm.select, dict.fromkeys(GMM_SELECTIONS))  # before anything runs

@@ -6,7 +6,10 @@ its samples are generated again with the trial's own seeds and code (bench/trial
 score_outputs), so for an unchanged extractor the figures equal the stored ones (--verify checks it).
 New figures are appended to the trial's rows.json and to results.csv; no stored row is changed. A
 trial that already has every asked figure for this extractor and n is skipped, so an interrupted
-re-score resumes where it stopped. The reports are rendered again at the end. It runs in this process
+re-score resumes where it stopped. Each of the run's networks scores the samplers the run scored it
+on (bench/presets.py Settings.backbones_at); --fid-backbone X scores with X alone, on every sampler,
+or with --compared-only on each model's own sampler (the claims' outputs, where the cpu preset
+scores Inception). The reports are rendered again at the end. It runs in this process
 (no Ray cluster: re-scoring costs one generation and one feature pass per trial, not training).
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
@@ -23,11 +26,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.models import MODELS
 from bench.presets import model_settings
 from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
-from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_outputs,
+from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_sampler,
                          settings_json)
 from reports.rundir import is_published
 from reports.validate import trial_rows
@@ -50,7 +54,11 @@ def parse_args(argv):
                                 formatter_class=HelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m bench.run")
     p.add_argument("--fid-backbone", choices=["inception", "domain"], default=None,
-                   help="inception: real FID features; domain: the fd_domain classifier (default: the run's)")
+                   help="inception: real FID features; domain: the fd_domain classifier; only this network "
+                        "(default: the run's networks)")
+    p.add_argument("--compared-only", action="store_true",
+                   help="score only each model's own sampler, the outputs the claims compare (as the cpu "
+                        "preset scores Inception): 35 sets of a five-seed study instead of about 110")
     p.add_argument("--fid-weights", default=None,
                    help="path to pt_inception-2015-12-05-6726825d.pth (default: the run's, else the torch hub cache)")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS), help=f"from: {', '.join(METRICS)}")
@@ -122,6 +130,7 @@ def plan(args) -> dict:
                                f"derives from its config; re-score with the code that made the run")
         settings[dataset] = check_settings(replace(s, fid_samples=args.fid_samples or s.fid_samples,
                                                    fid_backbone=args.fid_backbone or s.fid_backbone,
+                                                   beside_backbones=() if args.fid_backbone else s.beside_backbones,
                                                    metrics=tuple(metrics)), dataset)
     trials = []
     for entry in manifest["grid"]:
@@ -158,7 +167,7 @@ def plan(args) -> dict:
         data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"),
         # the sources the sweep read: Debian's Fashion-MNIST too where it was given no --data-root
         system_copy=args.data_root is None and config.get("data_root") is None)
-    backbones = {s.fid_backbone for s in settings.values()}
+    backbones = {b for s in settings.values() for b in s.backbones()}
     scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
     for dataset, s in settings.items():
         splits = {split: load_images(dataset, split, evaluation.data_root, False, evaluation.system_copy)
@@ -180,9 +189,10 @@ def _figure_key(row: dict) -> tuple:
             row.get("settings") or "")
 
 
-def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorer) -> list:
+def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorers: dict, compared_only=False) -> list:
     """The rows of a trial scored again: its model from the final checkpoints, its samples regenerated
-    with x1 and x2 named as the trial named them (orientation.json)."""
+    with x1 and x2 named as the trial named them (orientation.json); compared_only: the model's own
+    sampler's only. scorers: backbone -> Scorer."""
     train, test = load_data(spec, settings, evaluation)
     model = restore_model(spec, settings, folder)
     recorded, orientation = _recorded_orientation(folder)
@@ -190,7 +200,8 @@ def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorer) -
         orientation = orient_components(model, train, spec.seed)
     rows = []
     for sampler, outputs in generate(spec, settings, model, train, test, orientation):
-        rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
+        if not compared_only or sampler == MODELS[spec.model].compared_at:
+            rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
     return rows
 
 
@@ -208,10 +219,13 @@ def merge(old_rows: list, new_rows: list) -> tuple:
     return append, compared
 
 
-def _expected_metrics(scorer, dataset: str, metrics) -> set:
+def _has_figures(old_rows: list, scorer, dataset: str, settings) -> bool:
+    """Whether a trial's rows hold every asked metric of this scorer's extractor at the asked n."""
     from bench.metrics import METRICS
-    family = scorer.extractor(dataset).family
-    return {name for m in metrics for name in METRICS[m].names(family)}
+    extractor = scorer.extractor(dataset)
+    have = {r["metric"] for r in old_rows
+            if r.get("extractor_id") == extractor.id and int(r["n_samples"]) == settings.fid_samples}
+    return {name for m in settings.metrics for name in METRICS[m].names(extractor.family)} <= have
 
 
 def rescore(args) -> int:
@@ -232,18 +246,18 @@ def rescore_run(args, job: dict) -> int:
     mismatches, added = 0, 0
     for spec, folder in trials:
         settings = model_settings(job["settings"][spec.dataset], spec.model)
-        scorer = job["scorers"][settings.fid_backbone]
-        extractor = scorer.extractor(spec.dataset)
+        scorers = {b: job["scorers"][b] for b in settings.backbones()}
+        ids = [scorer.extractor(spec.dataset).id for scorer in scorers.values()]
         old_rows = trial_rows(folder)
-        have = {r["metric"] for r in old_rows
-                if r.get("extractor_id") == extractor.id and int(r["n_samples"]) == settings.fid_samples}
-        if _expected_metrics(scorer, spec.dataset, settings.metrics) <= have and not args.verify:
-            progress.line(f"skipped {spec.trial_id}: it has these figures ({extractor.id}, n={settings.fid_samples})")
+        if all(_has_figures(old_rows, scorer, spec.dataset, settings) for scorer in scorers.values()) \
+                and not args.verify:
+            progress.line(f"skipped {spec.trial_id}: it has these figures ({', '.join(ids)}, n={settings.fid_samples})")
             progress.done += 1
             continue
         started = time.time()
         progress.line(f"started {spec.trial_id}")
-        append, compared = merge(old_rows, rescore_trial(spec, folder, settings, job["evaluation"], scorer))
+        append, compared = merge(old_rows, rescore_trial(spec, folder, settings, job["evaluation"], scorers,
+                                                         args.compared_only))
         worst = 0.0
         for key, stored, new in compared:
             difference = abs(new - stored) / max(abs(stored), 1e-12)

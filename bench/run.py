@@ -233,7 +233,7 @@ def run(args, seams: Seams) -> int:
     if args.dry_run:
         return dry_run(args, config, grid)
     data, weights_hash = (seams.check_data or check_data)(args, config["settings"]), None
-    if any(s.fid_backbone == "inception" for s in config["settings"].values()):
+    if any("inception" in s.backbones() for s in config["settings"].values()):
         from bench.metrics import Scorer
         # missing weights: fail now, not after hours of training
         weights_hash = Scorer(backbone="inception", weights_path=args.fid_weights).extractor().weights_hash

@@ -315,11 +315,17 @@ def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weig
 def protocol_for(args, settings: dict, weights_hash) -> dict:
     """How the sweep scores: the same for every dataset but the fd_domain network."""
     first = next(iter(settings.values()))
-    return {"fid_backbone": REAL_FID if first.fid_backbone == "inception" else "domain-<dataset>",
+
+    def network(backbone):
+        return REAL_FID if backbone == "inception" else "domain-<dataset>"
+    return {"fid_backbone": network(first.fid_backbone),
+            # the networks that score the claims' outputs too (Settings.beside_backbones)
+            "beside": {"networks": [network(b) for b in first.beside_backbones if b != first.fid_backbone],
+                       "outputs": "each model at its own sampler (compared_at), every output"},
             "weights_hash": weights_hash or "per dataset: see results.csv",
             "n_samples": first.fid_samples, "reference_split": args.reference_split, "reference_n": first.fid_samples,
             "quantize": True, "components": COMPONENT_RULE,
-            "resize": "bilinear to 299 inside the network" if first.fid_backbone == "inception" else "none",
+            "resize": "Inception: bilinear to 299 inside the network" if "inception" in first.backbones() else "none",
             "samplers": {"gmm": settings_json(first)["gmm"]}}
 
 

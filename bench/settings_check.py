@@ -59,6 +59,8 @@ def optional(rule: Rule) -> Rule:
 FLAG = Rule(lambda v: isinstance(v, bool), "true or false")
 METRIC_NAMES = Rule(lambda v: isinstance(v, (tuple, list)) and len(v) > 0 and all(m in METRICS for m in v),
                     f"a non-empty list from {', '.join(METRICS)}")
+BACKBONE_NAMES = Rule(lambda v: isinstance(v, (tuple, list)) and all(b in BACKBONES for b in v),
+                     f"a list from {', '.join(BACKBONES)} (may be empty)")
 # the search's choices (bench/search.py with_choices): (model, a field of its knob, a value that field allows)
 TUNED = Rule(lambda v: isinstance(v, (tuple, list)) and all(_is_choice(t) for t in v),
              "a list of (model, a field of its knob, a finite number at least 0), as the search records them")
@@ -85,6 +87,7 @@ RULES = {
     "channels_last": FLAG,
     "train_subset": optional(count(1, MAX_COUNT)),
     "fid_backbone": one_of(BACKBONES),
+    "beside_backbones": BACKBONE_NAMES,
     "fid_samples": count(2, MAX_COUNT),
     "metrics": METRIC_NAMES,
     "gmm.components": count(1, 100_000),

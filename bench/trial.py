@@ -170,7 +170,7 @@ def make_scorer(backbone: str, evaluation: Evaluation, weights=None):
 
 
 def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
-    scorer = make_scorer(settings.fid_backbone, evaluation)
+    scorers = {backbone: make_scorer(backbone, evaluation) for backbone in settings.backbones()}
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
     rows, facts = [], {}
@@ -179,7 +179,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", npz_bytes(grid))
-        rows += score_outputs(scorer, spec, sampler, outputs, settings, evaluation.reference_split)
+        rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
         rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
     atomic_write_json(folder / "sampler_facts.json", facts)
     return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
@@ -211,6 +211,14 @@ def output_features(extractor, outputs: dict, scored) -> dict:
     if "mix" in scored:
         feats["mix"] = mix_halves(feats["x1"], feats["x2"]).numpy()
     return {name: feats[name] for name in scored}
+
+
+def score_sampler(scorers: dict, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str) -> list:
+    """results.csv rows of a sampler's outputs on every network that scores them (Settings.backbones_at);
+    scorers: backbone -> Scorer."""
+    compared = sampler == MODELS[spec.model].compared_at
+    return [row for backbone in settings.backbones_at(compared)
+            for row in score_outputs(scorers[backbone], spec, sampler, outputs, settings, split)]
 
 
 def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str) -> list:

@@ -19,7 +19,8 @@ from reports.figures import render_figures
 from reports.plotting import caption
 from reports.headline import headline
 from reports.memorisation import memorisation_section
-from reports.rundir import Run, load_run
+from reports.rundir import Run, load_run, ordered
+from svae.contract import METRIC_ORDER, metric_label, network_words
 from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
 from reports.validate import validate_results
 
@@ -71,7 +72,8 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
         lines += [fd_domain_warning(), ""]
     lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
     lines += _verdict_section(run, verdicts, figures) + [""]
-    lines += _glossary(run) + [""] + _search_section(m.get("search"), m.get("wall_time_s"))
+    lines += _glossary(run) + [""] + _networks_section(run) + [""]
+    lines += _search_section(m.get("search"), m.get("wall_time_s"))
     lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
               "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]
     lines += [f"- [{Path(f).stem}]({f}) ([pdf]({Path(f).with_suffix('.pdf')})): {caption(f)}"
@@ -130,12 +132,28 @@ def _glossary(run: Run) -> list:
              f"pixel) names the split: syntactic at {SYNTACTIC_SHARE} or more, semantic below.",
              "- **mix**: x1's images for the first half of the samples and x2's for the rest, scored as one set.",
              "- **fd_domain**: the Frechet distance on the features of an offline classifier trained on "
-             "the dataset itself, used where the Inception weights are not available. It is NOT FID "
-             "and cannot be compared with published FIDs.",
+             "the dataset itself, scored beside FID, or in its place where the Inception weights are not "
+             "available. It is NOT FID and cannot be compared with published FIDs.",
              "- **samplers** (how the latents of generated images are drawn):"]
     for name, facts in ((n, f) for n, f in run.registry("samplers").items() if n in run.samplers):  # ones with rows
         description = facts.get("description")
         lines.append(f"  - `{name}`: {facts.get('title', name)}" + (f"; {description}" if description else ""))
+    return lines
+
+
+def _networks_section(run: Run) -> list:
+    """Which network and weights source produced each figure, from results.csv's extractor and weights_hash."""
+    results = run.results
+    if "weights_hash" not in results or results.empty:
+        return []
+    lines = ["## Networks and weights", "", "Every figure names the network that measured it (results.csv: "
+             "extractor, extractor_id, weights_hash):", "", "| metrics | network and weights source | samplers |",
+             "|---|---|---|"]
+    hashes = results["weights_hash"].fillna("unrecorded").astype(str)
+    for (extractor, weights), rows in results.groupby([results["extractor"], hashes], sort=True):
+        metrics = ", ".join(metric_label(m) for m in ordered(set(rows["metric"]), METRIC_ORDER))
+        samplers = ", ".join(s for s in run.samplers if s in set(rows["sampler"]))
+        lines.append(f"| {metrics} | {network_words(extractor, weights)} | {samplers} |")
     return lines
 
 

@@ -324,7 +324,7 @@ def _load_results(file: Path) -> pd.DataFrame:
                              for c in REQUIRED_COLUMNS})
     try:
         results = pd.read_csv(file, dtype={"trial_id": str, "dataset": str, "model": str, "sampler": str,
-                                           "output": str, "metric": str, "extractor": str})
+                                           "output": str, "metric": str, "extractor": str, "weights_hash": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise HarnessError(f"{file} is not a readable CSV ({e}); restore it or re-run the sweep") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]

