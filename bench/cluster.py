@@ -1,14 +1,16 @@
 """The Ray cluster of a sweep: its address checked before Ray is asked (Ray itself waits for minutes),
-joined or started, its nodes checked to fit a trial; and shut down when the command ends."""
+joined or started, its nodes checked to fit a trial and to reach the storage; and shut down when the command ends."""
+import ipaddress
 import os
 import socket
 import sys
+from pathlib import Path
 
-from bench.rundir import check_storage
 from svae.errors import HarnessError
 from svae.interrupt import keep_sigterm
 
 ADDRESS_TIMEOUT_S = 5  # a cluster address that does not answer within this is an error, not a wait
+SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
 def check_address(address: str) -> None:
@@ -89,3 +91,39 @@ def stop_ray() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the mount holding path, from /proc/mounts (longest matching mount point)."""
+    path = path.resolve()
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and str(path).startswith(fields[1]) and len(fields[1]) > len(best):
+                best, kind = fields[1], fields[2]
+    except OSError:
+        pass
+    return kind
+
+
+def check_cluster_storage(address, storage) -> None:
+    """--storage where a cluster is joined; an address from RAY_ADDRESS, perhaps set unknowingly, is named so."""
+    if address and not storage:
+        where = "a path mounted on every node, or s3://..."  # trials write where every node reaches
+        if address == os.environ.get("RAY_ADDRESS"):
+            raise HarnessError(f"RAY_ADDRESS={address} (set in the environment) names a Ray cluster, which needs "
+                               f"--storage: {where}; or unset RAY_ADDRESS for a local cluster")
+        raise HarnessError(f"--address needs --storage: {where}")
+
+
+def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
+    """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
+    remote = {ip for ip in node_ips - local_ips if not ipaddress.ip_address(ip).is_loopback}
+    if "://" in storage or not remote:
+        return
+    kind = filesystem_type(Path(storage))
+    if not kind.startswith("fuse") and kind not in SHARED_FILESYSTEMS:
+        raise HarnessError(f"--storage {storage} is a local {kind} path, but the cluster has nodes on other "
+                           f"machines ({', '.join(sorted(remote))}); pass a path mounted on every node (NFS, ...) "
+                           f"or s3://...")

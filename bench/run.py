@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.cli import HelpFormatter, add_options
-from bench.cluster import check_address, start_ray, stop_ray
+from bench.cluster import check_address, check_cluster_storage, start_ray, stop_ray
 from bench.config_file import save_config, with_config_file
 from bench.dryrun import dry_run
 from bench.faults import FAULT_ENV, check_fault
@@ -34,7 +34,7 @@ from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_writable, choose_storage,
                           close_session, filesystem_fault, manifest_for, open_session, protocol_for,
-                          set_aside_ray_state, storage_name, write_owner, check_cluster_storage)
+                          set_aside_ray_state, storage_name, write_owner)
 from bench.seams import Seams
 from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_tracker, log_reports

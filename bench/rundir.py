@@ -8,7 +8,6 @@ run directory never trains into, or reads, the original's state.
 """
 import errno
 import getpass
-import ipaddress
 import json
 import os
 import platform
@@ -44,9 +43,6 @@ ADDED_LATER = {"gmm_fit_on": None, "search": None, "overrides": {}, "reference_s
 # what a session killed before it wrote the manifest leaves in a new run directory
 OWN_LEFTOVERS = {".lock", ".write-probe"}
 OWNER_FILE = "owner.json"  # in the storage: which sweep (run id) and run directory it belongs to
-
-
-SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p")
 
 
 def check_same_data(old: dict, now: dict, fix: str = "point --data-root at the original files, or start a new "
@@ -247,42 +243,6 @@ def check_writable(run_dir: Path) -> None:
     except OSError as e:
         raise HarnessError(f"cannot write to run directory {run_dir} ({e.strerror}); choose another --out "
                            f"or fix its permissions") from None
-
-
-def filesystem_type(path: Path) -> str:
-    """The type of the mount holding path, from /proc/mounts (longest matching mount point)."""
-    path = path.resolve()
-    best, kind = "", "unknown"
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 3 and str(path).startswith(fields[1]) and len(fields[1]) > len(best):
-                best, kind = fields[1], fields[2]
-    except OSError:
-        pass
-    return kind
-
-
-def check_cluster_storage(address, storage) -> None:
-    """--storage where a cluster is joined; an address from RAY_ADDRESS, perhaps set unknowingly, is named so."""
-    if address and not storage:
-        where = "a path mounted on every node, or s3://..."  # trials write where every node reaches
-        if address == os.environ.get("RAY_ADDRESS"):
-            raise HarnessError(f"RAY_ADDRESS={address} (set in the environment) names a Ray cluster, which needs "
-                               f"--storage: {where}; or unset RAY_ADDRESS for a local cluster")
-        raise HarnessError(f"--address needs --storage: {where}")
-
-
-def check_storage(storage: str, node_ips: set, local_ips: set) -> None:
-    """Trials on other machines must reach the storage: a URI, or a path on a shared filesystem."""
-    remote = {ip for ip in node_ips - local_ips if not ipaddress.ip_address(ip).is_loopback}
-    if "://" in storage or not remote:
-        return
-    kind = filesystem_type(Path(storage))
-    if not kind.startswith("fuse") and kind not in SHARED_FILESYSTEMS:
-        raise HarnessError(f"--storage {storage} is a local {kind} path, but the cluster has nodes on other "
-                           f"machines ({', '.join(sorted(remote))}); pass a path mounted on every node (NFS, ...) "
-                           f"or s3://...")
 
 
 def manifest_for(args, config: dict, grid: list, storage: str, gpus: float, weights_hash, data: dict) -> dict:

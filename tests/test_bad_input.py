@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench.models import MODELS
-from bench.rundir import check_storage
+from bench.cluster import check_storage
 from svae.errors import HarnessError
 from svae.trainer import load_checkpoint
 
