@@ -85,7 +85,9 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
             "stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s", "lr"]
     for status in re.findall(r'"status": ([^}]+?), "error"', doc)[0].split("|"):
         assert status.strip().strip('"') in ("finished", "failed", "interrupted")
-    assert set(results["metric"]) == {"fd_domain", "kd_domain", "precision", "recall", "density", "coverage"}
+    assert set(results["metric"]) == {"fd_domain", "kd_domain", "precision", "recall", "density", "coverage",
+                                      "nn_train_share"}  # the memorisation check, in pixels (documented)
+    assert set(results.loc[results["metric"] == "nn_train_share", "extractor"]) == {"pixels"}
     assert "fid" not in set(results["metric"])  # fd_domain is never stored as fid
 
 
