@@ -16,6 +16,8 @@ from bench.models import MODELS
 from svae.samplers import samplers_for
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
+# the small sweep's trials: one epoch on 256 images, since its tests read what the sweep writes, not how well it learns
+SWEEP = [*SMALL, "--set", "epochs=1", "train_subset=256"]
 OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
            "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--amp", "--data-root",
            "--download", "--resume", "--checkpoint-every"]
@@ -94,7 +96,7 @@ def small_sweep(tmp_path_factory):
     """Every registered model, two seeds, on synthetic data: the sweep as users run it, in a subprocess."""
     run_dir = tmp_path_factory.mktemp("sweep") / "run"
     started = time.time()
-    out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
+    out = run_cli([*SWEEP, "--seeds", "2", "--out", str(run_dir)])
     return run_dir, out, time.time() - started
 
 
@@ -148,11 +150,11 @@ def test_progress_lines_and_quiet_console(small_sweep):
 def test_same_command_again_refuses_and_changes_nothing(small_sweep):
     run_dir, _, _ = small_sweep
     before = {p: p.read_bytes() for p in run_dir.glob("*.*")}
-    out = run_cli([*SMALL, "--seeds", "2", "--out", str(run_dir)])
+    out = run_cli([*SWEEP, "--seeds", "2", "--out", str(run_dir)])
     assert out.returncode == 2 and "pass --resume" in out.stderr
-    out = run_cli([*SMALL, "--seeds", "1", "--out", str(run_dir), "--resume"])  # more seeds are allowed, fewer not
+    out = run_cli([*SWEEP, "--seeds", "1", "--out", str(run_dir), "--resume"])  # more seeds are allowed, fewer not
     assert out.returncode == 2 and "--seeds 1 is fewer than this sweep's 2" in out.stderr
-    out = run_cli([*SMALL, "--seeds", "2", "--models", "vae", "--out", str(run_dir), "--resume"])
+    out = run_cli([*SWEEP, "--seeds", "2", "--models", "vae", "--out", str(run_dir), "--resume"])
     assert out.returncode == 2 and "holds a different sweep (models:" in out.stderr
     assert {p: p.read_bytes() for p in run_dir.glob("*.*")} == before
 
