@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.result_counts import assert_row_counts
+
 pytestmark = pytest.mark.slow
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "svae", "vae",
@@ -129,6 +131,6 @@ def test_lost_worker_node_reschedules_its_trials(tmp_path):
         output, _ = driver.communicate(timeout=900)
         assert driver.returncode == 0, output[-3000:]
         assert "retrying" in output
-        assert len(pd.read_csv(run_dir / "results.csv")) == 2 * (12 + 3) * 6  # x 6 smoke figures
+        assert_row_counts(run_dir / "results.csv", 2 * (12 + 3) * 6)  # x 6 smoke figures
     finally:
         cluster.shutdown()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.result_counts import assert_row_counts
+
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
         "--max-concurrent", "1",  # one trial at a time: a kill after the first leaves the second unfinished
         "--checkpoint-every", "0",  # a checkpoint every epoch, as the lost-checkpoint race needs
@@ -73,7 +75,7 @@ def test_a_copied_run_directory_resumes_alone_and_the_original_is_untouched(tmp_
     assert "unfinished trials start again from their beginning" in out.stdout, out.stdout[-3000:]
     assert list((copy / "ray").glob("sweep-before-move-*/experiment_state-*.json"))  # kept, not deleted
     assert finished(copy) == {"synthetic-vae-s0", "synthetic-vae-s1"}
-    assert len(pd.read_csv(copy / "results.csv")) == 2 * 3 * 6  # vae: gmm, prior, recon x x_hat x 6 smoke figures
+    assert_row_counts(copy / "results.csv", 2 * 3 * 6)  # vae: gmm, prior, recon x x_hat x 6 smoke figures
     assert_same_results(copy, reference_sweep)
     assert snapshot(original) == before  # not a byte of the original changed, nor a file added
     assert json.loads((copy / "ray" / "owner.json").read_text())["run_dir"] == str(copy)

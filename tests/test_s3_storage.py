@@ -3,9 +3,9 @@ whose driver is killed completes on --resume and equals an uninterrupted run, an
 kept per node (in ~/.cache/svae-bench), not in the bucket. Real sweeps: marked slow."""
 import os
 
-import pandas as pd
 import pytest
 
+from tests.result_counts import assert_row_counts
 from tests.test_run_relocation import assert_same_results, kill_after_first_trial, sweep
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_a_sweep_on_s3_completes_and_caches_fid_statistics_per_node(s3, resumed)
     assert not any("fid-cache" in k for k in stored)  # object storage holds no cache: file locks need a filesystem
     cache = os.path.join(env["HOME"], ".cache", "svae-bench")
     assert os.listdir(cache)  # the node's own cache holds the real statistics
-    assert len(pd.read_csv(resumed / "results.csv")) == 2 * 3 * 6  # vae: 3 samplers x x_hat x 6 figures
+    assert_row_counts(resumed / "results.csv", 2 * 3 * 6)  # vae: 3 samplers x x_hat x 6 figures
 
 
 def test_driver_kill_and_resume_on_s3_equal_an_uninterrupted_sweep(resumed, reference_sweep):
