@@ -132,9 +132,19 @@ def missing_weights(weights_path=None) -> str | None:
     if weights_path is not None:
         return None if Path(weights_path).is_file() else f"FID weights file {weights_path} not found"
     folder = hub_checkpoints()
-    if any(path.exists() for path in (folder / FID_WEIGHTS_FILE, folder / converted_name(PACKAGE_FILE_SHA256))):
-        return None
-    return None if package_weights_file() is not None else str(_missing(folder))
+    return None if _local_weights(folder) is not None else str(_missing(folder))
+
+
+def _local_weights(folder: Path):
+    """The weights found without a download, in find_weights' order, as a function that loads them
+    (converting the package's once); None where there are none."""
+    if (folder / FID_WEIGHTS_FILE).exists():
+        return lambda: _pytorch_fid_file(folder / FID_WEIGHTS_FILE)
+    converted = folder / converted_name(PACKAGE_FILE_SHA256)
+    if converted.exists():
+        return lambda: _converted(converted, PACKAGE_FILE_SHA256)
+    source = package_weights_file()
+    return None if source is None else lambda: from_package(source, folder)
 
 
 def find_weights(weights_path=None) -> Weights:
@@ -147,14 +157,9 @@ def find_weights(weights_path=None) -> Weights:
                                       f"(--fid-weights PATH, weights_path=), or drop it and run `{INSTALL}`")
         return _pytorch_fid_file(path)
     folder = hub_checkpoints()
-    if (folder / FID_WEIGHTS_FILE).exists():
-        return _pytorch_fid_file(folder / FID_WEIGHTS_FILE)
-    converted = folder / converted_name(PACKAGE_FILE_SHA256)
-    if converted.exists():
-        return _converted(converted, PACKAGE_FILE_SHA256)
-    source = package_weights_file()
-    if source is not None:
-        return from_package(source, folder)
+    local = _local_weights(folder)
+    if local is not None:
+        return local()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(folder / FID_WEIGHTS_FILE), progress=False)
