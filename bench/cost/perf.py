@@ -241,6 +241,11 @@ def fid_rows(args) -> list:
     return rows if args.skip_distance else rows + distance_benchmark()
 
 
+def fid_tuning_rows(args) -> list:
+    from bench.cost.fid_tuning import fid_tuning_rows
+    return fid_tuning_rows(args)
+
+
 def evaluation_rows(args) -> list:
     return evaluation_benchmark(args.n or 100, args.batch_size, args.device, args.channels, args.size)
 
@@ -270,7 +275,8 @@ def memory_rows(args) -> list:
     return sweep_rows(args.device, "memory")
 
 
-# name -> (function of the parsed arguments returning rows, whether `all` runs it on a CPU, what it measures).
+# name -> (function of the parsed arguments returning rows, whether `all` runs it on a CPU (None: never, as
+# it needs the real FID weights and a dataset), what it measures).
 # A row: {"measure", "value", "target": [op, bound] or None, "note"}. The three sweep benchmarks share
 # one measured sweep per process.
 BENCHMARKS = {
@@ -282,6 +288,8 @@ BENCHMARKS = {
     "memory": (memory_rows, True, "peak resident memory of one trial and of the driver"),
     "eval": (evaluation_rows, True, "an SVAE trial's scoring: features per output against features once"),
     "fid": (fid_rows, True, "the FID engine against pytorch-fid: features and the distance"),
+    "fid-tuning": (fid_tuning_rows, None, "the FID Inception's CPU settings against pytorch-fid's layers, "
+                                           "timed and checked on Fashion-MNIST with the FID weights"),
 }
 
 
@@ -318,8 +326,8 @@ def main(argv=None) -> int:
                    help="all, or some of: " + "; ".join(f"{k}: {v[2]}" for k, v in BENCHMARKS.items()))
     p.add_argument("--out", default="perf", help="folder for results.json and results.md")
     p.add_argument("--n", type=int, default=None,
-                   help="images to featurise (fid 100, eval 100 per output) or to train on per round "
-                        "(train 200, throughput 2000)")
+                   help="images to featurise (fid 100, fid-tuning 100 per set, eval 100 per output) or to train on "
+                        "per round (train 200, throughput 2000)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default=str(pick_device(None)))
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
@@ -346,7 +354,8 @@ def run_benchmarks(args) -> int:
     if args.device.startswith("cuda"):  # float32 means float32: compare against references without TF32
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    names = ([k for k, v in BENCHMARKS.items() if v[1] or args.device != "cpu"] if "all" in args.what
+    names = ([k for k, v in BENCHMARKS.items() if v[1] or (v[1] is False and args.device != "cpu")]
+             if "all" in args.what
              else list(dict.fromkeys(args.what)))
     rows, seconds = [], {}
     for name in names:
