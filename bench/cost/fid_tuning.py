@@ -72,7 +72,8 @@ def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeat
     print(f"  {'variant':44s} {'images/s (median)':>17s} {'ratio':>6s} {'max |df|':>9s} {'rel':>9s} "
           f"{'FID rel diff':>12s}")
     for v in found:
-        ratio = float(np.median(np.array(seconds[reference]) / np.array(seconds[v])))
+        rounds = np.array(seconds[reference]) / np.array(seconds[v])
+        ratio = float(np.median(rounds))
         diff = np.abs(feats[v] - feats[reference]).max()
         relative = diff / np.abs(feats[reference]).max()
         second_feats = features(nets[v.fold_batch_norm], second, v.batch_size, device)
@@ -80,7 +81,7 @@ def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeat
         fid_ref = fid if v is reference else fid_ref
         fid_relative = abs(fid - fid_ref) / abs(fid_ref)
         print(f"  {v.name:44s} {len(first) / np.median(seconds[v]):17.2f} {ratio:6.3f} {diff:9.2e} {relative:9.2e} "
-              f"{fid_relative:12.2e}   FID {fid:.6f}")
+              f"{fid_relative:12.2e}   FID {fid:.6f}; rounds {' '.join(f'{r:.3f}' for r in rounds)}")
         if v is not reference:
             rows.append({"measure": f"FID Inception, {v.name}: images/s / pytorch-fid's layers' (median ratio)",
                          "value": ratio, "target": None,
