@@ -20,12 +20,13 @@ import torch
 from bench.faults import injected, kill_worker
 from bench.gamma import gamma_check
 from bench.memorisation import METRIC as MEMORISATION_METRIC
-from bench.memorisation import memorisation
+from bench.memorisation import memorisation, nearest_training
 from bench.models import MODELS, build_model
 from bench.presets import Settings
 from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
 from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
+from svae.preview import PREVIEW_IMAGES, preview_of, write_preview
 from svae.samplers import decode, mix_halves, orient_components, oriented, sample_latents, samplers_for
 from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
@@ -173,14 +174,17 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
     scorers = {backbone: make_scorer(backbone, evaluation) for backbone in settings.backbones()}
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
-    rows, facts = [], {}
+    rows, facts, grids, nearest = [], {}, {}, None
     for sampler, outputs in generate(spec, settings, model, train, test, orientation, facts):
-        grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
+        grid = grids[sampler] = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", npz_bytes(grid))
+        if sampler == MODELS[spec.model].compared_at:  # the images the nearest-training-image figure shows
+            nearest = nearest_training(sampler, grid["x_hat"][:PREVIEW_IMAGES], train)
         rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
         rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
+    write_preview(folder, preview_of(grids, nearest))  # what the reports show, without the arrays
     atomic_write_json(folder / "sampler_facts.json", facts)
     return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
 

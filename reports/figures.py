@@ -18,7 +18,7 @@ from reports.forest import forest_plot
 from reports.headline import headline
 from reports.history_figures import epochs_figure, objective_figure, training_curves
 from reports.plotting import dataset_panels, fit_title, value_scale
-from reports.rundir import Run
+from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
 
 GRID_COLUMNS = 8  # images per row of a sample grid
@@ -47,10 +47,11 @@ def render_figures(run: Run, write) -> list:
             for seed, trial_id in run.trials(dataset, model):  # split models: every seed's decomposition
                 if trial_id not in finished:
                     continue
-                _, samples = run.generated(trial_id)
-                if samples is not None and all(k in samples for k in DECOMPOSITION):
+                sampler, preview = run.generated(trial_id)
+                if preview is not None and all(k in preview.images[sampler] for k in DECOMPOSITION):
                     figures.append((f"split_{dataset}_{model}_s{seed}", decomposition_grid(
-                        samples, f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
+                        preview.images[sampler], preview.sigma_shares[sampler],
+                        f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
         figures.append((f"epochs_{dataset}", epochs_figure(run, dataset)))
         figures.append((f"curves_{dataset}", training_curves(run, dataset)))
         figures.append((f"objective_{dataset}", objective_figure(run, dataset)))
@@ -181,10 +182,11 @@ def _show(ax, images: np.ndarray, title: str) -> None:
     ax.set_axis_off()
 
 
-def decomposition_grid(samples: dict, title: str):
+def decomposition_grid(samples: dict, sigma_shares: list, title: str):
     """sigma, x1, x2 and x_hat of the same latent samples, one row each (the paper's figure); sigma on
-    a colour scale from 0 to 1, the composition written out, the high-frequency share explained."""
-    kind, share = split_kind(samples["sigma"])
+    a colour scale from 0 to 1, the composition written out, the high-frequency share (of every saved
+    sigma map: sigma_shares) explained."""
+    kind, share = split_kind(sigma_shares)
     figure = Figure(figsize=(8, 5.6), layout="constrained")
     axes = figure.subplots(len(DECOMPOSITION), 1)
     for ax, name in zip(axes, DECOMPOSITION):
@@ -203,9 +205,19 @@ def decomposition_grid(samples: dict, title: str):
 
 
 def _generated(run: Run, trial_id: str, sampler: str) -> tuple:
-    """(sampler, samples) at the model's own sampler when the trial saved it, else its first generator."""
-    samples = run.samples(trial_id, sampler)
-    return (sampler, samples) if samples is not None else run.generated(trial_id)
+    """(sampler, images) at the model's own sampler when the trial saved it, else its first generator;
+    (None, None) where it saved neither."""
+    preview = run.preview(trial_id)
+    if preview is None:
+        return None, None
+    found = sampler if sampler in preview.images else preview.first_of(GENERATORS)
+    return (found, preview.images[found]) if found is not None else (None, None)
+
+
+def _images(run: Run, trial_id: str, name: str):
+    """{output: images} of one of a trial's preview sets (a sampler), or None where it has none."""
+    preview = run.preview(trial_id)
+    return preview.images.get(name) if preview is not None else None
 
 
 def sample_grid(run: Run, dataset: str):
@@ -217,7 +229,7 @@ def sample_grid(run: Run, dataset: str):
         trials = [(s, t) for s, t in run.trials(dataset, model) if t in finished]
         for seed, trial_id in trials[:1]:
             sampler, samples = _generated(run, trial_id, run.compared_at(model))
-            recon = run.samples(trial_id, "recon")
+            recon = _images(run, trial_id, "recon")
             if real is None and recon is not None and "original" in recon:
                 real = recon["original"]
             if samples is None:
@@ -243,7 +255,7 @@ def reconstructions(run: Run, dataset: str):
     rows = []
     for model in run.models:
         for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in finished][:1]:
-            recon = run.samples(trial_id, "recon")
+            recon = _images(run, trial_id, "recon")
             if recon is not None and "original" in recon and "x_hat" in recon:
                 rows.append((np.concatenate([recon["original"][:GRID_COLUMNS], recon["x_hat"][:GRID_COLUMNS]]),
                              f"{run.label(model)}, seed {seed}"))
