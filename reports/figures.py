@@ -1,6 +1,6 @@
 """Figures (figures/*.png and *.pdf): the headline, the claims' forest plot, the deciding metric per
-sampler, precision-recall, sample grids, reconstructions, split decompositions, quality against
-epochs and training curves (the last three in reports/history_figures.py).
+sampler, precision-recall, sample grids, reconstructions, samples beside their nearest training images,
+split decompositions, quality against epochs and training curves (the last three in reports/history_figures.py).
 
 Each plotting function returns a matplotlib Figure (tests read its axes); `render_figures` saves
 them. Figures are built on matplotlib.figure.Figure, not pyplot, so no GUI backend or global state
@@ -20,6 +20,7 @@ from reports.history_figures import epochs_figure, objective_figure, training_cu
 from reports.plotting import dataset_panels, fit_title, value_scale
 from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
+from svae.preview import NEAREST
 
 GRID_COLUMNS = 8  # images per row of a sample grid
 DECOMPOSITION = ("sigma", "x1", "x2", "x_hat")
@@ -43,6 +44,7 @@ def render_figures(run: Run, write) -> list:
         figures.append((f"prdc_{dataset}", prdc_scatter(run, dataset)))
         figures.append((f"samples_{dataset}", sample_grid(run, dataset)))
         figures.append((f"recon_{dataset}", reconstructions(run, dataset)))
+        figures.append((f"nearest_{dataset}", nearest_training_images(run, dataset)))
         for model in run.models:
             for seed, trial_id in run.trials(dataset, model):  # split models: every seed's decomposition
                 if trial_id not in finished:
@@ -265,4 +267,38 @@ def reconstructions(run: Run, dataset: str):
     for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
         _show(ax, images, f"{title}: test images (top row), their reconstructions (bottom row)")
     fit_title(figure, f"{run.dataset_label(dataset)}: reconstructions of test images")
+    return figure
+
+
+def nearest_training_images(run: Run, dataset: str):
+    """Per model (lowest finished seed whose preview recorded them): its first samples at its own sampler
+    over the training images nearest to them in pixels, each pair's distance and the training image's
+    index under it; None where no trial recorded them (trials from before the record)."""
+    finished = run.finished_ids()
+    rows = []
+    for model in run.models:
+        for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in finished]:
+            preview = run.preview(trial_id)
+            if preview is not None and preview.nearest is not None:
+                rows.append((preview, f"{run.label(model)}: {preview.nearest['sampler']} sampler, seed {seed}"))
+                break
+    if not rows:
+        return None
+    figure = Figure(figsize=(7, 0.5 + 2.3 * len(rows)), layout="constrained")
+    for ax, (preview, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
+        pairs = preview.images[NEAREST]
+        ax.imshow(tile(np.concatenate([pairs["sample"], pairs["train"]]), columns=len(pairs["sample"])),
+                  cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        width = pairs["sample"].shape[-1]
+        ax.set_xticks([i * (width + 1) + (width - 1) / 2 for i in range(len(pairs["sample"]))],
+                      [f"{d:.2f}\n#{i}" for d, i in zip(preview.nearest["distance"], preview.nearest["train_index"])],
+                      fontsize=7)
+        ax.set_yticks([])
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        ax.set_title(f"{title}: samples (top), nearest training images (bottom)", loc="left", fontsize=9)
+    figure.supxlabel("under each pair: pixel L2 distance (pixels in [0, 1]), #index of the training image",
+                     fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: samples beside their nearest training images")
     return figure

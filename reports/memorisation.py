@@ -62,6 +62,16 @@ def memorisation_section(run: Run) -> list:
     return lines
 
 
+def nearest_line(figures: list) -> str:
+    """Where to see the samples beside their nearest training images, or why there is no such figure."""
+    found = [f for f in figures if f.startswith("figures/nearest_")]
+    if found:
+        return "Each model's samples beside their nearest training images: " + ", ".join(
+            f"[{f.removeprefix('figures/').removesuffix('.png')}]({f})" for f in found) + "."
+    return ("No figure of samples beside their nearest training images: this run's trials predate that record "
+            "(trials/<id>/preview/index.json, \"nearest\"); only a new run draws it.")
+
+
 def _components_text(run: Run, dataset: str, model: str) -> str:
     """Each seed's chosen count; one at the top of the counts tried is marked, since the held-out
     likelihood may have gone on rising beyond it (a larger gmm.components would try more)."""

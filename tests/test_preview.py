@@ -10,8 +10,12 @@ import pytest
 from PIL import Image
 
 from bench.memorisation import nearest_training
+from reports.figures import nearest_training_images
+from reports.memorisation import nearest_line
+from reports.rundir import load_run
 from svae.errors import HarnessError
 from svae.preview import PREVIEW_IMAGES, load_preview, preview_of, write_preview
+from tests.report_fixtures import make_run, trial_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +93,23 @@ def test_the_committed_study_tracks_previews_and_no_arrays_or_weights():
     assert [f for f in tracked if f.endswith((".npz", ".npy", ".pt", ".pth"))] == []
     previews = [f for f in tracked if "/preview/" in f]
     assert any(f.endswith("/preview/index.json") for f in previews) and any(f.endswith(".png") for f in previews)
+
+
+def test_the_nearest_figure_shows_each_models_pairs_and_is_left_out_without_them(tmp_path):
+    run_dir = make_run(tmp_path)
+    run = load_run(run_dir)
+    assert nearest_training_images(run, "mnist") is None  # the fixture's trials predate the record
+    assert nearest_line([]).startswith("No figure of samples beside their nearest training images")
+    rng = np.random.default_rng(3)
+    train = rng.integers(0, 256, (20, 1, 32, 32), dtype=np.uint8)
+    for model in ("svae", "vae"):
+        folder = run_dir / "trials" / trial_id("mnist", model, 0)
+        samples = np.stack([train[4], train[9], train[9] // 2])  # two copies, one darker
+        write_preview(folder, preview_of({"gmm": {"x_hat": samples}}, nearest_training("gmm", samples, train)))
+    figure = nearest_training_images(load_run(run_dir), "mnist")
+    assert [ax.get_title(loc="left") for ax in figure.axes] == [
+        f"{label}: gmm sampler, seed 0: samples (top), nearest training images (bottom)" for label in ("SVAE", "VAE")]
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert ticks[:2] == ["0.00\n#4", "0.00\n#9"] and len(ticks) == 3
+    assert nearest_line(["figures/samples_mnist.png", "figures/nearest_mnist.png"]) == (
+        "Each model's samples beside their nearest training images: [nearest_mnist](figures/nearest_mnist.png).")
