@@ -19,8 +19,8 @@ from reports.claims import check_claims, split_kind, split_kinds
 from reports.figures import decomposition_grid, metric_by_sampler, sample_grid
 from reports.history_figures import training_curves
 from reports.rundir import load_run
-from svae.preview import high_frequency_share
 from reports.stats import decide_interval, decide_p, holm, paired_p, t_interval, welch_interval, welch_p
+from svae.preview import high_frequency_share
 from tests.report_fixtures import (COMMAND, SVAE_GMM, VAE_GMM, blobs, checkerboard, make_run,
                                    trial_id)
 
