@@ -27,7 +27,8 @@ from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
 from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 from svae.preview import PREVIEW_IMAGES, preview_of, write_preview
-from svae.samplers import decode, mix_halves, orient_components, oriented, sample_latents, samplers_for
+from svae.samplers import (decode, interpolation_latents, mix_halves, orient_components, oriented, sample_latents,
+                           samplers_for)
 from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
 REFERENCE_SPLIT = "test"
@@ -184,7 +185,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
             nearest = nearest_training(sampler, grid["x_hat"][:PREVIEW_IMAGES], train)
         rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
         rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
-    write_preview(folder, preview_of(grids, nearest))  # what the reports show, without the arrays
+    write_preview(folder, preview_of(grids, nearest, interpolation(model, test[:2], orientation)))  # what reports show
     atomic_write_json(folder / "sampler_facts.json", facts)
     return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
 
@@ -196,6 +197,13 @@ def generate(spec: TrialSpec, settings: Settings, model, train, test, orientatio
         z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
                            gmm=settings.gmm, seed=spec.seed, facts=facts)
         yield sampler, oriented(decode(model, z), orientation)
+
+
+def interpolation(model, ends, orientation) -> dict:
+    """Two reference images and the x_hat decoded along the line between their posterior means (the
+    preview's interpolation figure)."""
+    steps = oriented(decode(model, interpolation_latents(model, ends, PREVIEW_IMAGES)), orientation)
+    return {"ends": np.asarray(ends), "x_hat": _to_uint8(steps["x_hat"])}
 
 
 def memorisation_row(sampler: str, images, train, test) -> dict:

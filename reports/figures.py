@@ -1,6 +1,7 @@
 """Figures (figures/*.png and *.pdf): the headline, the claims' forest plot, the deciding metric per
 sampler, precision-recall, sample grids, reconstructions, samples beside their nearest training images,
-split decompositions, quality against epochs and training curves (the last three in reports/history_figures.py).
+interpolations, split decompositions, quality against epochs and training curves (the last three in
+reports/history_figures.py).
 
 Each plotting function returns a matplotlib Figure (tests read its axes); `render_figures` saves
 them. Figures are built on matplotlib.figure.Figure, not pyplot, so no GUI backend or global state
@@ -20,7 +21,7 @@ from reports.history_figures import epochs_figure, objective_figure, training_cu
 from reports.plotting import dataset_panels, fit_title, value_scale
 from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
-from svae.preview import NEAREST
+from svae.preview import ENDS, INTERPOLATION, NEAREST
 
 GRID_COLUMNS = 8  # images per row of a sample grid
 DECOMPOSITION = ("sigma", "x1", "x2", "x_hat")
@@ -45,6 +46,7 @@ def render_figures(run: Run, write) -> list:
         figures.append((f"samples_{dataset}", sample_grid(run, dataset)))
         figures.append((f"recon_{dataset}", reconstructions(run, dataset)))
         figures.append((f"nearest_{dataset}", nearest_training_images(run, dataset)))
+        figures.append((f"interpolation_{dataset}", interpolations(run, dataset)))
         for model in run.models:
             for seed, trial_id in run.trials(dataset, model):  # split models: every seed's decomposition
                 if trial_id not in finished:
@@ -270,6 +272,18 @@ def reconstructions(run: Run, dataset: str):
     return figure
 
 
+def _labelled_columns(ax, images: np.ndarray, columns: int, labels: list, title: str) -> None:
+    """images tiled `columns` to a row, a label under each column."""
+    ax.imshow(tile(images, columns=columns), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    width = images.shape[-1]
+    ax.set_xticks([i * (width + 1) + (width - 1) / 2 for i in range(columns)], labels, fontsize=7)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title, loc="left", fontsize=9)
+
+
 def nearest_training_images(run: Run, dataset: str):
     """Per model (lowest finished seed whose preview recorded them): its first samples at its own sampler
     over the training images nearest to them in pixels, each pair's distance and the training image's
@@ -286,19 +300,35 @@ def nearest_training_images(run: Run, dataset: str):
         return None
     figure = Figure(figsize=(7, 0.5 + 2.3 * len(rows)), layout="constrained")
     for ax, (preview, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
-        pairs = preview.images[NEAREST]
-        ax.imshow(tile(np.concatenate([pairs["sample"], pairs["train"]]), columns=len(pairs["sample"])),
-                  cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        width = pairs["sample"].shape[-1]
-        ax.set_xticks([i * (width + 1) + (width - 1) / 2 for i in range(len(pairs["sample"]))],
-                      [f"{d:.2f}\n#{i}" for d, i in zip(preview.nearest["distance"], preview.nearest["train_index"])],
-                      fontsize=7)
-        ax.set_yticks([])
-        ax.tick_params(length=0)
-        for side in ax.spines.values():
-            side.set_visible(False)
-        ax.set_title(f"{title}: samples (top), nearest training images (bottom)", loc="left", fontsize=9)
+        pairs, found = preview.images[NEAREST], preview.nearest
+        _labelled_columns(ax, np.concatenate([pairs["sample"], pairs["train"]]), len(pairs["sample"]),
+                          [f"{d:.2f}\n#{i}" for d, i in zip(found["distance"], found["train_index"])],
+                          f"{title}: samples (top), nearest training images (bottom)")
     figure.supxlabel("under each pair: pixel L2 distance (pixels in [0, 1]), #index of the training image",
                      fontsize=8)
     fit_title(figure, f"{run.dataset_label(dataset)}: samples beside their nearest training images")
+    return figure
+
+
+def interpolations(run: Run, dataset: str):
+    """Per model (lowest finished seed whose preview holds one): two test images at the ends of a row, and
+    between them x_hat decoded along the straight line between their posterior means; None where no
+    trial recorded one."""
+    rows = []
+    for model in run.models:
+        for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in run.finished_ids()]:
+            preview = run.preview(trial_id)
+            if preview is not None and INTERPOLATION in preview.images:
+                ends, steps = preview.images[ENDS]["original"], preview.images[INTERPOLATION]["x_hat"]
+                rows.append((np.concatenate([ends[:1], steps, ends[1:]]), f"{run.label(model)}, seed {seed}"))
+                break
+    if not rows:
+        return None
+    figure = Figure(figsize=(8, 0.6 + 1.25 * len(rows)), layout="constrained")
+    for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
+        _labelled_columns(ax, images, len(images),
+                          ["test"] + [f"{t:.2f}" for t in np.linspace(0, 1, len(images) - 2)] + ["test"], title)
+    figure.supxlabel("t: the position on the line from the first test image's posterior mean (0) to the "
+                     "second's (1), decoded", fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: interpolations between two test images")
     return figure

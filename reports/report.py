@@ -18,7 +18,7 @@ from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_cl
 from reports.figures import render_figures
 from reports.plotting import caption
 from reports.headline import headline
-from reports.memorisation import memorisation_section, nearest_line
+from reports.memorisation import memorisation_section, preview_figure_lines
 from reports.rundir import Run, load_run, ordered
 from svae.contract import METRIC_ORDER, metric_label, network_words
 from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
@@ -70,7 +70,8 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines = [f"# Run report: {m.get('name', run.path.name)}", ""]
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
-    lines += _headline_section(run, figures) + [""] + memorisation_section(run) + ["", nearest_line(figures), ""]
+    lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
+    lines += [f"{line}\n" for line in preview_figure_lines(figures)]
     lines += _verdict_section(run, verdicts, figures) + [""]
     lines += _glossary(run) + [""] + _networks_section(run) + [""]
     lines += _search_section(m.get("search"), m.get("wall_time_s"))

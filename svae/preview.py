@@ -1,15 +1,17 @@
 """A trial's preview (trials/<id>/preview/): what the reports show of its samples, small enough to commit.
 
 The reports draw a few images per output (sample grids, reconstructions, the split figure), the
-split kind of the saved sigma maps, and each model's first samples beside their nearest training
-images. The trial writes them here from the same arrays it saves as samples/<sampler>.npz, so a
-published run keeps kilobytes of previews instead of megabytes of arrays:
+split kind of the saved sigma maps, each model's first samples beside their nearest training
+images, and an interpolation between two test images. The trial writes them here from the arrays
+it saves as samples/<sampler>.npz, so a published run keeps kilobytes of previews instead of
+megabytes of arrays:
 
     preview/index.json  {"images": {set: {"count": N, "rows": [output, ...], "channels": [1 or 3, ...]}},
                          "sigma_shares": {sampler: [high-frequency share of each saved map, null if flat]},
                          "nearest": {"sampler", "distance": [...], "train_index": [...]} or null}
     preview/<set>.png   lossless 8-bit: a row per output (index.json's order), N images side by side;
-                        a set is a sampler, or "nearest" (rows "sample" and "train")
+                        a set is a sampler, "nearest" (rows "sample" and "train"), "interpolation"
+                        (row "x_hat": decoded along a latent line) or "interpolation-ends" ("original")
 
 `preview_of` is the one path from arrays to a preview: the trial's, and `load_preview`'s for a trial
 written before previews existed (samples/*.npz but no preview/), which it derives in memory.
@@ -30,6 +32,7 @@ from svae.io import atomic_write_bytes, atomic_write_json
 PREVIEW_IMAGES = 8  # images per output: one row of the reports' grids
 FOLDER, INDEX = "preview", "index.json"
 NEAREST = "nearest"  # the image set of samples ("sample") over their nearest training images ("train")
+INTERPOLATION, ENDS = "interpolation", "interpolation-ends"  # x_hat along a latent line; its two real ends
 HIGH_FREQUENCY = 0.25  # cycles per pixel: wavelengths shorter than 4 pixels
 FLAT_STD = 0.01  # a sigma map whose std (sigma in [0, 1]) is below this mixes nothing: no share
 
@@ -55,10 +58,11 @@ def high_frequency_share(sigma_map: np.ndarray):
     return float(power[radius > HIGH_FREQUENCY].sum() / power.sum())
 
 
-def preview_of(samples: dict, nearest: dict | None = None) -> Preview:
+def preview_of(samples: dict, nearest: dict | None = None, interpolation: dict | None = None) -> Preview:
     """samples: sampler -> {output: uint8 N x C x H x W} (all saved images: the sigma shares use every
     map); nearest: {"sampler", "distance", "train_index", "train": uint8 images} of the first samples
-    of a sampler's x_hat (bench/memorisation.py nearest_training), or None."""
+    of a sampler's x_hat (bench/memorisation.py nearest_training), or None; interpolation: {"ends": the
+    two real images, "x_hat": uint8 images decoded between them} (bench/trial.py interpolation), or None."""
     images = {sampler: {name: np.asarray(a)[:PREVIEW_IMAGES] for name, a in outputs.items()}
               for sampler, outputs in samples.items()}
     shares = {sampler: [high_frequency_share(m) for m in outputs["sigma"].reshape(-1, *outputs["sigma"].shape[-2:])]
@@ -69,6 +73,9 @@ def preview_of(samples: dict, nearest: dict | None = None) -> Preview:
         images[NEAREST] = {"sample": images[nearest["sampler"]]["x_hat"][:len(train)], "train": train}
         record = {"sampler": nearest["sampler"], "distance": [float(d) for d in nearest["distance"]],
                   "train_index": [int(i) for i in nearest["train_index"]]}
+    if interpolation is not None:
+        images[INTERPOLATION] = {"x_hat": np.asarray(interpolation["x_hat"])}
+        images[ENDS] = {"original": np.asarray(interpolation["ends"])}
     return Preview(images, shares, record)
 
 

@@ -1,20 +1,27 @@
 """A trial's preview (svae/preview.py): the images and sigma figures the reports show, written as PNG and
 JSON from the trial's arrays and read back equal; a trial without one is previewed from its .npz; the
-committed study holds previews and no arrays (issue 27: no sample arrays in results/)."""
+committed study holds previews and no arrays (issue 27: no sample arrays in results/). The figures drawn
+from what only previews record (issue 24): samples beside their nearest training images, interpolations."""
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bench.memorisation import nearest_training
-from reports.figures import nearest_training_images
-from reports.memorisation import nearest_line
+from bench.models import build_model
+from bench.presets import smoke
+from bench.trial import interpolation
+from reports.figures import interpolations, nearest_training_images
+from reports.memorisation import preview_figure_lines
 from reports.rundir import load_run
+from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.preview import PREVIEW_IMAGES, load_preview, preview_of, write_preview
+from svae.samplers import decode, latent_means
 from tests.report_fixtures import make_run, trial_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +106,9 @@ def test_the_nearest_figure_shows_each_models_pairs_and_is_left_out_without_them
     run_dir = make_run(tmp_path)
     run = load_run(run_dir)
     assert nearest_training_images(run, "mnist") is None  # the fixture's trials predate the record
-    assert nearest_line([]).startswith("No figure of samples beside their nearest training images")
+    assert [line.split(":")[0] for line in preview_figure_lines([])] == [
+        "No figure of each model's samples beside their nearest training images",
+        "No figure of interpolations between two test images"]
     rng = np.random.default_rng(3)
     train = rng.integers(0, 256, (20, 1, 32, 32), dtype=np.uint8)
     for model in ("svae", "vae"):
@@ -111,5 +120,36 @@ def test_the_nearest_figure_shows_each_models_pairs_and_is_left_out_without_them
         f"{label}: gmm sampler, seed 0: samples (top), nearest training images (bottom)" for label in ("SVAE", "VAE")]
     ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert ticks[:2] == ["0.00\n#4", "0.00\n#9"] and len(ticks) == 3
-    assert nearest_line(["figures/samples_mnist.png", "figures/nearest_mnist.png"]) == (
+    assert preview_figure_lines(["figures/samples_mnist.png", "figures/nearest_mnist.png"])[0] == (
         "Each model's samples beside their nearest training images: [nearest_mnist](figures/nearest_mnist.png).")
+
+
+def test_an_interpolation_decodes_the_line_between_two_posterior_means_ends_included():
+    torch.manual_seed(0)
+    spec = SPECS["synthetic"]
+    model = build_model("svae", spec, smoke("synthetic").model)
+    ends = torch.randint(0, 256, (2, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    found = interpolation(model, ends, {"swapped": True, "mean_sigma": 0.4})
+    assert found["x_hat"].shape == (PREVIEW_IMAGES, spec.channels, spec.size, spec.size)
+    np.testing.assert_array_equal(found["ends"], ends.numpy())
+    for step, image in ((0, ends[:1]), (-1, ends[1:])):  # t = 0 and 1: the decoded posterior mean of each end
+        expected = (decode(model, latent_means(model, image))["x_hat"].clamp(0, 1) * 255).round().to(torch.uint8)
+        np.testing.assert_array_equal(found["x_hat"][step], expected[0].numpy())
+
+
+def test_the_interpolation_figure_puts_the_test_images_at_the_ends_of_each_row(tmp_path):
+    run_dir = make_run(tmp_path)
+    assert interpolations(load_run(run_dir), "mnist") is None  # no trial recorded one
+    rng = np.random.default_rng(4)
+    steps, ends = (rng.integers(0, 256, (n, 1, 32, 32), dtype=np.uint8) for n in (8, 2))
+    write_preview(run_dir / "trials" / trial_id("mnist", "vae", 0),
+                  preview_of({"gmm": {"x_hat": steps}}, interpolation={"ends": ends, "x_hat": steps}))
+    figure = interpolations(load_run(run_dir), "mnist")
+    [ax] = figure.axes
+    assert ax.get_title(loc="left") == "VAE, seed 0"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "test", "0.00", "0.14", "0.29", "0.43", "0.57", "0.71", "0.86", "1.00", "test"]
+    shown = ax.get_images()[0].get_array()
+    np.testing.assert_array_equal(shown[:, :32], ends[0, 0])  # the first test image, then a 1-pixel gap
+    np.testing.assert_array_equal(shown[:, 33:65], steps[0, 0])
+    np.testing.assert_array_equal(shown[:, -32:], ends[1, 0])
