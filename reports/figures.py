@@ -284,18 +284,22 @@ def _labelled_columns(ax, images: np.ndarray, columns: int, labels: list, title:
     ax.set_title(title, loc="left", fontsize=9)
 
 
+def _recorded(run: Run, dataset: str, holds) -> list:
+    """(model, seed, preview) per model: its lowest finished seed whose preview `holds` what a figure needs."""
+    finished, found = run.finished_ids(), []
+    for model in run.models:
+        previews = ((seed, run.preview(t)) for seed, t in run.trials(dataset, model) if t in finished)
+        first = next(((seed, p) for seed, p in previews if p is not None and holds(p)), None)
+        found += [(model, *first)] if first else []
+    return found
+
+
 def nearest_training_images(run: Run, dataset: str):
     """Per model (lowest finished seed whose preview recorded them): its first samples at its own sampler
     over the training images nearest to them in pixels, each pair's distance and the training image's
     index under it; None where no trial recorded them (trials from before the record)."""
-    finished = run.finished_ids()
-    rows = []
-    for model in run.models:
-        for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in finished]:
-            preview = run.preview(trial_id)
-            if preview is not None and preview.nearest is not None:
-                rows.append((preview, f"{run.label(model)}: {preview.nearest['sampler']} sampler, seed {seed}"))
-                break
+    rows = [(preview, f"{run.label(model)}: {preview.nearest['sampler']} sampler, seed {seed}")
+            for model, seed, preview in _recorded(run, dataset, lambda p: p.nearest is not None)]
     if not rows:
         return None
     figure = Figure(figsize=(7, 0.5 + 2.3 * len(rows)), layout="constrained")
@@ -314,14 +318,9 @@ def interpolations(run: Run, dataset: str):
     """Per model (lowest finished seed whose preview holds one): two test images at the ends of a row, and
     between them x_hat decoded along the straight line between their posterior means; None where no
     trial recorded one."""
-    rows = []
-    for model in run.models:
-        for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in run.finished_ids()]:
-            preview = run.preview(trial_id)
-            if preview is not None and INTERPOLATION in preview.images:
-                ends, steps = preview.images[ENDS]["original"], preview.images[INTERPOLATION]["x_hat"]
-                rows.append((np.concatenate([ends[:1], steps, ends[1:]]), f"{run.label(model)}, seed {seed}"))
-                break
+    rows = [(np.concatenate([p.images[ENDS]["original"][:1], p.images[INTERPOLATION]["x_hat"],
+                             p.images[ENDS]["original"][1:]]), f"{run.label(model)}, seed {seed}")
+            for model, seed, p in _recorded(run, dataset, lambda p: INTERPOLATION in p.images)]
     if not rows:
         return None
     figure = Figure(figsize=(8, 0.6 + 1.25 * len(rows)), layout="constrained")

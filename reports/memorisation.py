@@ -62,22 +62,6 @@ def memorisation_section(run: Run) -> list:
     return lines
 
 
-PREVIEW_FIGURES = (("nearest", "each model's samples beside their nearest training images"),
-                   ("interpolation", "interpolations between two test images"))  # drawn only where trials recorded them
-
-
-def preview_figure_lines(figures: list) -> list:
-    """Per figure that only trials' previews record (PREVIEW_FIGURES): where to see it, or why it is absent."""
-    lines = []
-    for kind, what in PREVIEW_FIGURES:
-        found = [f for f in figures if f.startswith(f"figures/{kind}_")]
-        lines.append(what[0].upper() + what[1:] + ": " + ", ".join(
-            f"[{f.removeprefix('figures/').removesuffix('.png')}]({f})" for f in found) + "." if found else
-            f"No figure of {what}: this run's trials predate that record (trials/<id>/preview/index.json); "
-            "only a new run draws it.")
-    return lines
-
-
 def _components_text(run: Run, dataset: str, model: str) -> str:
     """Each seed's chosen count; one at the top of the counts tried is marked, since the held-out
     likelihood may have gone on rising beyond it (a larger gmm.components would try more)."""

@@ -18,7 +18,7 @@ from reports.claims import CONFIDENCE, HIGH_FREQUENCY, SYNTACTIC_SHARE, check_cl
 from reports.figures import render_figures
 from reports.plotting import caption
 from reports.headline import headline
-from reports.memorisation import memorisation_section, preview_figure_lines
+from reports.memorisation import memorisation_section
 from reports.rundir import Run, load_run, ordered
 from svae.contract import METRIC_ORDER, metric_label, network_words
 from reports.tables import MISSING, arrow, build_tables, fd_domain_warning, to_csv, to_latex, to_markdown
@@ -110,6 +110,22 @@ def _headline_section(run: Run, figures: list) -> list:
                          f"{e.sampler} | {value} | {versus} |")
     if "figures/headline.png" in figures:
         lines += ["", "![headline](figures/headline.png)"]
+    return lines
+
+
+PREVIEW_FIGURES = (("nearest", "each model's samples beside their nearest training images"),
+                   ("interpolation", "interpolations between two test images"))  # drawn only where trials recorded them
+
+
+def preview_figure_lines(figures: list) -> list:
+    """Per figure that only trials' previews record (PREVIEW_FIGURES): where to see it, or why it is absent."""
+    lines = []
+    for kind, what in PREVIEW_FIGURES:
+        found = [f for f in figures if f.startswith(f"figures/{kind}_")]
+        lines.append(what[0].upper() + what[1:] + ": " + ", ".join(
+            f"[{f.removeprefix('figures/').removesuffix('.png')}]({f})" for f in found) + "." if found else
+            f"No figure of {what}: this run's trials predate that record (trials/<id>/preview/index.json); "
+            "only a new run draws it.")
     return lines
 
 

@@ -16,7 +16,7 @@ from bench.models import build_model
 from bench.presets import smoke
 from bench.trial import interpolation
 from reports.figures import interpolations, nearest_training_images
-from reports.memorisation import preview_figure_lines
+from reports.report import preview_figure_lines
 from reports.rundir import load_run
 from svae.data import SPECS
 from svae.errors import HarnessError
