@@ -233,9 +233,12 @@ def score_sampler(scorers: dict, spec: TrialSpec, sampler: str, outputs: dict, s
             for row in score_outputs(scorers[backbone], spec, sampler, outputs, settings, split)]
 
 
-def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str) -> list:
-    """results.csv rows (without the trial's columns): one per scored output and metric figure."""
-    reference = scorer.reference(spec.dataset, split, settings.fid_samples, SPECS[spec.dataset].preprocessing)
+def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str,
+                  reference=None) -> list:
+    """results.csv rows (without the trial's columns): one per scored output and metric figure, against
+    `reference` (bench.metrics Reference), by default the scorer's statistics of the dataset's split."""
+    reference = reference or scorer.reference(spec.dataset, split, settings.fid_samples,
+                                              SPECS[spec.dataset].preprocessing)
     extractor = scorer.extractor(spec.dataset)
     rows = []
     for output, feats in output_features(extractor, outputs, MODELS[spec.model].outputs).items():
