@@ -30,6 +30,7 @@ def test_folded_batch_norm_gives_the_layers_features(state_dict):
     assert np.abs(ours - reference).max() / np.abs(reference).max() < 1e-4
 
 
+@pytest.mark.slow  # 301 s on the shared 2 cores (load ~10): every variant featurises and scores FID
 def test_tuning_mode_times_every_variant_and_checks_its_fid(state_dict, capsys):
     first, second = random_images(2, 1, 28, seed=7), random_images(2, 1, 28, seed=8, shift=0.1)
     rows = tuning_benchmark(state_dict, first, second, batch_size=2, repeats=1)
