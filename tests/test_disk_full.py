@@ -6,6 +6,7 @@ filler is deleted, finishes the work.
 bench.run: a trial's first checkpoint does not fit; the resumed sweep's results equal an
 uninterrupted one's (tests/conftest.py reference_sweep). bench.rescore: the new rows of a trial
 (rows.json) do not fit; the trial's files are as they were, and the same command then adds them."""
+import errno
 import json
 import shlex
 import shutil
@@ -18,7 +19,9 @@ import pytest
 
 import bench.rundir
 import bench.run
+from bench.fs_faults import filesystem_fault
 from bench.sweep import collect_trial, write_results
+from bench.sweep_storage import fault_of, fault_result, torn_checkpoint_removed
 from bench.trial import Evaluation, TrialSpec, run_trial
 from tests.test_run_relocation import ARGS, assert_same_results
 
@@ -120,3 +123,25 @@ def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp
     rows = json.loads((tmp_path / "freed" / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
     before = json.loads((scored_run / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
     assert rows[:len(before)] == before and {r["n_samples"] for r in rows[len(before):]} == {24}
+
+
+@pytest.mark.parametrize("error, torn_kept", [(OSError(errno.ENOSPC, "No space left on device"), False),
+                                              (ValueError("not the file system's"), True)])
+def test_a_checkpoint_that_a_file_system_fault_tore_is_deleted(tmp_path, error, torn_kept):
+    """What a resume would restore: the newest checkpoint folder. One torn by a full disk must go; the
+    one before it, and everything after other errors, stay."""
+    (tmp_path / "checkpoint_000000").mkdir()
+    with pytest.raises(type(error)):
+        with torn_checkpoint_removed(str(tmp_path)):
+            (tmp_path / "checkpoint_000001").mkdir()
+            (tmp_path / "checkpoint_000001" / "checkpoint-main.pt").write_bytes(b"torn")
+            raise error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000000"] + ["checkpoint_000001"] * torn_kept
+
+
+def test_a_trials_fault_reaches_the_driver_as_the_error_it_was(tmp_path):
+    folder = str(tmp_path / "ray" / "sweep" / "synthetic-vae-s0")
+    fault = fault_of(fault_result(OSError(errno.ENOSPC, "No space left on device"), folder))
+    assert isinstance(fault, OSError) and fault.errno == errno.ENOSPC and fault.filename == folder
+    assert filesystem_fault(fault) == ("the disk is full", folder)
+    assert fault_of({"done": True}) is None
