@@ -3,7 +3,6 @@ Also the data it was trained on: a resume on other files is refused. Real sweeps
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.process_tree import kill_process_tree
 from tests.result_counts import assert_row_counts
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
@@ -42,7 +42,7 @@ def kill_after_first_trial(run_dir: Path, *extra, env=None):
     while not finished(run_dir) and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
     assert driver.poll() is None, driver.communicate()[0][-3000:]  # ended on its own: say why
-    driver.send_signal(signal.SIGKILL)
+    kill_process_tree(driver.pid)
     driver.wait()
     assert len(finished(run_dir)) == 1
 
@@ -122,7 +122,7 @@ def test_a_trial_whose_checkpoint_ray_lost_starts_again_and_the_resume_completes
             finished(run_dir) and list(run_dir.glob("ray/sweep/synthetic-vae-s1/checkpoint_*"))):
         time.sleep(0.2)
     assert driver.poll() is None, driver.communicate()[0][-3000:]
-    driver.send_signal(signal.SIGKILL)
+    kill_process_tree(driver.pid)  # its trial worker killed too: no checkpoint may follow the removal
     driver.wait()
     for checkpoint in run_dir.glob("ray/sweep/synthetic-vae-s1/checkpoint_*"):
         shutil.rmtree(checkpoint)  # what the race leaves: the snapshot names a checkpoint that is gone
