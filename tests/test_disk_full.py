@@ -92,33 +92,41 @@ def scored_run(tmp_path):
     return run_dir
 
 
-def trial_files(run_dir: Path) -> dict:
+def run_files(run_dir: Path) -> dict:
+    """Every file but the progress log (appended to, as it should be) and the lock (empty when free)."""
     return {p.relative_to(run_dir): p.read_bytes() for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and "logs" not in p.parts}  # the progress log is appended to, as it should be
+            if p.is_file() and "logs" not in p.parts and p.name != ".lock"}
 
 
 @pytest.mark.slow
-def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, scored_run):
+@pytest.mark.parametrize("full", ["run_dir", "fid_cache"])
+def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, scored_run, full):
     if not unshare_available():
         pytest.skip("no unshare with user and mount namespaces here (needed to mount a small tmpfs)")
     disk, logs = tmp_path / "disk", tmp_path / "logs"
     logs.mkdir()
-    run_dir = disk / "run"
-    # more samples per figure: new rows for rows.json (~10 kB, more than the room); the cache is elsewhere
+    # the full disk holds a copy of the run directory (the new rows.json, ~30 kB, does not fit), or of
+    # the FID cache (the new reference statistics do not fit)
+    if full == "run_dir":
+        run_dir, cache, first = disk / "run", tmp_path / "cache", f"cp -a {scored_run} {disk}/run"
+    else:
+        run_dir, cache, first = shutil.copytree(scored_run, tmp_path / "run2"), disk / "cache", \
+            f"cp -a {tmp_path}/cache {disk}/cache"
+    # more samples per figure than the run scored: new figures, a new reference
     rescore = shlex.join([sys.executable, "-m", "bench.rescore", str(run_dir), "--fid-samples", "24",
-                          "--fid-cache", str(tmp_path / "cache")])
+                          "--fid-cache", str(cache)])
     out = on_a_full_disk(disk, f"{rescore} > {logs}/full.out 2> {logs}/full.err; echo $? > {logs}/full.rc; "
                                f"cp -a {run_dir} {tmp_path}/full && rm {disk}/filler && "
                                f"{rescore} > {logs}/freed.out 2>&1; echo $? > {logs}/freed.rc; "
                                f"cp -a {run_dir} {tmp_path}/freed",
-                         room=8192, first=f"cp -a {scored_run} {run_dir}")
+                         room=8192, first=first)
     assert out.returncode == 0, out.stderr
     stdout, stderr = (logs / "full.out").read_text(), (logs / "full.err").read_text()
     assert (logs / "full.rc").read_text().strip() == "2", stdout[-3000:] + stderr[-3000:]
     assert stderr.startswith("error: the disk is full (") and stderr.count("\n") == 1, stderr
-    assert f"({run_dir}/" in stderr and "free space" in stderr, stderr
+    assert f"({run_dir if full == 'run_dir' else cache}/" in stderr and "free space" in stderr, stderr
     assert "run the same command again" in stderr and "Traceback" not in stdout + stderr, stdout[-3000:] + stderr
-    assert trial_files(tmp_path / "full") == trial_files(scored_run)  # no torn rows.json, no stray temporary file
+    assert run_files(tmp_path / "full") == run_files(scored_run)  # no torn rows.json, no stray temporary file
     assert (logs / "freed.rc").read_text().strip() == "0", (logs / "freed.out").read_text()[-3000:]
     rows = json.loads((tmp_path / "freed" / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
     before = json.loads((scored_run / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
