@@ -25,13 +25,20 @@ from bench.sweep_storage import fault_of, fault_result, torn_checkpoint_removed
 from bench.trial import Evaluation, TrialSpec, run_trial
 from tests.test_run_relocation import ARGS, assert_same_results
 
-ROOM = 1024 * 1024  # left free: the run directory's records fit (~100 kB), a trial's checkpoint (~4 MB) does not
+# left free: the run directory's records fit (~100 kB), a trial's checkpoint (weights and Adam's moments,
+# several MB) does not
+ROOM = 1024 * 1024
 
 
-def unshare_available() -> bool:
+@pytest.fixture
+def folders(tmp_path):
+    """(where the small disk is mounted, a folder outside it for the commands' output)."""
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                             "mount -t tmpfs -o size=1m none /mnt"], capture_output=True)
-    return probe.returncode == 0
+    if probe.returncode != 0:
+        pytest.skip("no unshare with user and mount namespaces here (needed to mount a small tmpfs)")
+    (tmp_path / "logs").mkdir()
+    return tmp_path / "disk", tmp_path / "logs"
 
 
 def on_a_full_disk(disk: Path, commands: str, room: int = ROOM, first: str = "true") -> subprocess.CompletedProcess:
@@ -46,11 +53,8 @@ def on_a_full_disk(disk: Path, commands: str, room: int = ROOM, first: str = "tr
 
 @pytest.mark.slow
 @pytest.mark.parametrize("full", ["run_dir", "storage"])
-def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(tmp_path, reference_sweep, full):
-    if not unshare_available():
-        pytest.skip("no unshare with user and mount namespaces here (needed to mount a small tmpfs)")
-    disk, logs = tmp_path / "disk", tmp_path / "logs"
-    logs.mkdir()
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(tmp_path, folders, reference_sweep, full):
+    disk, logs = folders
     run_dir = disk / "run" if full == "run_dir" else tmp_path / "run"
     storage = ["--storage", str(disk / "storage")] if full == "storage" else []
     sweep = shlex.join([sys.executable, "-m", "bench.run", *ARGS, "--out", str(run_dir), *storage])
@@ -100,11 +104,8 @@ def run_files(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("full", ["run_dir", "fid_cache"])
-def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, scored_run, full):
-    if not unshare_available():
-        pytest.skip("no unshare with user and mount namespaces here (needed to mount a small tmpfs)")
-    disk, logs = tmp_path / "disk", tmp_path / "logs"
-    logs.mkdir()
+def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, folders, scored_run, full):
+    disk, logs = folders
     # the full disk holds a copy of the run directory (the new rows.json, ~30 kB, does not fit), or of
     # the FID cache (the new reference statistics do not fit)
     if full == "run_dir":
