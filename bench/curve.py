@@ -3,18 +3,23 @@
 The evidence behind a preset's epoch count (bench/presets.py `cpu`): each model is trained once with
 the preset's network, batch size and learning rate for --epochs, and after every --every-th epoch
 its own sampler (the registry's compared_at) draws --samples images, scored with the preset's
-metrics against as many reference-split images. The scoring runs on a forked random stream and puts
-the model back in training mode, so training goes on exactly as if it had not been scored: for a
-preset without a learning-rate schedule (lr_halving None, as every preset) the curve at epoch k is the
-model that a k-epoch trial trains.
+metrics. By default (--reference validation) the model trains on the training images less a held-out
+part carved from their end, as the search does (bench/search.py validation_split), and is scored
+against that part: the epochs are chosen without looking at the test split, which the study's figures
+use. --reference test scores against the test split instead (how the committed calibration was made).
+The scoring runs on a forked random stream and puts the model back in training mode, so training goes
+on exactly as if it had not been scored: for a preset without a learning-rate schedule (lr_halving
+None, as every preset) the curve at epoch k is the model that a k-epoch trial trains.
 
-    python -m bench.curve --dataset fashion-mnist --preset cpu --models vae svae --epochs 12 --every 2 \
-        --out results/fashion-mnist-cpu/calibration
+    python -m bench.curve --dataset mnist --preset cpu --models vae svae --epochs 12 --every 2 --out curve-mnist
 
 writes curve.csv there (long format: model, epoch, train_seconds, images_per_s and results.csv's
-scoring columns: sampler, output, metric, value, ...; rewritten after each model) and curve.png
-(x_hat against epochs). Its x1 and x2 are the decoder's raw channels: the per-seed orientation of a
-trial (svae/samplers.py orient_components) is not applied.
+scoring columns: sampler, output, metric, value, ...; rewritten after each model), curve.png (x_hat
+against epochs) and levelled.json: the epoch where each model's curve levels off, by the reports' rule
+(reports/budget.py LEVELLED: no later epoch improves x_hat's score by that share or more), and the
+latest of them, the epoch count the curve supports for every model it trained. Its x1 and x2 are the
+decoder's raw channels: the per-seed orientation of a trial (svae/samplers.py orient_components) is
+not applied.
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
     from svae.interrupt import quiet_until_main
@@ -32,33 +37,47 @@ import torch
 from bench.models import MODELS, build_model
 from bench.overrides import apply_overrides, parse_overrides, typed_overrides
 from bench.presets import Settings, settings_for
+from bench.search import validation_split
 from bench.settings_check import check_settings
 from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_outputs, train_config
+from reports.budget import LEVELLED, levelled_epoch
 from svae.command import HelpFormatter, run_command
 from svae.data import SPECS, check_dataset
 from svae.errors import HarnessError, NonFiniteLossError, choose
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_text, writable_folder
+from svae.io import atomic_write_json, atomic_write_text, writable_folder
 from svae.samplers import decode, sample_latents
 from svae.trainer import Trainer, seed_everything
 
 
-def score_now(model, spec: TrialSpec, settings, scorer, train, test, split: str) -> list:
+def score_now(model, spec: TrialSpec, settings, scorer, train, held_out, reference) -> list:
     """Rows of the model's own sampler at its present weights, leaving its mode and the RNG as they were."""
     was_training = model.training
     sampler = MODELS[spec.model].compared_at
     with torch.random.fork_rng():
-        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
+        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=held_out,
                            gmm=settings.gmm, seed=spec.seed)
-        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, split)
+        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, None, reference)
     model.train(was_training)
     return rows
 
 
-def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int) -> list:
-    """Train the model's stages; score every `every`-th epoch of its last stage (and its last epoch)."""
+def curve_data(spec: TrialSpec, settings, evaluation: Evaluation, scorer, split: str) -> tuple:
+    """(images to train on, held-out images, the Reference they are scored against) for --reference split."""
+    from bench.metrics import reference_from_features
     train, test = load_data(spec, settings, evaluation)
+    if split == "test":
+        return train, test, scorer.reference(spec.dataset, evaluation.reference_split, settings.fid_samples,
+                                             SPECS[spec.dataset].preprocessing)
+    train, validation = validation_split(train, settings)
+    return train, validation, reference_from_features(scorer.features(validation, spec.dataset), spec.dataset,
+                                                      "validation")
+
+
+def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int, split: str) -> list:
+    """Train the model's stages; score every `every`-th epoch of its last stage (and its last epoch)."""
     scorer = make_scorer(settings.fid_backbone, evaluation)
+    train, held_out, reference = curve_data(spec, settings, evaluation, scorer, split)
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
     stages = model.stages()
@@ -71,8 +90,9 @@ def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int) -> list
             trained += history[-1]["seconds"]
             epoch = history[-1]["epoch"]
             if last and (epoch % every == 0 or epoch == epochs):
-                found = score_now(model, spec, settings, scorer, train, test, evaluation.reference_split)
-                rows.extend({"model": spec.model, "epoch": epoch, "train_seconds": round(trained, 1),
+                found = score_now(model, spec, settings, scorer, train, held_out, reference)
+                rows.extend({"model": spec.model, "epoch": epoch, "reference": split,
+                             "train_seconds": round(trained, 1),
                              "images_per_s": history[-1]["images_per_s"], **r} for r in found)
                 print(f"{spec.model} epoch {epoch}: " + ", ".join(
                     f"{r['output']} {r['metric']} {r['value']:.4g}" for r in found if r["metric"] in SHOWN),
@@ -83,6 +103,19 @@ def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int) -> list
 
 
 SHOWN = ("fd_domain", "kd_domain", "fid", "kid")  # printed and plotted (x_hat only: the output every model has)
+
+
+def levelled(table: pd.DataFrame) -> dict:
+    """Where each model's x_hat score levels off (reports/budget.py levelled_epoch), and the latest of
+    those: the epochs every model needs; None while any model is still improving at the curve's end."""
+    x_hat = table[(table["output"] == "x_hat") & table["metric"].isin(SHOWN)]
+    metric = next(m for m in SHOWN if m in set(x_hat["metric"]))
+    scored = x_hat[x_hat["metric"] == metric]
+    sign = 1 if scored["higher_is_better"].iloc[0] else -1
+    models = {model: levelled_epoch([int(e) for e in part["epoch"]], list(part["value"]), sign)
+              for model, part in scored.groupby("model", sort=False)}
+    epochs = None if None in models.values() else max(models.values())
+    return {"metric": metric, "output": "x_hat", "levelled_share": LEVELLED, "models": models, "epochs": epochs}
 
 
 def plot(table: pd.DataFrame, path: Path) -> None:
@@ -112,6 +145,9 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, required=True, help="epochs to train (the curve's length)")
     p.add_argument("--every", type=int, default=2, help="score after every this many epochs")
     p.add_argument("--samples", type=int, default=2000, help="generated and reference images per score")
+    p.add_argument("--reference", choices=("validation", "test"), default="validation",
+                   help="score against a part held out of the training images (trained without it), or the "
+                        "test split")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override a preset setting, as bench.run's --set")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: as bench.run)")
@@ -143,21 +179,27 @@ def make_curve(args) -> int:
     settings = check_args(args)
     evaluation = Evaluation(data_root=args.data_root, system_copy=args.data_root is None,
                             fid_cache=str(Path.home() / ".cache" / "svae-bench"))
-    _, test = load_data(TrialSpec(args.dataset, "", args.seed), settings, evaluation)
-    if args.samples > len(test):
-        raise HarnessError(f"--samples {args.samples} is larger than {args.dataset}'s test split ({len(test)} "
-                           f"images), the reference; pass --samples {len(test)} or less")
+    train, test = load_data(TrialSpec(args.dataset, "", args.seed), settings, evaluation)
+    held_out = len(test) if args.reference == "test" else validation_split(train, settings)[1].shape[0]
+    if args.samples > held_out:
+        raise HarnessError(f"--samples {args.samples} is larger than {args.dataset}'s {args.reference} images "
+                           f"({held_out}), the reference; pass --samples {held_out} or less")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.models:
         started = time.time()
-        rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every)
+        rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every, args.reference)
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
         table = pd.DataFrame(rows)
         atomic_write_text(out / "curve.csv", table.to_csv(index=False))  # a later failure keeps it
     plot(table[table["metric"].isin(SHOWN) & (table["output"] == "x_hat")], out / "curve.png")
-    print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
+    found = levelled(table)
+    atomic_write_json(out / "levelled.json", {**found, "reference": args.reference, "every": args.every})
+    for model, epoch in found["models"].items():
+        print(f"{model}: " + (f"levels off at epoch {epoch}" if epoch else "still improving at the curve's end"))
+    print(f"epochs the curve supports for every model: {found['epochs'] or 'none: train a longer curve'}")
+    print(f"wrote {out / 'curve.csv'}, {out / 'curve.png'} and {out / 'levelled.json'}")
     return 0
 
 

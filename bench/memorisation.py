@@ -51,3 +51,18 @@ def memorisation(samples, train_images, test_images, n: int = MEMORISATION_SAMPL
     share = float(((to_train < to_test).double() + 0.5 * (to_train == to_test).double()).mean())  # ties: half
     ratio = float((to_train / to_test.clamp_min(1e-12)).median())
     return Memorisation(share, ratio, len(x), m)
+
+
+def nearest_training(sampler: str, images, train_images, chunk: int = 5000) -> dict:
+    """The record a trial's preview keeps of a sampler's first images (uint8 N x C x H x W) beside their
+    nearest training images (svae/preview.py preview_of): in pixels, as the check measures, but over
+    the whole training set, read chunk by chunk so that a large one fits in memory."""
+    x = _flat(images)
+    distance, index = torch.full((len(x),), float("inf")), torch.zeros(len(x), dtype=torch.long)
+    for start in range(0, len(train_images), chunk):
+        found = torch.cdist(x, _flat(train_images[start:start + chunk])).min(dim=1)
+        nearer = found.values < distance  # a tie keeps the earlier training image
+        distance = torch.where(nearer, found.values, distance)
+        index = torch.where(nearer, found.indices + start, index)
+    return {"sampler": sampler, "distance": distance.tolist(), "train_index": index.tolist(),
+            "train": torch.as_tensor(train_images)[index].numpy()}

@@ -20,13 +20,15 @@ import torch
 from bench.faults import injected, kill_worker
 from bench.gamma import gamma_check
 from bench.memorisation import METRIC as MEMORISATION_METRIC
-from bench.memorisation import memorisation
+from bench.memorisation import memorisation, nearest_training
 from bench.models import MODELS, build_model
 from bench.presets import Settings
 from bench.tracking import final_metrics
 from svae.data import SPECS, load_images
 from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
-from svae.samplers import decode, mix_halves, orient_components, oriented, sample_latents, samplers_for
+from svae.preview import PREVIEW_IMAGES, preview_of, write_preview
+from svae.samplers import (decode, interpolation_latents, mix_halves, orient_components, oriented, sample_latents,
+                           samplers_for)
 from svae.trainer import TrainConfig, Trainer, load_checkpoint, seed_everything
 
 REFERENCE_SPLIT = "test"
@@ -173,14 +175,17 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
     scorers = {backbone: make_scorer(backbone, evaluation) for backbone in settings.backbones()}
     orientation = orient_components(model, train, spec.seed)  # which component is x1 (svae/samplers.py)
     atomic_write_json(folder / "orientation.json", orientation)
-    rows, facts = [], {}
+    rows, facts, grids, nearest = [], {}, {}, None
     for sampler, outputs in generate(spec, settings, model, train, test, orientation, facts):
-        grid = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
+        grid = grids[sampler] = {name: _to_uint8(images[:settings.grid_samples]) for name, images in outputs.items()}
         if sampler == "recon":
             grid["original"] = test[:settings.grid_samples].numpy()
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", npz_bytes(grid))
+        if sampler == MODELS[spec.model].compared_at:  # the images the nearest-training-image figure shows
+            nearest = nearest_training(sampler, grid["x_hat"][:PREVIEW_IMAGES], train)
         rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
         rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
+    write_preview(folder, preview_of(grids, nearest, interpolation(model, test[:2], orientation)))  # what reports show
     atomic_write_json(folder / "sampler_facts.json", facts)
     return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
 
@@ -192,6 +197,13 @@ def generate(spec: TrialSpec, settings: Settings, model, train, test, orientatio
         z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=test,
                            gmm=settings.gmm, seed=spec.seed, facts=facts)
         yield sampler, oriented(decode(model, z), orientation)
+
+
+def interpolation(model, ends, orientation) -> dict:
+    """Two reference images and the x_hat decoded along the line between their posterior means (the
+    preview's interpolation figure)."""
+    steps = oriented(decode(model, interpolation_latents(model, ends, PREVIEW_IMAGES)), orientation)
+    return {"ends": np.asarray(ends), "x_hat": _to_uint8(steps["x_hat"])}
 
 
 def memorisation_row(sampler: str, images, train, test) -> dict:
@@ -221,9 +233,12 @@ def score_sampler(scorers: dict, spec: TrialSpec, sampler: str, outputs: dict, s
             for row in score_outputs(scorers[backbone], spec, sampler, outputs, settings, split)]
 
 
-def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str) -> list:
-    """results.csv rows (without the trial's columns): one per scored output and metric figure."""
-    reference = scorer.reference(spec.dataset, split, settings.fid_samples, SPECS[spec.dataset].preprocessing)
+def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str,
+                  reference=None) -> list:
+    """results.csv rows (without the trial's columns): one per scored output and metric figure, against
+    `reference` (bench.metrics Reference), by default the scorer's statistics of the dataset's split."""
+    reference = reference or scorer.reference(spec.dataset, split, settings.fid_samples,
+                                              SPECS[spec.dataset].preprocessing)
     extractor = scorer.extractor(spec.dataset)
     rows = []
     for output, feats in output_features(extractor, outputs, MODELS[spec.model].outputs).items():

@@ -43,6 +43,19 @@ def scale_line(run: Run, dataset: str) -> str:
     return f"Scale of this run on {run.dataset_label(dataset)}: " + ", ".join(parts) + "."
 
 
+def later_gain(values, i: int, sign: int) -> float:
+    """How much the best of the values after position i improves on values[i], as a share of it
+    (sign 1: higher is better, -1: lower)."""
+    best = max(values[i + 1:], key=lambda v: sign * v)
+    return sign * (best - values[i]) / abs(values[i])
+
+
+def levelled_epoch(epochs, values, sign: int):
+    """The first scored epoch that no later one improves on by LEVELLED or more: where the curve levels
+    off; None where it was still improving at its second-last point."""
+    return next((epochs[i] for i in range(len(epochs) - 1) if later_gain(values, i, sign) < LEVELLED), None)
+
+
 def levelling(run: Run, dataset: str) -> dict:
     """model -> Levelling, for the models with a calibration curve or a training history."""
     epochs = run.config.get("settings", {}).get(dataset, {}).get("epochs")
@@ -52,9 +65,7 @@ def levelling(run: Run, dataset: str) -> dict:
         at = [i for i, x in enumerate(xs) if epochs is None or x <= epochs]
         if not at or at[-1] + 1 >= len(xs):
             continue
-        now, later = values[at[-1]], values[at[-1] + 1:]
-        best = max(later, key=lambda v: sign * v)
-        gain = sign * (best - now) / abs(now)
+        gain = later_gain(values, at[-1], sign)
         found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {run.metric} "
                                  f"{'still improved' if gain >= LEVELLED else 'changed'} by {gain:.0%} after "
                                  f"epoch {xs[at[-1]]} in the calibration run")

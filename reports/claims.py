@@ -10,17 +10,14 @@ A difference is always FID(a) - FID(b): negative means a is better, since lower 
 import statistics
 from dataclasses import dataclass
 
-import numpy as np
-
 from reports.comparisons import DECIDING, DIFFERENCES, fixed_outputs, paired, scope_families, welch_family
 from reports.power import PLANNED_SEEDS, format_seeds, paired_figures, welch_figures
 from reports.rundir import GENERATORS, Run
 from reports.stats import ALPHA, CONTRADICTED, MIN_SEEDS, NO_DIFFERENCE, SUPPORTED, too_few
 from reports.tables import fd_domain_warning
+from svae.preview import FLAT_STD, HIGH_FREQUENCY
 
-HIGH_FREQUENCY = 0.25  # cycles per pixel: wavelengths shorter than 4 pixels
 SYNTACTIC_SHARE = 0.5  # at least this share of sigma's spectral energy above HIGH_FREQUENCY
-FLAT_STD = 0.01  # a sigma map whose std (sigma in [0, 1]) is below this mixes nothing: skipped
 
 COMPARISON = ("a comparison is \"supported\" if its 95% interval lies below 0, \"contradicted\" if it "
               "lies above 0, \"no significant difference\" if it contains 0, and \"too few seeds\" "
@@ -72,20 +69,10 @@ class Verdict:
 
 # ---- split kind ------------------------------------------------------------------------------
 
-def high_frequency_share(sigma_map: np.ndarray):
-    """Share of a 2-D sigma map's (uint8) spectral energy above HIGH_FREQUENCY; None if flat."""
-    s = sigma_map.astype(np.float64) / 255
-    if s.std() < FLAT_STD:
-        return None
-    power = np.abs(np.fft.fft2(s - s.mean())) ** 2
-    radius = np.hypot(np.fft.fftfreq(s.shape[0])[:, None], np.fft.fftfreq(s.shape[1])[None, :])
-    return float(power[radius > HIGH_FREQUENCY].sum() / power.sum())
-
-
-def split_kind(sigma: np.ndarray) -> tuple:
-    """(kind, share) for a seed's sigma maps, N x 1 x H x W uint8."""
-    shares = [s for s in map(high_frequency_share, sigma.reshape(-1, *sigma.shape[-2:]))
-              if s is not None]
+def split_kind(shares: list) -> tuple:
+    """(kind, share) for a seed's sigma maps, from the high-frequency share of each (None where flat:
+    svae/preview.py high_frequency_share)."""
+    shares = [s for s in shares if s is not None]
     if not shares:
         return "constant", None
     share = statistics.fmean(shares)
@@ -93,15 +80,16 @@ def split_kind(sigma: np.ndarray) -> tuple:
 
 
 def split_kinds(run: Run, dataset: str) -> dict:
-    """seed -> (kind, share, samples file) for each finished SVAE seed ("unknown" without sigma)."""
+    """seed -> (kind, share, where its sigma figures are) for each finished SVAE seed ("unknown" without sigma)."""
     kinds = {}
     finished = run.finished_ids()
     for seed, trial_id in run.trials(dataset, run.split_model):
         if trial_id not in finished:
             continue
-        sampler, samples = run.generated(trial_id)
-        kinds[seed] = (*split_kind(samples["sigma"]), f"trials/{trial_id}/samples/{sampler}.npz") \
-            if samples is not None and "sigma" in samples else ("unknown", None, None)
+        sampler, preview = run.generated(trial_id)
+        shares = preview.sigma_shares.get(sampler) if preview is not None else None
+        kinds[seed] = (*split_kind(shares), f"{sampler}, {len(shares)} maps (trials/{trial_id}/preview)") \
+            if shares is not None else ("unknown", None, None)
     return kinds
 
 

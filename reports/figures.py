@@ -1,6 +1,7 @@
 """Figures (figures/*.png and *.pdf): the headline, the claims' forest plot, the deciding metric per
-sampler, precision-recall, sample grids, reconstructions, split decompositions, quality against
-epochs and training curves (the last three in reports/history_figures.py).
+sampler, precision-recall, sample grids, reconstructions, samples beside their nearest training images,
+interpolations, split decompositions, quality against epochs and training curves (the last three in
+reports/history_figures.py).
 
 Each plotting function returns a matplotlib Figure (tests read its axes); `render_figures` saves
 them. Figures are built on matplotlib.figure.Figure, not pyplot, so no GUI backend or global state
@@ -18,8 +19,9 @@ from reports.forest import forest_plot
 from reports.headline import headline
 from reports.history_figures import epochs_figure, objective_figure, training_curves
 from reports.plotting import dataset_panels, fit_title, value_scale
-from reports.rundir import Run
+from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
+from svae.preview import ENDS, INTERPOLATION, NEAREST
 
 GRID_COLUMNS = 8  # images per row of a sample grid
 DECOMPOSITION = ("sigma", "x1", "x2", "x_hat")
@@ -43,14 +45,17 @@ def render_figures(run: Run, write) -> list:
         figures.append((f"prdc_{dataset}", prdc_scatter(run, dataset)))
         figures.append((f"samples_{dataset}", sample_grid(run, dataset)))
         figures.append((f"recon_{dataset}", reconstructions(run, dataset)))
+        figures.append((f"nearest_{dataset}", nearest_training_images(run, dataset)))
+        figures.append((f"interpolation_{dataset}", interpolations(run, dataset)))
         for model in run.models:
             for seed, trial_id in run.trials(dataset, model):  # split models: every seed's decomposition
                 if trial_id not in finished:
                     continue
-                _, samples = run.generated(trial_id)
-                if samples is not None and all(k in samples for k in DECOMPOSITION):
+                sampler, preview = run.generated(trial_id)
+                if preview is not None and all(k in preview.images[sampler] for k in DECOMPOSITION):
                     figures.append((f"split_{dataset}_{model}_s{seed}", decomposition_grid(
-                        samples, f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
+                        preview.images[sampler], preview.sigma_shares[sampler],
+                        f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
         figures.append((f"epochs_{dataset}", epochs_figure(run, dataset)))
         figures.append((f"curves_{dataset}", training_curves(run, dataset)))
         figures.append((f"objective_{dataset}", objective_figure(run, dataset)))
@@ -181,10 +186,11 @@ def _show(ax, images: np.ndarray, title: str) -> None:
     ax.set_axis_off()
 
 
-def decomposition_grid(samples: dict, title: str):
+def decomposition_grid(samples: dict, sigma_shares: list, title: str):
     """sigma, x1, x2 and x_hat of the same latent samples, one row each (the paper's figure); sigma on
-    a colour scale from 0 to 1, the composition written out, the high-frequency share explained."""
-    kind, share = split_kind(samples["sigma"])
+    a colour scale from 0 to 1, the composition written out, the high-frequency share (of every saved
+    sigma map: sigma_shares) explained."""
+    kind, share = split_kind(sigma_shares)
     figure = Figure(figsize=(8, 5.6), layout="constrained")
     axes = figure.subplots(len(DECOMPOSITION), 1)
     for ax, name in zip(axes, DECOMPOSITION):
@@ -203,9 +209,19 @@ def decomposition_grid(samples: dict, title: str):
 
 
 def _generated(run: Run, trial_id: str, sampler: str) -> tuple:
-    """(sampler, samples) at the model's own sampler when the trial saved it, else its first generator."""
-    samples = run.samples(trial_id, sampler)
-    return (sampler, samples) if samples is not None else run.generated(trial_id)
+    """(sampler, images) at the model's own sampler when the trial saved it, else its first generator;
+    (None, None) where it saved neither."""
+    preview = run.preview(trial_id)
+    if preview is None:
+        return None, None
+    found = sampler if sampler in preview.images else preview.first_of(GENERATORS)
+    return (found, preview.images[found]) if found is not None else (None, None)
+
+
+def _images(run: Run, trial_id: str, name: str):
+    """{output: images} of one of a trial's preview sets (a sampler), or None where it has none."""
+    preview = run.preview(trial_id)
+    return preview.images.get(name) if preview is not None else None
 
 
 def sample_grid(run: Run, dataset: str):
@@ -217,7 +233,7 @@ def sample_grid(run: Run, dataset: str):
         trials = [(s, t) for s, t in run.trials(dataset, model) if t in finished]
         for seed, trial_id in trials[:1]:
             sampler, samples = _generated(run, trial_id, run.compared_at(model))
-            recon = run.samples(trial_id, "recon")
+            recon = _images(run, trial_id, "recon")
             if real is None and recon is not None and "original" in recon:
                 real = recon["original"]
             if samples is None:
@@ -243,7 +259,7 @@ def reconstructions(run: Run, dataset: str):
     rows = []
     for model in run.models:
         for seed, trial_id in [(s, t) for s, t in run.trials(dataset, model) if t in finished][:1]:
-            recon = run.samples(trial_id, "recon")
+            recon = _images(run, trial_id, "recon")
             if recon is not None and "original" in recon and "x_hat" in recon:
                 rows.append((np.concatenate([recon["original"][:GRID_COLUMNS], recon["x_hat"][:GRID_COLUMNS]]),
                              f"{run.label(model)}, seed {seed}"))
@@ -253,4 +269,65 @@ def reconstructions(run: Run, dataset: str):
     for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
         _show(ax, images, f"{title}: test images (top row), their reconstructions (bottom row)")
     fit_title(figure, f"{run.dataset_label(dataset)}: reconstructions of test images")
+    return figure
+
+
+def _labelled_columns(ax, images: np.ndarray, columns: int, labels: list, title: str) -> None:
+    """images tiled `columns` to a row, a label under each column."""
+    ax.imshow(tile(images, columns=columns), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    width = images.shape[-1]
+    ax.set_xticks([i * (width + 1) + (width - 1) / 2 for i in range(columns)], labels, fontsize=7)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title, loc="left", fontsize=9)
+
+
+def _recorded(run: Run, dataset: str, holds) -> list:
+    """(model, seed, preview) per model: its lowest finished seed whose preview `holds` what a figure needs."""
+    finished, found = run.finished_ids(), []
+    for model in run.models:
+        previews = ((seed, run.preview(t)) for seed, t in run.trials(dataset, model) if t in finished)
+        first = next(((seed, p) for seed, p in previews if p is not None and holds(p)), None)
+        found += [(model, *first)] if first else []
+    return found
+
+
+def nearest_training_images(run: Run, dataset: str):
+    """Per model (lowest finished seed whose preview recorded them): its first samples at its own sampler
+    over the training images nearest to them in pixels, each pair's distance and the training image's
+    index under it; None where no trial recorded them (trials from before the record)."""
+    rows = [(preview, f"{run.label(model)}: {preview.nearest['sampler']} sampler, seed {seed}")
+            for model, seed, preview in _recorded(run, dataset, lambda p: p.nearest is not None)]
+    if not rows:
+        return None
+    figure = Figure(figsize=(7, 0.5 + 2.3 * len(rows)), layout="constrained")
+    for ax, (preview, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
+        pairs, found = preview.images[NEAREST], preview.nearest
+        _labelled_columns(ax, np.concatenate([pairs["sample"], pairs["train"]]), len(pairs["sample"]),
+                          [f"{d:.2f}\n#{i}" for d, i in zip(found["distance"], found["train_index"])],
+                          f"{title}: samples (top), nearest training images (bottom)")
+    figure.supxlabel("under each pair: pixel L2 distance (pixels in [0, 1]), #index of the training image",
+                     fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: samples beside their nearest training images")
+    return figure
+
+
+def interpolations(run: Run, dataset: str):
+    """Per model (lowest finished seed whose preview holds one): two test images at the ends of a row, and
+    between them x_hat decoded along the straight line between their posterior means; None where no
+    trial recorded one."""
+    rows = [(np.concatenate([p.images[ENDS]["original"][:1], p.images[INTERPOLATION]["x_hat"],
+                             p.images[ENDS]["original"][1:]]), f"{run.label(model)}, seed {seed}")
+            for model, seed, p in _recorded(run, dataset, lambda p: INTERPOLATION in p.images)]
+    if not rows:
+        return None
+    figure = Figure(figsize=(8, 0.6 + 1.25 * len(rows)), layout="constrained")
+    for ax, (images, title) in zip(np.atleast_1d(figure.subplots(len(rows), 1)), rows):
+        _labelled_columns(ax, images, len(images),
+                          ["test"] + [f"{t:.2f}" for t in np.linspace(0, 1, len(images) - 2)] + ["test"], title)
+    figure.supxlabel("t: the position on the line from the first test image's posterior mean (0) to the "
+                     "second's (1), decoded", fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: interpolations between two test images")
     return figure

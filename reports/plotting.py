@@ -72,6 +72,14 @@ CAPTIONS = {  # figure name's first part -> what to look for
                "Look for blur, repeated shapes and missing classes.",
     "recon": "Test images (top of each pair) and their reconstructions: what the scored reconstruction "
              "MSE looks like. Blur here is the decoder's, not the sampler's.",
+    "nearest": "Each model's first samples at its own sampler (top of each pair) over the training image "
+               "nearest to each in pixels (bottom), with their distance. A copied training image shows as a "
+               "pair that looks the same, at a distance near 0; a model that generalises draws samples "
+               "unlike any one training image. The Memorisation section measures this over 1,000 samples.",
+    "interpolation": "Two test images at the ends of each row and, between them, what the model decodes "
+                     "along the straight line between their latent means. Smooth, plausible images all the "
+                     "way mean a latent space without holes; a jump or a blur in the middle, one the GMM "
+                     "or prior sampler may fall into.",
     "split": "The split model's sigma map and its two components for the same latents: a semantic split "
              "weights object parts, a syntactic one texture or edges.",
     "epochs": "Quality against epochs for every model and seed. Where a curve still falls at the last "

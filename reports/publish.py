@@ -4,10 +4,11 @@ nothing that is weights, Ray state or a machine's identity; then render the repo
     python -m reports.publish runs/cpu-fashion-mnist results/fashion-mnist-cpu
 
 Copied: manifest.json (host name, user and machine paths removed), results.csv, search/, and of each
-trial its status.json, rows.json, metrics.csv, orientation.json and samples/ (64-image grids). Not
-copied: checkpoints, ray/, mlflow/, the lock. The reports are then rendered from the copy alone,
-so what is committed is exactly what `python -m reports` makes of the committed inputs
-(tests/test_committed_results.py checks that it stays so).
+trial its status.json, rows.json, metrics.csv, orientation.json and preview/ (the few images and
+numbers the reports show, svae/preview.py; derived from samples/*.npz for a trial that predates
+previews). Not copied: checkpoints, samples/ (arrays), ray/, mlflow/, the lock. The reports are
+then rendered from the copy alone, so what is committed is exactly what `python -m reports` makes of
+the committed inputs (tests/test_committed_results.py checks that it stays so).
 """
 if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load is one line
     from svae.interrupt import quiet_until_main
@@ -26,6 +27,7 @@ from svae.command import HelpFormatter, run_command
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json
+from svae.preview import load_preview, write_preview
 
 TRIAL_FILES = ("status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json")
 PRIVATE_HOST = ("hostname", "user")
@@ -55,6 +57,10 @@ def publish(run_dir: Path, dest: Path) -> None:
         for relative in files:
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / relative, staging / relative, follow_symlinks=False)
+        for trial in _trials_without_preview(run_dir):  # made before previews: derived from its arrays
+            preview = load_preview(trial)
+            if preview is not None:
+                write_preview(staging / trial.relative_to(run_dir), preview)
         atomic_write_json(staging / "manifest.json",
                           public_manifest(json.loads((run_dir / "manifest.json").read_text())))
         if dest.exists():
@@ -102,8 +108,14 @@ def public_files(run_dir: Path) -> list:
     for trial in sorted(trials.iterdir()) if trials.is_dir() else []:
         _own(trial)
         files += [_own(trial / name) for name in TRIAL_FILES if (trial / name).exists() or (trial / name).is_symlink()]
-        files += _files_under(trial / "samples")
+        files += _files_under(trial / "preview")
+        _files_under(trial / "samples")  # not copied, but a preview may be derived from it: no link either
     return [path.relative_to(run_dir) for path in files if path.is_file()]
+
+
+def _trials_without_preview(run_dir: Path) -> list:
+    trials = run_dir / "trials"
+    return [t for t in sorted(trials.iterdir()) if not (t / "preview").exists()] if trials.is_dir() else []
 
 
 def _files_under(folder: Path) -> list:

@@ -71,6 +71,7 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     if not run.is_fid:
         lines += [fd_domain_warning(), ""]
     lines += _headline_section(run, figures) + [""] + memorisation_section(run) + [""]
+    lines += [f"{line}\n" for line in preview_figure_lines(figures)]
     lines += _verdict_section(run, verdicts, figures) + [""]
     lines += _glossary(run) + [""] + _networks_section(run) + [""]
     lines += _search_section(m.get("search"), m.get("wall_time_s"))
@@ -109,6 +110,22 @@ def _headline_section(run: Run, figures: list) -> list:
                          f"{e.sampler} | {value} | {versus} |")
     if "figures/headline.png" in figures:
         lines += ["", "![headline](figures/headline.png)"]
+    return lines
+
+
+PREVIEW_FIGURES = (("nearest", "each model's samples beside their nearest training images"),
+                   ("interpolation", "interpolations between two test images"))  # drawn only where trials recorded them
+
+
+def preview_figure_lines(figures: list) -> list:
+    """Per figure that only trials' previews record (PREVIEW_FIGURES): where to see it, or why it is absent."""
+    lines = []
+    for kind, what in PREVIEW_FIGURES:
+        found = [f for f in figures if f.startswith(f"figures/{kind}_")]
+        lines.append(what[0].upper() + what[1:] + ": " + ", ".join(
+            f"[{f.removeprefix('figures/').removesuffix('.png')}]({f})" for f in found) + "." if found else
+            f"No figure of {what}: this run's trials predate that record (trials/<id>/preview/index.json); "
+            "only a new run draws it.")
     return lines
 
 

@@ -6,22 +6,21 @@ This is the only module of reports that opens the run's input files; everything 
 import json
 import math
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from svae.contract import METRIC_ORDER, REAL_FID, REQUIRED_COLUMNS, is_frechet, metric_label
 from svae.errors import HarnessError
 from svae.io import read_status
+from svae.preview import load_preview
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
 METRICS_COLUMNS = ("stage", "epoch", "loss", "kl", "gamma")  # the ones the figures read
 CURVE_COLUMNS = ("model", "epoch", "sampler", "output", "metric", "value")  # calibration/curve.csv's, read
-# Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/samples/<sampler>.npz):
+# Names that become parts of file names (figures/fid_<dataset>.png, trials/<trial_id>/preview/<sampler>.png):
 # a name with a separator or a leading dot could point outside the run directory.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 NAMED_COLUMNS = ("trial_id", "dataset", "model", "sampler", "output")
@@ -192,24 +191,16 @@ class Run:
         except (OSError, ValueError, AttributeError, TypeError):
             return []
 
-    def samples(self, trial_id: str, sampler: str):
-        """trials/<id>/samples/<sampler>.npz as {output: uint8 N x C x H x W}, or None if absent."""
-        file = self.path / "trials" / trial_id / "samples" / f"{sampler}.npz"
-        if not file.exists():
-            return None
-        try:
-            with np.load(file) as npz:
-                return {name: npz[name] for name in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise HarnessError(f"{file} is not a readable .npz ({e}); delete it or re-run the trial") from None
+    def preview(self, trial_id: str):
+        """The images and sigma figures a trial saved for the reports (svae/preview.py: its preview/, or
+        for a trial that predates previews its samples/*.npz), or None where it saved neither."""
+        return load_preview(self.path / "trials" / trial_id)
 
     def generated(self, trial_id: str) -> tuple:
-        """(sampler, samples) of the first of GENERATORS the trial saved, or (None, None)."""
-        for sampler in GENERATORS:
-            samples = self.samples(trial_id, sampler)
-            if samples is not None:
-                return sampler, samples
-        return None, None
+        """(sampler, preview) of the first of GENERATORS the trial's preview holds, or (None, None)."""
+        preview = self.preview(trial_id)
+        sampler = preview.first_of(GENERATORS) if preview is not None else None
+        return (sampler, preview) if sampler is not None else (None, None)
 
     def metrics(self, trial_id: str):
         """trials/<id>/metrics.csv as a DataFrame, or None if absent."""

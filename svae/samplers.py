@@ -59,6 +59,14 @@ def latent_means(model, images, batch_size: int = 500) -> torch.Tensor:
     return latent_posteriors(model, images, batch_size)[0]
 
 
+def interpolation_latents(model, ends, steps: int) -> torch.Tensor:
+    """steps latents evenly spaced on the straight line between the posterior means of two images,
+    both ends included (t = 0, ..., 1)."""
+    start, end = latent_means(model, ends[:2])
+    t = torch.linspace(0, 1, steps)[:, None]
+    return (1 - t) * start + t * end
+
+
 def posterior_sample(mu, logvar, generator: torch.Generator) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) from the given generator."""
     return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)

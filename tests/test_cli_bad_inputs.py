@@ -18,6 +18,7 @@ import torch
 import bench.fid
 import bench.run
 import reports.__main__
+from svae.preview import preview_of, write_preview
 from tests.fid_helpers import inception_weights  # noqa: F401 (a fixture)
 from tests.report_fixtures import make_run
 
@@ -193,6 +194,12 @@ def test_bench_run_confirms_a_huge_grid_at_a_terminal(tmp_path):
 
 # ---------------------------------------------------------------- reports
 
+def torn_preview(run):
+    trial = run / "trials" / "mnist-vae-s0"
+    write_preview(trial, preview_of({"gmm": {"x_hat": np.zeros((2, 1, 4, 4), np.uint8)}}))
+    (trial / "preview" / "gmm.png").write_bytes(b"\x89PNG torn")
+
+
 def test_reports_bad_run_directories(tmp_path, capsys):
     def damaged(name, damage):
         run = make_run(tmp_path / name)
@@ -213,6 +220,7 @@ def test_reports_bad_run_directories(tmp_path, capsys):
             json.dumps({"fid": 1}))), "mnist-svae-s0"),
         (damaged("samples-garbage", lambda r: (r / "trials" / "mnist-svae-s0" / "samples" / "gmm.npz").write_bytes(
             b"PK\x03\x04 torn")), "not a readable .npz"),
+        (damaged("preview-torn", torn_preview), "is not a readable preview"),
         (damaged("metrics-garbage", lambda r: (r / "trials" / "mnist-svae-s0" / "metrics.csv").write_bytes(
             b"\x00\xff" * 10)), "metrics.csv"),
     ]

@@ -34,6 +34,9 @@ def test_republishing_replaces_the_run_and_another_run_is_refused(run, tmp_path,
     dest = tmp_path / "results" / "study"
     assert main([str(run), str(dest)]) == 0
     assert (dest / "report.md").is_file() and (dest / "trials" / "cifar10-vae-s0").is_dir()
+    # the fixture's trials predate previews: theirs are derived from samples/, which stays behind
+    assert (dest / "trials" / "mnist-svae-s0" / "preview" / "index.json").is_file()
+    assert not list(dest.rglob("*.npz")) and (run / "trials" / "mnist-svae-s0" / "samples" / "gmm.npz").is_file()
     # the same run again, with a trial gone (deleted to rerun it): its stale folder goes too
     shutil.rmtree(run / "trials" / "cifar10-vae-s0")
     (run / "results.csv").write_text("\n".join(line for line in (run / "results.csv").read_text().splitlines()
@@ -62,6 +65,10 @@ def test_a_symbolic_link_in_the_run_is_refused_and_nothing_is_copied(run, tmp_pa
     metrics.unlink()
     shutil.rmtree(run / "trials" / "mnist-svae-s1" / "samples")
     (run / "trials" / "mnist-svae-s1" / "samples").symlink_to(tmp_path, target_is_directory=True)
+    refused([run, dest], capsys, "is a symbolic link")
+    assert not dest.exists()
+    (run / "trials" / "mnist-svae-s1" / "samples").unlink()
+    (run / "trials" / "mnist-svae-s1" / "preview").symlink_to(tmp_path, target_is_directory=True)
     refused([run, dest], capsys, "is a symbolic link")
     assert not dest.exists()
 

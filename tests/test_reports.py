@@ -15,11 +15,12 @@ from scipy import stats as scipy_stats
 
 import reports
 from reports.__main__ import main
-from reports.claims import check_claims, high_frequency_share, split_kind, split_kinds
+from reports.claims import check_claims, split_kind, split_kinds
 from reports.figures import decomposition_grid, metric_by_sampler, sample_grid
 from reports.history_figures import training_curves
 from reports.rundir import load_run
 from reports.stats import decide_interval, decide_p, holm, paired_p, t_interval, welch_interval, welch_p
+from svae.preview import high_frequency_share
 from tests.report_fixtures import (COMMAND, SVAE_GMM, VAE_GMM, blobs, checkerboard, make_run,
                                    trial_id)
 
@@ -296,9 +297,10 @@ def test_split_kind_from_sigma_spectrum(run_dir):
     assert high_frequency_share(checkerboard()[0, 0]) == pytest.approx(1.0)
     assert high_frequency_share(blobs()[0, 0]) < 0.01
     assert high_frequency_share(np.full((32, 32), 128, np.uint8)) is None
-    assert split_kind(checkerboard())[0] == "syntactic"
-    assert split_kind(blobs())[0] == "semantic"
-    assert split_kind(np.zeros((4, 1, 32, 32), np.uint8)) == ("constant", None)
+    assert split_kind([high_frequency_share(m[0]) for m in checkerboard()])[0] == "syntactic"
+    assert split_kind([high_frequency_share(m[0]) for m in blobs()])[0] == "semantic"
+    assert split_kind([0.2, None, 0.4]) == ("semantic", pytest.approx(0.3))  # flat maps (None) are skipped
+    assert split_kind([None, None]) == ("constant", None)
     kinds = {seed: kind for seed, (kind, _, _) in split_kinds(load_run(run_dir), "mnist").items()}
     assert kinds == {0: "syntactic", 1: "semantic", 2: "semantic", 3: "semantic", 4: "semantic"}
 
@@ -322,8 +324,8 @@ def test_figures_written_with_expected_panels(run_dir):
     dots = [line for line in panels.axes[0].lines if line.get_marker() == "o"]
     assert len(dots) == 5 and len(dots[0].get_xdata()) == 5  # a row of dots per output, one per SVAE x_hat seed
     assert [ax.get_title() for ax in metric_by_sampler(run, "cifar10").axes] == ["gmm"]
-    svae = run.samples(trial_id("mnist", "svae", 0), "gmm")
-    grid = decomposition_grid(svae, "mnist, SVAE seed 0")
+    svae = run.preview(trial_id("mnist", "svae", 0))
+    grid = decomposition_grid(svae.images["gmm"], svae.sigma_shares["gmm"], "mnist, SVAE seed 0")
     assert [ax.get_title(loc="left") for ax in grid.axes[:4]] == ["sigma (weight of x1)", "x1", "x2", "x_hat"]
     assert grid.axes[4].get_ylabel() == "sigma"  # the colour scale of sigma
     assert "syntactic" in grid.get_suptitle() and "x_hat = sigma * x1 + (1 - sigma) * x2" in grid.get_suptitle()

@@ -77,7 +77,10 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
         stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
         expected = {"status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json"} | {
             f"checkpoint-final-{s}.pt" for s in stages}
-        expected |= {f"samples/{s}.npz" for s in set(results.loc[results["trial_id"] == folder.name, "sampler"])}
+        samplers = set(results.loc[results["trial_id"] == folder.name, "sampler"])
+        expected |= {f"samples/{s}.npz" for s in samplers} | {f"preview/{s}.png" for s in samplers | {
+            "nearest", "interpolation", "interpolation-ends"}}
+        expected |= {"preview/index.json"}
         assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == expected
         assert set(torch.load(folder / f"checkpoint-final-{stages[0]}.pt", weights_only=True)) == {
             "model", "epoch", "history"}  # a finished trial keeps its weights, not its optimizer or RNG states

@@ -34,7 +34,7 @@ def test_the_stand_in_trial_writes_a_trials_files_and_a_finished_one_is_not_redo
     assert reports[-1]["done"] and json.loads((tmp_path / "rows.json").read_text()) == rows
     assert (tmp_path / "checkpoint-simulated.pt").stat().st_size > 1000
     for sampler in samplers_for("svae"):
-        assert (tmp_path / "samples" / f"{sampler}.npz").exists()
+        assert (tmp_path / "samples" / f"{sampler}.npz").exists() and (tmp_path / "preview" / f"{sampler}.png").exists()
 
     again = []
     started = time.perf_counter()

@@ -17,6 +17,7 @@ from bench.tracking import final_metrics
 from bench.trial import finished_rows, npz_bytes, write_metrics
 from svae.data import SPECS
 from svae.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from svae.preview import preview_of, write_preview
 from svae.samplers import samplers_for
 from svae.trainer import load_checkpoint
 
@@ -48,10 +49,10 @@ def simulated_trial(spec, settings, evaluation, folder: Path, report, fault=None
     data, outputs = SPECS[spec.dataset], MODELS[spec.model].outputs
     names = [*outputs, "sigma"] if "x1" in outputs else outputs  # a split model's sigma is saved, not scored
     rng = np.random.default_rng(spec.seed)
-    rows = []
+    rows, grids = [], {}
     for sampler in samplers_for(spec.model):
         shape = (settings.grid_samples, data.channels, data.size, data.size)
-        grid = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name in names}
+        grid = grids[sampler] = {name: rng.integers(0, 256, shape, dtype=np.uint8) for name in names}
         if sampler == "recon":
             grid["original"] = rng.integers(0, 256, shape, dtype=np.uint8)
         atomic_write_bytes(folder / "samples" / f"{sampler}.npz", npz_bytes(grid))
@@ -59,6 +60,7 @@ def simulated_trial(spec, settings, evaluation, folder: Path, report, fault=None
                   "value_std": None, "higher_is_better": False, "settings": None, "n_samples": settings.fid_samples,
                   "reference_n": settings.fid_samples, "extractor": "simulated", "extractor_id": "simulated",
                   "weights_hash": None} for name in outputs]
+    write_preview(folder, preview_of(grids))  # as a real trial's (no nearest training images: no data here)
     summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
                "epochs": SIMULATED_EPOCHS, "final_loss": history[-1]["loss"],
                "final_recon_mse": history[-1]["recon_mse"], "final_kl": history[-1]["kl"],
