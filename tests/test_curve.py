@@ -3,10 +3,16 @@ import json
 import subprocess
 import sys
 
-import pandas as pd
+from dataclasses import replace
 
-from bench.curve import levelled
+import pandas as pd
+import torch
+
+from bench.curve import curve_data, levelled
+from bench.presets import settings_for
+from bench.trial import Evaluation, TrialSpec
 from reports.budget import levelled_epoch
+from svae.data import load_images
 
 
 def test_a_curve_levels_off_at_the_first_epoch_that_no_later_one_improves_by_five_percent():
@@ -30,15 +36,31 @@ def test_the_epochs_a_curve_supports_are_where_the_last_model_levels_off():
     assert levelled(still)["models"]["svae"] is None and levelled(still)["epochs"] is None
 
 
+class PixelScorer:
+    """Features: a few pixels of each image (what curve_data asks of a scorer)."""
+    def features(self, images, dataset):
+        return images.reshape(len(images), -1)[:, :4].double().numpy()
+
+
+def test_the_validation_curve_trains_on_the_training_images_less_their_held_out_end():
+    settings = replace(settings_for("smoke", "synthetic"), train_subset=150, fid_samples=20)
+    train, held_out, reference = curve_data(TrialSpec("synthetic", "vae", 0), settings, Evaluation(), PixelScorer(),
+                                            "validation")
+    full = load_images("synthetic", "train", None, False, False).images[:150]
+    assert torch.equal(train, full[:130]) and torch.equal(held_out, full[130:])  # min(20, 150 // 6) held out
+    assert reference.n == 20 and reference.split == "validation"
+    assert (reference.features == full[130:].reshape(20, -1)[:, :4].double().numpy()).all()
+
+
 def test_the_default_curve_trains_without_its_validation_images_and_scores_against_them(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bench.curve", "--dataset", "synthetic", "--preset", "smoke",
-                          "--models", "vae", "--epochs", "2", "--every", "1", "--samples", "40",
-                          "--set", "train_subset=300", "--out", str(tmp_path)],
+                          "--models", "vae", "--epochs", "2", "--every", "1", "--samples", "20",
+                          "--set", "train_subset=150", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     table = pd.read_csv(tmp_path / "curve.csv")
     assert set(table["reference"]) == {"validation"} and sorted(set(table["epoch"])) == [1, 2]
-    assert set(table["reference_n"]) == {40}  # min(--samples, a sixth of the 300 training images = 50)
+    assert set(table["reference_n"]) == {20} and set(table["n_samples"]) == {20}  # a sixth of 150 is 25
     found = json.loads((tmp_path / "levelled.json").read_text())
     assert found["reference"] == "validation" and set(found["models"]) == {"vae"}
     assert "epochs the curve supports for every model" in out.stdout
