@@ -26,6 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.fs_faults import faults_as_errors
 from bench.models import MODELS
 from bench.presets import model_settings
 from bench.rundir import check_same_data, grid_trial
@@ -45,6 +46,7 @@ from svae.samplers import is_orientation, orient_components
 
 # what regenerates the samples: must match the run's recorded settings for the figures to be the run's
 SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
+AGAIN = "the figures of trials already re-scored are kept"  # every trial's rows are written whole, atomically
 VERIFY_TOLERANCE = 1e-6  # relative: thread counts may reorder float sums, nothing more
 
 
@@ -230,7 +232,9 @@ def _has_figures(old_rows: list, scorer, dataset: str, settings) -> bool:
 
 def rescore(args) -> int:
     job = plan(args)
-    with run_lock(job["run_dir"], "python -m bench.rescore"):  # one process at a time per run directory
+    where = f"writing to {job['run_dir']} or {job['evaluation'].fid_cache}"
+    with run_lock(job["run_dir"], "python -m bench.rescore"), \
+            faults_as_errors(lambda: where, f"run the same command again to finish ({AGAIN})"):
         return rescore_run(args, job)
 
 
@@ -285,9 +289,7 @@ def rescore_run(args, job: dict) -> int:
 def main(argv=None) -> int:
     interrupts_raise()
     args = parse_args(argv)
-    # every trial's rows are written whole, and a finished trial is skipped next time
-    return run_command(lambda: rescore(args), "interrupted; the figures of trials already re-scored are kept: "
-                                              "run the same command again to finish")
+    return run_command(lambda: rescore(args), f"interrupted; run the same command again to finish ({AGAIN})")
 
 
 if __name__ == "__main__":

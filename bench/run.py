@@ -25,6 +25,7 @@ from bench.cli import HelpFormatter, add_options
 from bench.cluster import check_address, check_cluster_storage, start_ray, stop_ray
 from bench.config_file import save_config, with_config_file
 from bench.dryrun import dry_run
+from bench.fs_faults import faults_as_errors
 from bench.faults import FAULT_ENV, check_fault
 from bench.models import MODELS
 from bench.more_seeds import grown_manifest
@@ -33,7 +34,7 @@ from bench.cost.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_writable, choose_storage,
-                          close_session, filesystem_fault, manifest_for, open_session, protocol_for,
+                          close_session, manifest_for, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
 from bench.seams import Seams
 from bench.settings_check import checked_sweep_settings
@@ -192,17 +193,9 @@ def main(argv=None, seams: Seams | None = None) -> int:
 
 def run_or_fault(args, seams: Seams) -> int:
     """run(args, seams); a full disk or read-only storage is one line with the cause (else the traceback)."""
-    try:
+    with faults_as_errors(lambda: f"writing to {args.out}" + (f" or --storage {args.storage}" if args.storage else ""),
+                          f"resume with: {resume_command()}"):
         return run(args, seams)
-    except HarnessError:
-        raise
-    except Exception as e:
-        fault = filesystem_fault(e)
-        if fault is None:
-            raise
-        cause, file = fault
-        raise HarnessError(f"{cause}{f' ({file})' if file else ''}; free space or fix the storage, then resume "
-                           f"with: {resume_command()}") from None
 
 
 def interrupted_line(args) -> str:

@@ -6,7 +6,6 @@ it is recorded relative to it, storage outside it (--storage) by its full name, 
 keeps an owner record (owner.json: run id and run directory) that --resume checks, so a copy of a
 run directory never trains into, or reads, the original's state.
 """
-import errno
 import getpass
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from bench.models import MODELS
 from bench.more_seeds import seeds_added
 from bench.scoring_fix import corrected_sweep, scoring_only
+from bench.sweep_storage import EXPERIMENT
 from bench.trial import TrialSpec, settings_json
 from reports.validate import trial_rows
 from svae.contract import REAL_FID
@@ -193,7 +193,6 @@ def set_aside_ray_state(storage: str) -> None:
     """A copied or moved run directory: Ray's restore of its saved state would send the unfinished
     trials' checkpoints to the old path (the original's storage). That state is renamed, not deleted,
     and the unfinished trials start again from their beginning; finished trials are kept."""
-    from bench.sweep import EXPERIMENT
     experiment = Path(storage) / EXPERIMENT
     if not experiment.exists():
         return
@@ -350,24 +349,3 @@ def close_session(run_dir: Path, seconds: float) -> None:
     manifest["wall_time_s"] = round(sum(s["wall_s"] or 0 for s in sessions), 1)
     manifest["sessions_unmeasured"] = sum(s["wall_s"] is None for s in sessions)
     atomic_write_json(path, manifest)
-
-
-# File-system faults that a user fixes outside the program; the run directory stays resumable.
-FILESYSTEM_FAULTS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-                     errno.EROFS: "the file system is read-only", errno.EACCES: "permission is denied",
-                     errno.EIO: "the storage reported an input/output error"}
-
-
-def filesystem_fault(error: BaseException):
-    """(cause, file) of the first file-system fault in an exception's chain (Ray wraps the driver's
-    own errors), or None when it holds none."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in FILESYSTEM_FAULTS:
-            temporary = os.environ.get("TMPDIR", "\0").rstrip("/")  # Ray's session files go there, unbeknown to many
-            where = f" in TMPDIR={temporary} (set TMPDIR to a writable folder)" \
-                if str(error.filename).startswith(temporary + "/") else ""
-            return FILESYSTEM_FAULTS[error.errno] + where, error.filename
-        error = error.__cause__ or error.__context__
-    return None

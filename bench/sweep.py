@@ -17,11 +17,9 @@ found by name (`last_checkpoints`): plain files, whose weights are read with wei
 """
 import functools
 import json
-import re
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,17 +27,17 @@ import pandas as pd
 from ray import tune
 
 from bench.cost.plan import duration
+from bench.fs_faults import filesystem_error
 from bench.presets import model_settings
 from bench.resources import trial_resources
 from bench.seams import Seams
+from bench.sweep_storage import (fault_of, fault_result, is_marked_finished, last_checkpoints,
+                                 mark_finished, session_experiment, torn_checkpoint_removed, trial_storage)
 from bench.tracking import tracker_callbacks
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
 from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
-EXPERIMENT = "sweep"
-# the Ray experiments this project starts in a storage: the sweep's first, then one per resumed session
-SESSION_EXPERIMENT = re.compile(rf"{EXPERIMENT}(-resumed-\d{{8}}T\d{{6}}-[0-9a-f]{{6}})?")
 MAX_RETRIES = 2
 
 
@@ -83,24 +81,30 @@ def trainable(config: dict, settings: dict, storage: str, evaluation: Evaluation
         tune_report({"done": True, "already_collected": True})
         return
     folder = Path(tempfile.mkdtemp(prefix=f"{spec.trial_id}-"))
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None and spec.trial_id in resume_from:
-        checkpoint = tune.Checkpoint(resume_from[spec.trial_id])
-    if checkpoint:
-        checkpoint.to_directory(str(folder))
-
     last_checkpoint = time.monotonic()
+    checkpoints = trial_storage(storage, tune.get_context().get_experiment_name(), spec.trial_id)
 
     def report(metrics, path):
         nonlocal last_checkpoint
         if checkpoint_due(metrics, time.monotonic() - last_checkpoint, checkpoint_every):
-            tune_report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
+            with torn_checkpoint_removed(checkpoints):
+                tune_report(metrics, checkpoint=tune.Checkpoint.from_directory(str(path)))
             last_checkpoint = time.monotonic()
         else:
             tune_report(metrics)
 
     try:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None and spec.trial_id in resume_from:
+            checkpoint = tune.Checkpoint(resume_from[spec.trial_id])
+        if checkpoint:
+            checkpoint.to_directory(str(folder))
         trial(spec, model_settings(settings[spec.dataset], spec.model), evaluation, folder, report, fault=fault)
+    except Exception as e:  # a full disk or failing storage is the sweep's fault, which no retry mends
+        error = filesystem_error(e)
+        if error is None:
+            raise
+        tune_report(fault_result(error, checkpoints))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -110,58 +114,6 @@ def checkpoint_due(metrics: dict, seconds_since_last: float, every: float) -> bo
     epoch, and otherwise once `every` seconds have passed since the last one."""
     stage_done = "epoch" in metrics and metrics["epoch"] == metrics.get("stage_epochs")
     return bool(metrics.get("done")) or stage_done or seconds_since_last >= every
-
-
-def _marker(storage: str, trial_id: str):
-    """The storage's record that the driver holds a trial's results: visible to every node."""
-    import pyarrow.fs
-    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-    return fs, f"{root.rstrip('/')}/finished/{trial_id}"
-
-
-def mark_finished(storage: str, trial_id: str) -> None:
-    fs, path = _marker(storage, trial_id)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(b"collected\n")
-
-
-def is_marked_finished(storage: str, trial_id: str) -> bool:
-    import pyarrow.fs
-    fs, path = _marker(storage, trial_id)
-    return fs.get_file_info(path).type == pyarrow.fs.FileType.File
-
-
-def last_checkpoints(storage: str, trial_ids) -> dict:
-    """trial id -> its newest checkpoint folder in the storage (a path or URI), for the trials that have
-    one: found by the names Ray gives folders (<experiment>/<trial id>/checkpoint_<n>), in this project's
-    experiments only, later sessions first; nothing is read from Ray's saved state."""
-    import pyarrow.fs
-    fs, root = pyarrow.fs.FileSystem.from_uri(storage)
-    root = root.rstrip("/")
-
-    def folders(path: str) -> list:
-        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
-        return [i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory]
-
-    experiments = sorted((e for e in folders(root) if SESSION_EXPERIMENT.fullmatch(e)),
-                         key=lambda e: (e != EXPERIMENT, e))
-    found = {}
-    for experiment in reversed(experiments):
-        for trial_id in set(trial_ids) - set(found):
-            numbered = [c for c in folders(f"{root}/{experiment}/{trial_id}") if re.fullmatch(r"checkpoint_\d+", c)]
-            if numbered:
-                newest = max(numbered, key=lambda c: int(c.split("_")[1]))
-                found[trial_id] = f"{storage.rstrip('/')}/{experiment}/{trial_id}/{newest}"
-    return found
-
-
-def session_experiment(resume: bool) -> str:
-    """The name of this session's Ray experiment: a new one per resumed session, so that no session
-    writes into (or reads) another's state; names sort by when the session started."""
-    if not resume:
-        return EXPERIMENT
-    return f"{EXPERIMENT}-resumed-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
 def trial_folder(run_dir: Path, trial_id: str) -> Path:
@@ -284,8 +236,27 @@ class Progress:
 
 
 # The driver's live sweep: one per process. Ray pickles callbacks into the sweep's state, so the
-# callback holds nothing and reports to this driver's plan and progress.
+# callback holds nothing and reports to this driver's plan and progress; and its first file-system fault.
 ACTIVE_SWEEP = {}
+
+
+class StopOnFault(tune.Stopper):
+    """Stops every trial once the sweep has met a file-system fault: the others would meet it too."""
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return ACTIVE_SWEEP.get("fault") is not None
+
+
+def _noted_fault(error: Exception) -> None:
+    """Keep the sweep's first file-system fault, which stops it (StopOnFault; raised after the sweep);
+    other errors go on."""
+    fault = filesystem_error(error)
+    if fault is None:
+        raise error
+    ACTIVE_SWEEP["fault"] = ACTIVE_SWEEP.get("fault") or fault
 
 
 class SweepCallback(tune.Callback):
@@ -302,18 +273,26 @@ class SweepCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
-        trial_id = _trial_id(trial)
-        if not trial.last_result.get("already_collected"):
-            collect(plan, trial_id, trial.checkpoint)
-            status = trial_status(plan.run_dir, trial_id)
-            progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
-            write_plan_results(plan, progress.rows)
+        trial_id, fault = _trial_id(trial), fault_of(trial.last_result)
+        if fault is not None:
+            _noted_fault(fault)
+        elif trial.last_result.get("done") and not trial.last_result.get("already_collected"):
+            try:  # a trial that a stop ended unfinished is left to the sweep's end (run_sweep)
+                collect(plan, trial_id, trial.checkpoint)
+                status = trial_status(plan.run_dir, trial_id)
+                progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+                write_plan_results(plan, progress.rows)
+            except OSError as e:  # raised, Ray would print it and retry the trial
+                _noted_fault(e)
         plan.seams.clock.event(trial_id, "completed")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         plan, progress = ACTIVE_SWEEP["plan"], ACTIVE_SWEEP["progress"]
         error = _error_summary(trial.error_file)
-        record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
+        try:
+            record_failure(plan.run_dir, TrialSpec(**trial.config["trial"]), error)
+        except OSError as e:
+            _noted_fault(e)
         progress.failed(_trial_id(trial), error)
 
 
@@ -342,7 +321,7 @@ def new_tuner(plan: SweepPlan, function, specs: list, name: str):
         run_config=tune.RunConfig(
             name=name, storage_path=plan.storage, verbose=0, log_to_file=True,
             callbacks=[SweepCallback(), *tracker_callbacks(plan.tracker, plan.run_dir, plan.run_dir.name)],
-            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES),
+            failure_config=tune.FailureConfig(max_failures=MAX_RETRIES), stop=StopOnFault(),
             # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
 
@@ -352,7 +331,7 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
     todo = [s for s in plan.grid if trial_status(plan.run_dir, s.trial_id)["status"] != "finished"]
     progress = Progress(plan.run_dir, len(plan.grid), len(plan.grid) - len(todo), [s.trial_id for s in todo],
                         plan.estimates, plan.concurrency)
-    ACTIVE_SWEEP.update(plan=plan, progress=progress)
+    ACTIVE_SWEEP.update(plan=plan, progress=progress, fault=None)
     if not todo:
         progress.line("every trial has finished already")
         return write_plan_results(plan)
@@ -383,6 +362,8 @@ def run_sweep(plan: SweepPlan) -> pd.DataFrame:
             record_failure(plan.run_dir, spec, str(result.error).strip().splitlines()[-1])
         else:
             record_failure(plan.run_dir, spec, None, status="interrupted")
+    if ACTIVE_SWEEP["fault"] is not None:
+        raise ACTIVE_SWEEP["fault"]  # the trials it stopped are recorded interrupted: a resume runs them
     table = write_plan_results(plan)
     progress.line(f"sweep wall time {time.time() - progress.started:.0f} s; "
                   f"sum of trial times {progress.trial_seconds:.0f} s")

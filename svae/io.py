@@ -68,8 +68,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results on shared storage must be readable by others
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a write to an open file names none: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

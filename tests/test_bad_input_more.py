@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import bench.fid
+import bench.fs_faults
 import bench.rescore
 import bench.run
 import bench.rundir
@@ -279,8 +280,8 @@ def test_a_read_only_tmpdir_is_named_as_the_cause(monkeypatch, tmp_path):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     wrapped = RuntimeError("ray failed")
     wrapped.__cause__ = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ray" / "session"))
-    cause, file = bench.rundir.filesystem_fault(wrapped)
+    cause, file = bench.fs_faults.filesystem_fault(wrapped)
     assert cause == f"the file system is read-only in TMPDIR={tmp_path} (set TMPDIR to a writable folder)"
     assert file == str(tmp_path / "ray" / "session")
     elsewhere = OSError(errno.EROFS, "Read-only file system", "/elsewhere/run/results.csv")
-    assert bench.rundir.filesystem_fault(elsewhere) == ("the file system is read-only", "/elsewhere/run/results.csv")
+    assert bench.fs_faults.filesystem_fault(elsewhere) == ("the file system is read-only", "/elsewhere/run/results.csv")

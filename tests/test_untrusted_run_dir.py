@@ -12,7 +12,8 @@ import pytest
 
 import bench.run
 import bench.sweep
-from bench.sweep import EXPERIMENT, SweepPlan, last_checkpoints, run_sweep
+from bench.sweep import SweepPlan, run_sweep
+from bench.sweep_storage import EXPERIMENT, last_checkpoints
 from bench.trial import Evaluation, TrialSpec
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--seeds", "1"]
