@@ -163,7 +163,10 @@ def test_bench_curve_checks_its_numbers_before_it_trains(tmp_path, capsys, monke
     a_file.write_text("x")
     base = ["--dataset", "synthetic", "--preset", "smoke", "--epochs", "1", "--models", "vae"]
     cases = [
-        (["--samples", "20000", "--out", str(tmp_path / "c")], "--samples 20000 is larger than synthetic's test split"),
+        (["--samples", "20000", "--out", str(tmp_path / "c")],  # the held-out sixth of 1,000 training images
+         "--samples 20000 is larger than synthetic's validation images (166)"),
+        (["--samples", "20000", "--reference", "test", "--out", str(tmp_path / "c")],
+         "--samples 20000 is larger than synthetic's test images (500)"),
         (["--seed", "-1", "--out", str(tmp_path / "c")], "--seed 0 or more"),
         (["--out", str(a_file)], f"--out {a_file} is a file"),
         (["--set", "lr=nan", "--out", str(tmp_path / "c")], "lr must be a finite number"),
