@@ -63,21 +63,25 @@ def score_now(model, spec: TrialSpec, settings, scorer, train, held_out, referen
 
 
 def curve_data(spec: TrialSpec, settings, evaluation: Evaluation, scorer, split: str) -> tuple:
-    """(images to train on, held-out images, the Reference they are scored against) for --reference split."""
+    """(images to train on, held-out images, the Reference they are scored against) for --reference split,
+    the same for every model of the curve; more samples than held-out images is refused before any work."""
     from bench.metrics import reference_from_features
     train, test = load_data(spec, settings, evaluation)
+    train, held_out = (train, test) if split == "test" else validation_split(train, settings)
+    if settings.fid_samples > len(held_out):
+        raise HarnessError(f"--samples {settings.fid_samples} is larger than {spec.dataset}'s {split} images "
+                           f"({len(held_out)}), the reference; pass --samples {len(held_out)} or less")
     if split == "test":
-        return train, test, scorer.reference(spec.dataset, evaluation.reference_split, settings.fid_samples,
-                                             SPECS[spec.dataset].preprocessing)
-    train, validation = validation_split(train, settings)
-    return train, validation, reference_from_features(scorer.features(validation, spec.dataset), spec.dataset,
-                                                      "validation")
+        return train, held_out, scorer.reference(spec.dataset, evaluation.reference_split, settings.fid_samples,
+                                                 SPECS[spec.dataset].preprocessing)
+    return train, held_out, reference_from_features(scorer.features(held_out, spec.dataset), spec.dataset,
+                                                    "validation")
 
 
-def curve(spec: TrialSpec, settings, evaluation: Evaluation, every: int, split: str) -> list:
-    """Train the model's stages; score every `every`-th epoch of its last stage (and its last epoch)."""
-    scorer = make_scorer(settings.fid_backbone, evaluation)
-    train, held_out, reference = curve_data(spec, settings, evaluation, scorer, split)
+def curve(spec: TrialSpec, settings, every: int, split: str, scorer, data: tuple) -> list:
+    """Train the model's stages on data (curve_data); score every `every`-th epoch of its last stage (and
+    its last epoch)."""
+    train, held_out, reference = data
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
     stages = model.stages()
@@ -179,17 +183,14 @@ def make_curve(args) -> int:
     settings = check_args(args)
     evaluation = Evaluation(data_root=args.data_root, system_copy=args.data_root is None,
                             fid_cache=str(Path.home() / ".cache" / "svae-bench"))
-    train, test = load_data(TrialSpec(args.dataset, "", args.seed), settings, evaluation)
-    held_out = len(test) if args.reference == "test" else validation_split(train, settings)[1].shape[0]
-    if args.samples > held_out:
-        raise HarnessError(f"--samples {args.samples} is larger than {args.dataset}'s {args.reference} images "
-                           f"({held_out}), the reference; pass --samples {held_out} or less")
+    scorer = make_scorer(settings.fid_backbone, evaluation)
+    data = curve_data(TrialSpec(args.dataset, "", args.seed), settings, evaluation, scorer, args.reference)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.models:
         started = time.time()
-        rows += curve(TrialSpec(args.dataset, name, args.seed), settings, evaluation, args.every, args.reference)
+        rows += curve(TrialSpec(args.dataset, name, args.seed), settings, args.every, args.reference, scorer, data)
         print(f"{name}: {time.time() - started:.0f} s", flush=True)
         table = pd.DataFrame(rows)
         atomic_write_text(out / "curve.csv", table.to_csv(index=False))  # a later failure keeps it
