@@ -1,5 +1,6 @@
 """Atomic file writes (a temporary name in the same folder, then rename), the one reader of a
-trial's status.json, and the checks of the files and folders a user names.
+trial's status.json, a value computed once across processes (cached), and the checks of the files and
+folders a user names.
 
 A crash or kill during a write leaves the previous version of the file whole, never a torn one.
 """
@@ -7,9 +8,11 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from svae.errors import HarnessError
 
@@ -87,3 +90,21 @@ def atomic_torch_save(obj, path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def cached(path, compute, save, load):
+    """The value stored at path, computed and published once even when processes ask together:
+    the first takes the lock and computes, the others wait and read. An unreadable file is recomputed."""
+    if path is None:
+        return compute()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            try:
+                return load(path)
+            except Exception as e:  # a torn or foreign file: np.load and torch.load raise many kinds
+                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it", stacklevel=2)
+        value = compute()
+        save(value, path)  # atomic: a reader never sees half a file, even without the lock
+        return value

@@ -6,14 +6,12 @@ optional spread, its direction and the settings that define it. The Scorer build
 statistics on disk (one computation per key, even across processes), and scores features.
 """
 import io
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 
 from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
 from bench.metrics import frechet_inf, kernel, manifold
@@ -21,7 +19,7 @@ from bench.metrics.extractors import Extractor, domain_extractor, inception_extr
 from bench.metrics.frechet import frechet_distance, statistics
 from svae.contract import frechet_inf_name, frechet_name, kernel_name
 from svae.errors import HarnessError
-from svae.io import atomic_torch_save, atomic_write_bytes
+from svae.io import atomic_torch_save, atomic_write_bytes, cached
 from svae.trainer import pick_device
 
 BACKBONES = ("inception", "domain")
@@ -113,24 +111,6 @@ def check_metrics(names) -> list:
 
 # ---------------------------------------------------------------- the cache
 
-def cached(path, compute, save, load):
-    """The value stored at path, computed and published once even when processes ask together:
-    the first takes the lock and computes, the others wait and read. An unreadable file is recomputed."""
-    if path is None:
-        return compute()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
-        if path.exists():
-            try:
-                return load(path)
-            except Exception as e:  # a torn or foreign file: np.load and torch.load raise many kinds
-                warnings.warn(f"cache file {path} is corrupt ({type(e).__name__}: {e}); recomputing it", stacklevel=2)
-        value = compute()
-        save(value, path)  # atomic: a reader never sees half a file, even without the lock
-        return value
-
-
 def _save_reference(ref: Reference, path):
     buffer = io.BytesIO()
     # float32 is exact: the features are a float32 network's outputs
@@ -155,7 +135,8 @@ class Scorer:
     references cached per dataset, split, n, data preprocessing and extractor id, and the metrics."""
 
     def __init__(self, backbone="inception", weights_path=None, device=None, batch_size=100, quantize=True,
-                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None):  # noqa: B008 (frozen)
+                 cache_dir=None, data_root=None, download=False, domain_config=DomainConfig(), system_copy=None,  # noqa: B008 (frozen)
+                 inception_threads=None):
         if backbone not in BACKBONES:
             raise HarnessError(f"unknown FID backbone {backbone!r}; choose inception or domain")
         self.backbone = backbone
@@ -166,7 +147,8 @@ class Scorer:
         self._extractors = {}  # dataset (None for Inception) -> Extractor
         self._references = {}  # cache key -> Reference, so a trial reads each file once
         if backbone == "inception":
-            self._extractors[None] = inception_extractor(weights_path, self.device, batch_size, quantize)
+            self._extractors[None] = inception_extractor(weights_path, self.device, batch_size, quantize,
+                                                         threads=inception_threads)
 
     def extractor(self, dataset=None) -> Extractor:
         """Inception's extractor, or the dataset's classifier (trained once per cache folder)."""
