@@ -90,8 +90,9 @@ def cpu(dataset: str) -> Settings:
     of up to 100 components (the count chosen on held-out likelihood) on 10,000 training latents.
     FID (Inception, and its KID and precision/recall) beside them on the outputs the claims compare:
     each model at its own sampler, with the SVAE's x_hat, x1, x2 and mix, 35 sets of 10,000 for five
-    seeds, about 5 hours at Inception's 20 images/s on the 2 cores. `--fid-backbone domain` leaves
-    it out; `python -m bench.rescore RUN --fid-backbone inception --compared-only` adds it later.
+    seeds, about 7 hours at Inception's 14 images/s on the 2 quiet cores (ONNX Runtime; docs/performance.md).
+    `--fid-backbone domain` leaves it out; `python -m bench.rescore RUN --fid-backbone inception
+    --compared-only --fid-threads 2` adds it later.
 
     Chosen by measurement on the 2-core machine (2026-11-29, torch 2.14.1), one torch thread per trial
     as the sweep runs them:

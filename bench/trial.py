@@ -54,6 +54,7 @@ class Evaluation:
     download: bool = False
     reference_split: str = REFERENCE_SPLIT  # FID's real images, and the recon sampler's inputs
     system_copy: bool = False  # Debian's Fashion-MNIST may stand in: only when no --data-root was given
+    fid_threads: int | None = None  # FID's Inception threads on CPUs (ONNX Runtime); None: torch's, the trial's
 
 
 def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folder: Path,
@@ -168,7 +169,8 @@ def load_data(spec: TrialSpec, settings: Settings, evaluation: Evaluation) -> tu
 def make_scorer(backbone: str, evaluation: Evaluation, weights=None):
     from bench.metrics import Scorer  # the Inception network is only needed once training is done
     return Scorer(backbone=backbone, weights_path=weights or evaluation.fid_weights, cache_dir=evaluation.fid_cache,
-                  data_root=evaluation.data_root, download=evaluation.download, system_copy=evaluation.system_copy)
+                  data_root=evaluation.data_root, download=evaluation.download, system_copy=evaluation.system_copy,
+                  inception_threads=evaluation.fid_threads)
 
 
 def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:

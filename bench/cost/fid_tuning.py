@@ -19,6 +19,7 @@ import torch
 from bench.metrics import frechet_distance, statistics
 from bench.metrics.extractors import FIDInception, features
 from bench.metrics.inception_weights import find_weights
+from bench.metrics.onnx_engine import on_onnxruntime
 
 FID_TOLERANCE = 1e-4  # relative; what "the same FID" means here (issue 21)
 
@@ -29,12 +30,14 @@ class Variant:
     fold_batch_norm: bool
     batch_size: int
     threads: int
+    engine: str = "torch"  # or "onnxruntime": the same folded layers exported (bench/metrics/onnx_engine.py)
 
 
 def variants(batch_size: int, threads: int) -> list:
     """The reference first, then the adopted default, then the settings it was chosen over."""
     found = [Variant("pytorch-fid's layers (batch norm apart)", False, batch_size, threads),
-             Variant("batch norm folded (the default)", True, batch_size, threads),
+             Variant("batch norm folded, ONNX Runtime (the CPU default)", True, batch_size, threads, "onnxruntime"),
+             Variant("batch norm folded, torch (the GPU default)", True, batch_size, threads),
              Variant(f"batch norm folded, batch {max(1, batch_size // 2)}", True, max(1, batch_size // 2), threads)]
     if threads > 1:  # fewer threads than cores: less waiting at each layer's barrier on a loaded machine
         found.append(Variant(f"batch norm folded, {threads - 1} thread(s)", True, batch_size, threads - 1))
@@ -53,17 +56,27 @@ def timed_features(net, variant: Variant, images, device) -> tuple:
         torch.set_num_threads(before)
 
 
-def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeats=3) -> list:
+def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeats=3, weights_tag="tuning",
+                     graph_folder=None) -> list:
     """Times each variant on the image set first (uint8 N x C x H x W), repeats times, interleaved; then
-    scores FID(first, second) with each. Returns perf rows, prints a table of ratios."""
-    found = variants(batch_size, torch.get_num_threads())
-    nets = {v.fold_batch_norm: FIDInception(state_dict, fold_batch_norm=v.fold_batch_norm).to(device) for v in found}
-    for net in nets.values():
-        features(net, first[:2], 2, device)  # warm-up: oneDNN picks its kernels on the first call
+    scores FID(first, second) with each. Returns perf rows, prints a table of ratios. ONNX Runtime's graph
+    of the weights (weights_tag names it) is kept in graph_folder (default: the torch hub's checkpoints)."""
+    found = [v for v in variants(batch_size, torch.get_num_threads()) if v.engine == "torch" or device == "cpu"]
+
+    def net(v: Variant):
+        torch_net = FIDInception(state_dict, fold_batch_norm=v.fold_batch_norm).to(device)
+        return torch_net if v.engine == "torch" else on_onnxruntime(torch_net, weights_tag, graph_folder)
+
+    nets = {}
+    for v in found:  # one network per (batch norm, engine): the variants of batch size and threads share it
+        if (v.fold_batch_norm, v.engine) not in nets:
+            nets[v.fold_batch_norm, v.engine] = net(v)
+    for network in nets.values():  # warm-up: oneDNN picks its kernels, ONNX Runtime makes its session
+        features(network, first[:2], 2, device)
     seconds, feats = {v: [] for v in found}, {}
     for _ in range(repeats):
         for v in found:
-            t, feats[v] = timed_features(nets[v.fold_batch_norm], v, first, device)
+            t, feats[v] = timed_features(nets[v.fold_batch_norm, v.engine], v, first, device)
             seconds[v].append(t)
     reference, fid_ref, rows = found[0], None, []
     print(f"FID Inception settings: {len(first)} images {tuple(first.shape[1:])} timed per variant, {repeats} "
@@ -76,7 +89,7 @@ def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeat
         ratio = float(np.median(rounds))
         diff = np.abs(feats[v] - feats[reference]).max()
         relative = diff / np.abs(feats[reference]).max()
-        second_feats = features(nets[v.fold_batch_norm], second, v.batch_size, device)
+        second_feats = features(nets[v.fold_batch_norm, v.engine], second, v.batch_size, device)
         fid = frechet_distance(*statistics(feats[v]), *statistics(second_feats))
         fid_ref = fid if v is reference else fid_ref
         fid_relative = abs(fid - fid_ref) / abs(fid_ref)
@@ -95,8 +108,9 @@ def fid_tuning_rows(args) -> list:
     """The tuning benchmark on the FID weights (found as the engine finds them) and Fashion-MNIST's
     first args.n training images against its first args.n test images."""
     from svae.data import load_images
-    state_dict = torch.load(find_weights(None).path, map_location="cpu", weights_only=True)
+    weights = find_weights(None)
+    state_dict = torch.load(weights.path, map_location="cpu", weights_only=True)
     n = args.n or 100
     first = load_images("fashion-mnist", "train").images[:n]
     second = load_images("fashion-mnist", "test").images[:n]
-    return tuning_benchmark(state_dict, first, second, args.batch_size, args.device)
+    return tuning_benchmark(state_dict, first, second, args.batch_size, args.device, weights_tag=weights.tag)

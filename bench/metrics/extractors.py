@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from torchvision.models.inception import BasicConv2d
 
 from bench.metrics.inception_weights import FID_WEIGHTS_FILE, find_weights
+from bench.metrics.onnx_engine import on_onnxruntime
 from svae.errors import HarnessError
 
 # How images become network input: v1 = floats rounded to 1/255 steps (q255) or not (float), then the
 # network's own resize. Bump the version when that path changes: cached real features key on it.
 PREPROCESSING_VERSION = "v1"
+ENGINES = ("torch", "onnxruntime")  # what runs FID's Inception: inception_extractor
 
 
 def fid_inception_v3() -> nn.Module:
@@ -44,7 +46,8 @@ class FIDInception(nn.Module):
     folded into its convolution (fold_batch_norm), which saves batch norm's pass over every activation:
     1.04x the images/s of pytorch-fid's layers (median of 3 interleaved rounds, 2-core CPU under load;
     python -m bench.cost.perf fid-tuning, docs/performance.md). Both change round-off only: on real
-    images and weights the features moved by 2.3e-6 of the largest, FID by 1e-7 relative.
+    images and weights the features moved by 2.3e-6 of the largest, FID by 1e-7 relative. On CPUs
+    inception_extractor runs these layers in ONNX Runtime (bench/metrics/onnx_engine.py).
     """
 
     def __init__(self, state_dict, fold_batch_norm: bool = True):
@@ -68,12 +71,15 @@ class FIDInception(nn.Module):
             net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.eval().to(memory_format=torch.channels_last)
 
-    def forward(self, x):
-        """x: floats in [0, 1], N x C x H x W with C 1 (repeated, as PIL's convert('RGB')) or 3."""
+    def network_input(self, x):
+        """x: floats in [0, 1], N x C x H x W with C 1 (repeated, as PIL's convert('RGB')) or 3; the
+        layers' N x 3 x 299 x 299 input in [-1, 1]."""
         # resized and scaled before grey is repeated: the same values as pytorch-fid's order, on a third of them
         x = 2 * F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        return self.layers(x.contiguous(memory_format=torch.channels_last))
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+    def forward(self, x):
+        return self.layers(self.network_input(x).contiguous(memory_format=torch.channels_last))
 
 
 def fold_batch_norms(net: nn.Module) -> None:
@@ -136,7 +142,14 @@ class Extractor:
         return features(self.forward, images, self.batch_size, self.device, self.quantize)
 
 
-def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantize=True) -> Extractor:
+def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantize=True, engine=None,
+                        threads=None) -> Extractor:
+    """FID's extractor; engine "torch", or "onnxruntime" (CPUs only; bench/metrics/onnx_engine.py), None: ONNX
+    Runtime on CPUs, torch on GPUs. Both give the same features to round-off, so the extractor id is one.
+    threads: ONNX Runtime's (None: torch's when the first batch comes)."""
+    engine = engine or ("onnxruntime" if torch.device(device).type == "cpu" else "torch")
+    if engine not in ENGINES or (engine == "onnxruntime" and torch.device(device).type != "cpu"):
+        raise HarnessError(f"unknown FID engine {engine!r} on {device}; choose torch, or onnxruntime on CPUs")
     weights = find_weights(weights_path)
     try:
         state_dict = torch.load(weights.path, map_location="cpu", weights_only=True)
@@ -144,7 +157,10 @@ def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantiz
         raise HarnessError(f"cannot read FID weights {weights.path} ({type(e).__name__}); delete it and download "
                            f"{FID_WEIGHTS_FILE} again or, if converted, let it be converted again") from None
     net = FIDInception(state_dict).to(device)
-    return Extractor("inception-fid", "inception", net, weights.tag, device, batch_size, quantize, weights.source)
+    source = weights.source
+    if engine == "onnxruntime":
+        net, source = on_onnxruntime(net, weights.tag, threads=threads), f"{source}; run by ONNX Runtime"
+    return Extractor("inception-fid", "inception", net, weights.tag, device, batch_size, quantize, source)
 
 
 def domain_extractor(dataset: str, net, device="cpu", batch_size=100, quantize=True) -> Extractor:
