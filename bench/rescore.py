@@ -69,6 +69,10 @@ def parse_args(argv):
     p.add_argument("--fid-cache", default=None,
                    help="folder of cached references and classifiers (default: the sweep's, <storage>/fid-cache)")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (default: the run's)")
+    p.add_argument("--fid-threads", type=int, default=None,
+                   help="threads of FID's Inception on CPUs (ONNX Runtime), e.g. every core of a machine that "
+                        "re-scores alone; the samples are generated on the sweep's threads either way (default: "
+                        "the sweep's --cpus-per-trial)")
     p.add_argument("--verify", action="store_true",
                    help="also re-score trials that have the figures, and fail (exit 1) unless they are reproduced")
     return p.parse_args(argv)
@@ -109,6 +113,8 @@ def _recorded_orientation(folder: Path) -> tuple:
 def plan(args) -> dict:
     """Everything checked before anything is written: run, settings, checkpoints, data, weights."""
     from bench.metrics import check_metrics
+    if args.fid_threads is not None and args.fid_threads < 1:
+        raise HarnessError(f"--fid-threads must be at least 1 (got {args.fid_threads})")
     run_dir = Path(args.run_dir)
     if not (run_dir / "manifest.json").is_file():
         raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
@@ -168,7 +174,7 @@ def plan(args) -> dict:
         fid_cache=fid_cache,
         data_root=args.data_root or config.get("data_root"), reference_split=config.get("reference_split", "test"),
         # the sources the sweep read: Debian's Fashion-MNIST too where it was given no --data-root
-        system_copy=args.data_root is None and config.get("data_root") is None)
+        system_copy=args.data_root is None and config.get("data_root") is None, fid_threads=args.fid_threads)
     backbones = {b for s in settings.values() for b in s.backbones()}
     scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
     for dataset, s in settings.items():
@@ -233,9 +239,14 @@ def _has_figures(old_rows: list, scorer, dataset: str, settings) -> bool:
 def rescore(args) -> int:
     job = plan(args)
     where = f"writing to {job['run_dir']} or {job['evaluation'].fid_cache}"
-    with run_lock(job["run_dir"], "python -m bench.rescore"), \
-            faults_as_errors(lambda: where, f"run the same command again to finish ({AGAIN})"):
-        return rescore_run(args, job)
+    import torch
+    threads = torch.get_num_threads()
+    try:
+        with run_lock(job["run_dir"], "python -m bench.rescore"), \
+                faults_as_errors(lambda: where, f"run the same command again to finish ({AGAIN})"):
+            return rescore_run(args, job)
+    finally:  # rescore_run sets the sweep's threads: a caller in this process gets its own back
+        torch.set_num_threads(threads)
 
 
 def rescore_run(args, job: dict) -> int:

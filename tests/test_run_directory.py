@@ -20,7 +20,7 @@ import bench.rundir
 import reports
 from bench.presets import PRESETS, smoke
 from bench.rescore import main as rescore_main
-from bench.rescore import plan, rescore_trial
+from bench.rescore import parse_args, plan, rescore_trial
 from bench.sweep import RESULT_COLUMNS, collect_trial, write_results
 from bench.trial import Evaluation, TrialSpec, run_trial
 from tests.fid_helpers import inception_weights  # noqa: F401
@@ -96,10 +96,7 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
 
 @pytest.mark.slow
 def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run, capsys):
-    args = types.SimpleNamespace(run_dir=str(tiny_run), fid_backbone=None, fid_weights=None,
-                                 metrics=["fid", "kid", "pr"], fid_samples=None, fid_cache=None, data_root=None,
-                                 verify=True, compared_only=False)
-    job = plan(args)
+    job = plan(parse_args([str(tiny_run), "--verify"]))
     for spec, folder in job["trials"]:
         stored = {(r["sampler"], r["output"], r["metric"]): r["value"]
                   for r in json.loads((folder / "rows.json").read_text())
@@ -145,7 +142,7 @@ def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(ti
     before = pd.read_csv(run / "results.csv")
     # KID: a figure the other re-score tests do not add to the shared tiny run
     argv = [str(run), "--fid-backbone", "inception", "--fid-weights", str(inception_weights), "--metrics", "kid",
-            "--compared-only"]
+            "--compared-only", "--fid-threads", "2"]
     assert rescore_main(argv) == 0
     after = pd.read_csv(run / "results.csv")
     new = after[after["metric"] == "kid"]
@@ -161,7 +158,7 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["no run", "missing checkpoint", "missing weights", "unknown metric"])
+@pytest.mark.parametrize("damage", ["no run", "missing checkpoint", "missing weights", "unknown metric", "no threads"])
 def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, capsys, damage):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -172,6 +169,8 @@ def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, c
         next(run.glob("trials/*/checkpoint-final-*.pt")).unlink()
     elif damage == "missing weights":
         argv += ["--fid-backbone", "inception", "--fid-weights", str(tmp_path / "none.pth")]
+    elif damage == "no threads":
+        argv += ["--fid-threads", "0"]
     else:
         argv += ["--metrics", "is"]
     before = _snapshot(run)
