@@ -177,6 +177,7 @@ def test_rescore_bad_input_is_one_line_and_changes_nothing(tiny_run, tmp_path, c
     assert rescore_main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+    assert damage != "no threads" or "--fid-threads must be at least 1" in err
     assert _snapshot(run) == before
 
 

@@ -56,7 +56,7 @@ def timed_features(net, variant: Variant, images, device) -> tuple:
         torch.set_num_threads(before)
 
 
-def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeats=3, weights_tag="tuning",
+def tuning_benchmark(state_dict, first, second, batch_size, weights_tag: str, device="cpu", repeats=3,
                      graph_folder=None) -> list:
     """Times each variant on the image set first (uint8 N x C x H x W), repeats times, interleaved; then
     scores FID(first, second) with each. Returns perf rows, prints a table of ratios. ONNX Runtime's graph
@@ -82,7 +82,7 @@ def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeat
     print(f"FID Inception settings: {len(first)} images {tuple(first.shape[1:])} timed per variant, {repeats} "
           f"interleaved rounds; FID between {len(first)} and {len(second)} images; device {device}, "
           f"{torch.get_num_threads()} threads")
-    print(f"  {'variant':44s} {'images/s (median)':>17s} {'ratio':>6s} {'max |df|':>9s} {'rel':>9s} "
+    print(f"  {'variant':52s} {'images/s (median)':>17s} {'ratio':>6s} {'max |df|':>9s} {'rel':>9s} "
           f"{'FID rel diff':>12s}")
     for v in found:
         rounds = np.array(seconds[reference]) / np.array(seconds[v])
@@ -93,7 +93,7 @@ def tuning_benchmark(state_dict, first, second, batch_size, device="cpu", repeat
         fid = frechet_distance(*statistics(feats[v]), *statistics(second_feats))
         fid_ref = fid if v is reference else fid_ref
         fid_relative = abs(fid - fid_ref) / abs(fid_ref)
-        print(f"  {v.name:44s} {len(first) / np.median(seconds[v]):17.2f} {ratio:6.3f} {diff:9.2e} {relative:9.2e} "
+        print(f"  {v.name:52s} {len(first) / np.median(seconds[v]):17.2f} {ratio:6.3f} {diff:9.2e} {relative:9.2e} "
               f"{fid_relative:12.2e}   FID {fid:.6f}; rounds {' '.join(f'{r:.3f}' for r in rounds)}")
         if v is not reference:
             rows.append({"measure": f"FID Inception, {v.name}: images/s / pytorch-fid's layers' (median ratio)",
@@ -113,4 +113,4 @@ def fid_tuning_rows(args) -> list:
     n = args.n or 100
     first = load_images("fashion-mnist", "train").images[:n]
     second = load_images("fashion-mnist", "test").images[:n]
-    return tuning_benchmark(state_dict, first, second, args.batch_size, args.device, weights_tag=weights.tag)
+    return tuning_benchmark(state_dict, first, second, args.batch_size, weights.tag, args.device)

@@ -311,11 +311,13 @@ def features_per_second(backbone: str, spec, device: str, n: int = PROBE_FEATURE
     extractor's preprocessing), with random weights, after a warm-up batch of 2."""
     from bench.metrics.extractors import FIDInception, features, fid_inception_v3
     if backbone == "inception":
-        net = FIDInception(fid_inception_v3().state_dict())
+        forward = FIDInception(fid_inception_v3().state_dict()).to(device)
+        if torch.device(device).type == "cpu":  # as inception_extractor: ONNX Runtime's, exported in memory (~10 s)
+            from bench.metrics.onnx_engine import on_onnxruntime
+            forward = on_onnxruntime(forward, None)
     else:
         from bench.domain import DomainNet
-        net = DomainNet(spec.channels, spec.size, 10)
-    forward = net.to(device).eval()
+        forward = DomainNet(spec.channels, spec.size, 10).to(device).eval()
     images = torch.randint(0, 256, (n, spec.channels, spec.size, spec.size), dtype=torch.uint8)
     features(forward, images[:2], device=device)
     started = time.perf_counter()

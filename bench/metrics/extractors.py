@@ -20,7 +20,6 @@ from svae.errors import HarnessError
 # How images become network input: v1 = floats rounded to 1/255 steps (q255) or not (float), then the
 # network's own resize. Bump the version when that path changes: cached real features key on it.
 PREPROCESSING_VERSION = "v1"
-ENGINES = ("torch", "onnxruntime")  # what runs FID's Inception: inception_extractor
 
 
 def fid_inception_v3() -> nn.Module:
@@ -71,7 +70,8 @@ class FIDInception(nn.Module):
             net.Mixed_6e, net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.eval().to(memory_format=torch.channels_last)
 
-    def network_input(self, x):
+    @staticmethod
+    def network_input(x):
         """x: floats in [0, 1], N x C x H x W with C 1 (repeated, as PIL's convert('RGB')) or 3; the
         layers' N x 3 x 299 x 299 input in [-1, 1]."""
         # resized and scaled before grey is repeated: the same values as pytorch-fid's order, on a third of them
@@ -142,14 +142,10 @@ class Extractor:
         return features(self.forward, images, self.batch_size, self.device, self.quantize)
 
 
-def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantize=True, engine=None,
-                        threads=None) -> Extractor:
-    """FID's extractor; engine "torch", or "onnxruntime" (CPUs only; bench/metrics/onnx_engine.py), None: ONNX
-    Runtime on CPUs, torch on GPUs. Both give the same features to round-off, so the extractor id is one.
-    threads: ONNX Runtime's (None: torch's when the first batch comes)."""
-    engine = engine or ("onnxruntime" if torch.device(device).type == "cpu" else "torch")
-    if engine not in ENGINES or (engine == "onnxruntime" and torch.device(device).type != "cpu"):
-        raise HarnessError(f"unknown FID engine {engine!r} on {device}; choose torch, or onnxruntime on CPUs")
+def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantize=True, threads=None) -> Extractor:
+    """FID's extractor: its layers run by ONNX Runtime on CPUs (bench/metrics/onnx_engine.py; threads: its
+    threads, None: torch's when the first batch comes), by torch on GPUs. Both give the same features to
+    round-off, as folding the batch norms does, so the extractor id is one."""
     weights = find_weights(weights_path)
     try:
         state_dict = torch.load(weights.path, map_location="cpu", weights_only=True)
@@ -158,7 +154,7 @@ def inception_extractor(weights_path=None, device="cpu", batch_size=100, quantiz
                            f"{FID_WEIGHTS_FILE} again or, if converted, let it be converted again") from None
     net = FIDInception(state_dict).to(device)
     source = weights.source
-    if engine == "onnxruntime":
+    if torch.device(device).type == "cpu":
         net, source = on_onnxruntime(net, weights.tag, threads=threads), f"{source}; run by ONNX Runtime"
     return Extractor("inception-fid", "inception", net, weights.tag, device, batch_size, quantize, source)
 
