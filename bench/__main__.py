@@ -20,6 +20,7 @@ SUBCOMMANDS = {  # name -> (module whose main() it runs, what it does)
     "simulate": ("bench.cost.simulate", "the paper grid on a simulated multi-node GPU cluster, measured"),
     "perf": ("bench.cost.perf", "benchmarks of every stage of a sweep"),
     "curve": ("bench.curve", "quality against epochs: one seed per model, scored every few epochs"),
+    "reproduce": ("bench.reproduce", "train one finished trial again and compare every figure it stored"),
 }
 
 

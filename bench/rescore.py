@@ -78,11 +78,27 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _read_json(path: Path, what: str):
+def read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise HarnessError(f"cannot read {path} ({type(e).__name__}); {what}") from None
+
+
+def recorded_settings(manifest: dict) -> dict:
+    """dataset -> the sweep's Settings, as this code derives them from the run's config and search
+    choices; a HarnessError where they differ from what the run recorded for sampling (other code)."""
+    config, settings = manifest["config"], {}
+    for dataset in config.get("datasets", []):
+        chosen = [r for r in manifest.get("search", {}).get("results", []) if r["dataset"] == dataset]
+        s = with_choices(checked_sweep_settings(config, dataset, "the run's manifest.json"), chosen)
+        recorded = config.get("settings", {}).get(dataset, {})
+        changed = [k for k in SAMPLING_SETTINGS if k in recorded and recorded[k] != settings_json(s)[k]]
+        if changed:
+            raise HarnessError(f"the run's {dataset} settings ({', '.join(changed)}) differ from what this code "
+                               f"derives from its config; use the code that made the run")
+        settings[dataset] = s
+    return settings
 
 
 def _stages(metrics: Path) -> list:
@@ -103,7 +119,7 @@ def _recorded_orientation(folder: Path) -> tuple:
     file = folder / "orientation.json"
     if not file.exists():
         return False, None
-    orientation = _read_json(file, "restore it from a copy of the run, or delete it to orient the model again")
+    orientation = read_json(file, "restore it from a copy of the run, or delete it to orient the model again")
     if not is_orientation(orientation):
         raise HarnessError(f"{file} is not an orientation ({{\"swapped\": true|false, ...}} or null); restore it "
                            f"from a copy of the run, or delete it to orient the model again")
@@ -120,32 +136,24 @@ def plan(args) -> dict:
         raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
                            "python -m bench.run wrote")
     check_not_in_use(run_dir)  # a sweep still running has no finished trial yet: say that it runs
-    manifest = _read_json(run_dir / "manifest.json", "restore it from a copy of the run")
+    manifest = read_json(run_dir / "manifest.json", "restore it from a copy of the run")
     config = manifest.get("config") if isinstance(manifest, dict) else None
     if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
         raise HarnessError(f"{run_dir / 'manifest.json'} has no config or grid; restore it from a copy of the run")
     metrics = check_metrics(args.metrics)
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
-    settings = {}
-    for dataset in config.get("datasets", []):
-        chosen = [r for r in manifest.get("search", {}).get("results", []) if r["dataset"] == dataset]
-        s = with_choices(checked_sweep_settings(config, dataset, "the run's manifest.json"), chosen)
-        recorded = config.get("settings", {}).get(dataset, {})
-        changed = [k for k in SAMPLING_SETTINGS if k in recorded and recorded[k] != settings_json(s)[k]]
-        if changed:
-            raise HarnessError(f"the run's {dataset} settings ({', '.join(changed)}) differ from what this code "
-                               f"derives from its config; re-score with the code that made the run")
-        settings[dataset] = check_settings(replace(s, fid_samples=args.fid_samples or s.fid_samples,
-                                                   fid_backbone=args.fid_backbone or s.fid_backbone,
-                                                   beside_backbones=() if args.fid_backbone else s.beside_backbones,
-                                                   metrics=tuple(metrics)), dataset)
+    settings = {dataset: check_settings(replace(s, fid_samples=args.fid_samples or s.fid_samples,
+                                                fid_backbone=args.fid_backbone or s.fid_backbone,
+                                                beside_backbones=() if args.fid_backbone else s.beside_backbones,
+                                                metrics=tuple(metrics)), dataset)
+                for dataset, s in recorded_settings(manifest).items()}
     trials = []
     for entry in manifest["grid"]:
         spec = grid_trial(entry)
         folder = run_dir / "trials" / spec.trial_id
         status = folder / "status.json"
-        if not status.is_file() or _read_json(status, "re-run that trial").get("status") != "finished":
+        if not status.is_file() or read_json(status, "re-run that trial").get("status") != "finished":
             continue
         stages = _stages(folder / "metrics.csv")
         missing = [f"checkpoint-final-{stage}.pt" for stage in stages

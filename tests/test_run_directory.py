@@ -19,6 +19,7 @@ import bench.run
 import bench.rundir
 import reports
 from bench.presets import PRESETS, smoke
+from bench.reproduce import main as reproduce_main
 from bench.rescore import main as rescore_main
 from bench.rescore import parse_args, plan, rescore_trial
 from bench.sweep import RESULT_COLUMNS, collect_trial, write_results
@@ -51,12 +52,15 @@ def tiny_run(tmp_path_factory):
     run_dir.mkdir()
     manifest = bench.rundir.manifest_for(args, config, grid, storage, 0.0, None, {})
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(args.cpus_per_trial))  # as a sweep's trial runs (bench/sweep.py): what reproduce repeats
     for spec in grid:
         work = root / "work" / spec.trial_id
         run_trial(spec, config["settings"]["synthetic"], evaluation, work, lambda metrics, folder: None)
         checkpoint = types.SimpleNamespace(
             to_directory=lambda target, w=work: shutil.copytree(w, target, dirs_exist_ok=True))
         collect_trial(run_dir, spec.trial_id, checkpoint)
+    torch.set_num_threads(threads)
     write_results(run_dir, grid)
     reports.render(run_dir)
     yield run_dir
@@ -151,6 +155,38 @@ def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(ti
         [("svae", "gmm", o) for o in ("x_hat", "x1", "x2", "mix")] + [("two-stage", "second-stage", "x_hat")])
     assert set(new["extractor"]) == {"inception-fid"}
     pd.testing.assert_frame_equal(after[after["metric"] != "kid"].reset_index(drop=True), before)
+
+
+@pytest.mark.slow
+def test_reproduce_trains_a_trial_again_and_finds_every_figure_and_a_changed_one(tiny_run, tmp_path,
+                                                                                inception_weights, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    weights = ["--fid-weights", str(inception_weights)]
+    assert rescore_main([str(run), "--fid-backbone", "inception", "--compared-only", "--metrics", "fid", *weights]) == 0
+    cache = shutil.copytree(run / "ray" / "fid-cache", tmp_path / "cache")  # its classifier; outside the run
+    argv = [str(run), "synthetic-svae-s0", "--fid-cache", str(cache), *weights]
+    before = _snapshot(run)
+    assert reproduce_main(argv) == 0
+    out = capsys.readouterr().out
+    stored = json.loads((run / "trials" / "synthetic-svae-s0" / "rows.json").read_text())
+    assert {r["extractor"] for r in stored} == {"domain-synthetic-v2", "inception-fid", "pixels"}
+    # every stored figure and the training's final loss, made again bit for bit (one process, same threads)
+    assert f"synthetic-svae-s0: {len(stored) + 5} stored figures; the largest relative difference 0.0e+00" in out
+    assert "not made" not in out, [line for line in out.splitlines() if "not made" in line]
+    assert _snapshot(run) == before
+
+    rows = json.loads((run / "trials" / "synthetic-svae-s0" / "rows.json").read_text())
+    changed = next(r for r in rows if r["extractor"] == "inception-fid" and r["metric"] == "fid")
+    changed["value"] *= 1.001
+    (run / "trials" / "synthetic-svae-s0" / "rows.json").write_text(json.dumps(rows))
+    assert reproduce_main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "the largest relative difference 1.0e-03" in out and err.startswith("error: synthetic-svae-s0 was not "
+                                                                               "reproduced within 1e-06")
+    assert reproduce_main([str(run), "synthetic-svae-s9"]) == 2  # not a trial of the run: one line
+    err = capsys.readouterr().err
+    assert err.startswith("error: 'synthetic-svae-s9' is not a trial of") and err.count("\n") == 1
 
 
 def _snapshot(folder: Path) -> dict:
