@@ -95,8 +95,9 @@ def recorded_settings(manifest: dict) -> dict:
         recorded = config.get("settings", {}).get(dataset, {})
         changed = [k for k in SAMPLING_SETTINGS if k in recorded and recorded[k] != settings_json(s)[k]]
         if changed:
+            commit = manifest.get("git_commit") or "its manifest's git_commit"
             raise HarnessError(f"the run's {dataset} settings ({', '.join(changed)}) differ from what this code "
-                               f"derives from its config; use the code that made the run")
+                               f"derives from its config; use the code that made the run (git checkout {commit})")
         settings[dataset] = s
     return settings
 
