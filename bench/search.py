@@ -13,7 +13,9 @@ and the new candidates run, up to MAX_WIDENING times; the record says why the se
 (dataset, model) searches of a round run in one Ray Tune experiment: they do not depend on each other.
 
 Each finished search is kept in RUN_DIR/search/<dataset>-<model>.json (written atomically), so a
-resumed sweep never repeats it; the records and the choices go into the manifest. A choice applies
+resumed sweep never repeats it; the records and the choices go into the manifest. Each candidate's
+score is kept as it arrives, in RUN_DIR/search/candidates.json, so an interrupted search resumes
+with the candidates it had not scored (on two CPU cores a round of 40 candidates takes hours). A choice applies
 to its model only (Settings.tuned, bench/presets.py model_settings), so the SVAE and the VAE, which
 share ModelConfig.beta, are tuned apart. The preset's value stays in every record as the "as
 published" row, scored like every candidate.
@@ -107,33 +109,73 @@ def _trainable(config: dict) -> None:
     tune.report({"score": score_candidate(c["dataset"], c["model"], c["factor"], c["seed"], settings, evaluation)})
 
 
-def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, trainable=_trainable) -> dict:
+def candidate_key(c: dict) -> tuple:
+    return c["dataset"], c["model"], c["factor"], c["seed"]
+
+
+def finite_or_none(score: float):
+    return float(score) if math.isfinite(score) else None  # a diverged candidate reports inf
+
+
+def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, keep=None, trainable=_trainable) -> dict:
     """(dataset, model, factor, seed) -> validation score (None where training diverged), one Ray Tune
-    trial per candidate ({dataset, model, factor, seed}); jobs: dataset -> (Settings, Evaluation).
-    (trainable: a candidate's Ray Tune function; bench/cost/simulate.py passes a stand-in.)
+    trial per candidate ({dataset, model, factor, seed}); jobs: dataset -> (Settings, Evaluation);
+    keep(candidate, score) is called as each score arrives. (trainable: a candidate's Ray Tune function;
+    bench/cost/simulate.py passes a stand-in.)
 
     A candidate that fails otherwise (missing data, a crash) stops the sweep: a search that silently
     lost candidates would choose among the survivors, and the record would not say why."""
     from ray import tune
+
+    class Keep(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if keep is not None and "score" in result:
+                keep(trial.config["candidate"], finite_or_none(result["score"]))
+
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"candidate": tune.grid_search(candidates), "jobs": jobs, "cpus": resources.get("cpu", 1)},
         tune_config=tune.TuneConfig(metric="score", mode="min"),
         run_config=tune.RunConfig(name=f"search-{uuid.uuid4().hex[:8]}", storage_path=storage, verbose=0,
-                                  log_to_file=True))
-    scores, errors = {}, []
+                                  log_to_file=True, callbacks=[Keep()]))
+    scores, errors, unscored = {}, [], 0
     for result in tuner.fit():
         c = result.config["candidate"]
-        score = (result.metrics or {}).get("score")  # a diverged candidate reports inf
-        if result.error is not None or score is None:
-            why = (str(result.error).strip().splitlines() or ["no message"])[-1] if result.error else "no score"
+        score = (result.metrics or {}).get("score")
+        if result.error is not None:
+            why = (str(result.error).strip().splitlines() or ["no message"])[-1]
             errors.append(f"{c['dataset']} {c['model']} x{c['factor']:g} seed {c['seed']}: {why}")
+        elif score is None:  # stopped before it reported: a Ctrl-C, or its worker lost with the driver
+            unscored += 1
         else:
-            scores[c["dataset"], c["model"], c["factor"], c["seed"]] = float(score) if math.isfinite(score) else None
+            scores[candidate_key(c)] = finite_or_none(score)
     if errors:
         raise HarnessError(f"the search failed for {len(errors)} of {len(candidates)} candidates (first: "
                            f"{errors[0]}); fix that and run the same command again with --resume")
+    if unscored:
+        raise HarnessError(f"the search did not finish: {unscored} of {len(candidates)} candidates have no score "
+                           "(interrupted); the scored ones are kept: run the same command again with --resume")
     return scores
+
+
+def kept_scores(run_dir: Path) -> dict:
+    """candidate_key -> score of every candidate this sweep has scored (RUN_DIR/search/candidates.json)."""
+    path = Path(run_dir) / "search" / "candidates.json"
+    try:
+        return {candidate_key(e): e["score"] for e in json.loads(path.read_text())} if path.exists() else {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"cannot read {path} ({type(e).__name__}); delete it to score the search's candidates "
+                           "again") from None
+
+
+def keeper(run_dir: Path, kept: dict):
+    """keep(candidate, score) for tune_scores: kept, and search/candidates.json rewritten whole (atomic)."""
+    def keep(candidate: dict, score) -> None:
+        kept[candidate_key(candidate)] = score
+        atomic_write_json(Path(run_dir) / "search" / "candidates.json",
+                          [{"dataset": d, "model": m, "factor": f, "seed": s, "score": v}
+                           for (d, m, f, s), v in sorted(kept.items())])
+    return keep
 
 
 def factor_score(seed_scores: list):
@@ -194,13 +236,15 @@ def search_all(run_dir: Path, settings_by_dataset: dict, models: list, evaluatio
     factors = {key: list(FACTORS) for key in open_keys}
     widened = dict.fromkeys(open_keys, 0)
     jobs = {d: (settings_by_dataset[d], evaluation) for d, _ in open_keys}
+    kept = kept_scores(run_dir)  # what an interrupted session scored
     while open_keys:
         todo = [{"dataset": d, "model": m, "factor": f, "seed": seed}
                 for d, m in open_keys for f in factors[d, m] if f not in scores[d, m] for seed in SEEDS]
-        results = scores_of(todo, jobs, storage, resources)
+        unscored = [c for c in todo if candidate_key(c) not in kept]
+        if unscored:
+            kept.update(scores_of(unscored, jobs, storage, resources, keeper(run_dir, kept)))
         for c in todo:
-            key = c["dataset"], c["model"]
-            scores[key].setdefault(c["factor"], []).append(results[c["dataset"], c["model"], c["factor"], c["seed"]])
+            scores[c["dataset"], c["model"]].setdefault(c["factor"], []).append(kept[candidate_key(c)])
         still_open = []
         for key in open_keys:
             beyond = next_factor({f: factor_score(s) for f, s in scores[key].items()})

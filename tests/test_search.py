@@ -11,6 +11,7 @@ from bench.models import MODELS
 from bench.presets import model_settings, settings_for
 from bench.search import FACTORS, MAX_WIDENING, SEEDS, run_searches, search_path, validation_split
 from bench.trial import Evaluation
+from svae.errors import HarnessError
 from svae.data import load_images
 
 ALL = list(MODELS)
@@ -24,7 +25,7 @@ def write_manifest(run_dir):
 def landscape(best_factor_of, calls=None):
     """A stand-in for the Ray Tune candidates: score |log2(factor / best)| (+ a seed's 0.01), so each
     model's minimum is at its own factor; every call's candidates are kept in `calls`."""
-    def scores(candidates, jobs, storage, resources):
+    def scores(candidates, jobs, storage, resources, keep=None):
         if calls is not None:
             calls.append(candidates)
         return {(c["dataset"], c["model"], c["factor"], c["seed"]):
@@ -92,11 +93,41 @@ def test_a_search_still_at_the_edge_at_its_bound_stops_and_says_why(tmp_path):
     assert "still at the grid's edge" in section and "Factor 1 is the as-published row" in section
 
 
+def test_an_interrupted_search_keeps_each_scored_candidate_and_the_resume_scores_only_the_rest(tmp_path):
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+    best = {"svae": 0.5, "rae": 2.0}  # inside the grid: one round
+    whole, run_dir = tmp_path / "whole", tmp_path / "run"
+    write_manifest(whole)
+    run_searches(whole, settings, list(best), Evaluation(), "unused", {}, True, landscape(best))
+    write_manifest(run_dir)
+    calls = []
+    scorer = landscape(best, calls)
+
+    def interrupted(candidates, jobs, storage, resources, keep):  # half scored as Ray Tune reports them, then a stop
+        for (dataset, model, factor, seed), score in scorer(candidates[:len(candidates) // 2], jobs, storage,
+                                                              resources).items():
+            keep({"dataset": dataset, "model": model, "factor": factor, "seed": seed}, score)
+        raise HarnessError("the search did not finish")
+
+    with pytest.raises(HarnessError, match="did not finish"):
+        run_searches(run_dir, settings, list(best), Evaluation(), "unused", {}, True, interrupted)
+    [half] = calls
+    kept = json.loads((run_dir / "search" / "candidates.json").read_text())
+    assert len(kept) == len(half) == 2 * len(FACTORS) * len(SEEDS) // 2  # 20 candidates, 10 scored
+    assert not list((run_dir / "search").glob("synthetic-*.json"))  # no search finished: none recorded
+    run_searches(run_dir, settings, list(best), Evaluation(), "unused", {}, True, landscape(best, calls))
+    asked, everything = calls[1], [{"dataset": "synthetic", "model": m, "factor": f, "seed": seed}
+                                   for m in best for f in FACTORS for seed in SEEDS]
+    assert asked == [c for c in everything if c not in half]  # only the unscored ones trained again
+    records = json.loads((run_dir / "manifest.json").read_text())["search"]["results"]
+    assert records == json.loads((whole / "manifest.json").read_text())["search"]["results"]
+
+
 def test_a_diverged_seed_makes_its_factor_diverged_and_all_diverged_keeps_the_preset(tmp_path):
     write_manifest(tmp_path)
     settings = {"synthetic": settings_for("smoke", "synthetic")}
 
-    def diverges(candidates, jobs, storage, resources):
+    def diverges(candidates, jobs, storage, resources, keep=None):
         return {(c["dataset"], c["model"], c["factor"], c["seed"]): None for c in candidates}
 
     kept = run_searches(tmp_path, settings, ["svae"], Evaluation(), "unused", {}, True, diverges)
@@ -150,7 +181,7 @@ def test_a_tiny_real_search_trains_each_candidate_once_and_picks_its_argmin(tmp_
     monkeypatch.setattr(bench.search, "FACTORS", (0.25, 4.0))
     monkeypatch.setattr(bench.search, "MAX_WIDENING", 0)
 
-    def in_process(candidates, jobs, storage, resources):
+    def in_process(candidates, jobs, storage, resources, keep=None):
         return {(c["dataset"], c["model"], c["factor"], c["seed"]):
                 bench.search.score_candidate(c["dataset"], c["model"], c["factor"], c["seed"], *jobs[c["dataset"]])
                 for c in candidates}
@@ -182,3 +213,22 @@ def test_a_candidate_that_errors_stops_the_sweep_and_records_no_choice(tmp_path)
     finally:
         ray.shutdown()
     assert not search_path(run_dir, "fashion-mnist", "beta-vae").exists()  # a resume searches again
+
+
+@pytest.mark.slow  # a Ray cluster and 10 stand-in candidates: ~40 s
+def test_ray_tune_reports_each_candidates_score_into_the_kept_record(tmp_path):
+    import functools
+
+    import ray
+    from bench.cost.simulate import simulated_scores
+    run_dir = tmp_path / "run"
+    write_manifest(run_dir)
+    settings = {"synthetic": settings_for("smoke", "synthetic")}
+    try:
+        run_searches(run_dir, settings, ["vae"], Evaluation(), str(tmp_path / "ray"), {"cpu": 1}, True,
+                     functools.partial(simulated_scores, 0.1))  # the real Tuner; each candidate scores |log2 factor|
+    finally:
+        ray.shutdown()
+    kept = json.loads((run_dir / "search" / "candidates.json").read_text())
+    assert sorted((k["factor"], k["seed"], k["score"]) for k in kept) == sorted(
+        (f, seed, abs(math.log2(f))) for f in FACTORS for seed in SEEDS)

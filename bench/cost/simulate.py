@@ -81,12 +81,13 @@ def simulated_candidate(config: dict, seconds: float) -> None:
     tune.report({"score": abs(math.log2(config["candidate"]["factor"]))})
 
 
-def simulated_scores(trial_seconds: float, candidates: list, jobs: dict, storage: str, resources: dict) -> dict:
+def simulated_scores(trial_seconds: float, candidates: list, jobs: dict, storage: str, resources: dict,
+                     keep=None) -> dict:
     """bench.search.tune_scores, the real Tuner, with the stand-in candidate."""
     import bench.search
     from ray import tune
     candidate = tune.with_parameters(simulated_candidate, seconds=trial_seconds * bench.search.EPOCH_FRACTION)
-    return bench.search.tune_scores(candidates, jobs, storage, resources, trainable=candidate)
+    return bench.search.tune_scores(candidates, jobs, storage, resources, keep, trainable=candidate)
 
 
 def driver_command(run_dir: Path, storage: Path, address: str, seeds: int, gpus: dict, cpus: float,
