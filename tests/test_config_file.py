@@ -42,9 +42,11 @@ def test_every_example_config_is_a_valid_sweep(tmp_path):
     presets = {}
     for file in sorted(CONFIGS.glob("*.yaml")):
         presets[file.stem] = manifest_config(["--config", str(file), "--out", "x"], tmp_path)["preset"]
-    assert presets == {"cpu": "cpu", "paper": "paper", "smoke": "smoke"}
+    assert presets == {"cpu": "cpu", "cpu-mnist": "cpu", "paper": "paper", "smoke": "smoke"}
     assert manifest_config(["--config", str(CONFIGS / "cpu.yaml"), "--out", "x"], tmp_path)["datasets"] == \
         ["fashion-mnist"]  # the committed study's
+    mnist = manifest_config(["--config", str(CONFIGS / "cpu-mnist.yaml"), "--out", "x"], tmp_path)
+    assert mnist["datasets"] == ["mnist"] and mnist["settings"]["mnist"]["epochs"] == 8  # the MNIST study's
 
 
 @pytest.mark.parametrize("text, needle", [
