@@ -2,9 +2,9 @@
 weights and layers and kept beside the weights, run by ONNX Runtime's CPU kernels, which fuse each
 convolution with its bias and ReLU and lay the channels out in blocks for the CPU's vector width.
 
-On the 2-core AVX2 machine that is 1.30x torch's images/s on the same layers (channels_last, batch norm
-folded), the cost that decides how long a CPU study's FID takes; the features differ by round-off
-(1.5e-5 of the largest). docs/performance.md; `python -m bench.cost.perf fid-tuning` measures both.
+On the quiet 2-core AVX2 machine that is 1.26x torch's images/s on the same layers (channels_last, batch
+norm folded; 1.46x pytorch-fid's layers), the cost that decides how long a CPU study's FID takes; FID
+moved by 7e-9 relative on real images (`python -m bench.cost.perf fid-tuning`, docs/performance.md).
 The resize and scaling stay in torch (FIDInception.network_input): only the layers are exported.
 """
 import hashlib
