@@ -27,12 +27,11 @@ from pathlib import Path
 from bench.metrics import METRICS
 from bench.models import MODELS
 from bench.presets import model_settings
-from bench.rescore import read_json, recorded_settings, rescore_trial
-from bench.rundir import check_same_data, grid_trial
-from bench.trial import Evaluation, make_scorer, run_trial
+from bench.rescore import checked_splits, figure_key, read_json, read_manifest, recorded_settings, rescore_trial
+from bench.rundir import grid_trial
+from bench.trial import Evaluation, final_checkpoint_name, make_scorer, run_trial
 from reports.validate import trial_rows
 from svae.command import HelpFormatter, run_command
-from svae.data import load_images, provenance
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import writable_folder
@@ -64,13 +63,8 @@ def plan(args) -> dict:
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise HarnessError(f"--tolerance must be a number at least 0 (got {args.tolerance})")
     run_dir = Path(args.run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
-                           "python -m bench.run wrote, or a published results/<name> folder")
-    manifest = read_json(run_dir / "manifest.json", "restore it from a copy of the run")
-    config = manifest.get("config") if isinstance(manifest, dict) else None
-    if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
-        raise HarnessError(f"{run_dir / 'manifest.json'} has no config or grid; restore it from a copy of the run")
+    manifest, config = read_manifest(run_dir, "the folder that python -m bench.run wrote, or a published "
+                                              "results/<name> folder")
     specs = {spec.trial_id: spec for spec in map(grid_trial, manifest["grid"])}
     if args.trial_id not in specs:
         raise HarnessError(f"{args.trial_id!r} is not a trial of {run_dir}; choose one of {', '.join(specs)}")
@@ -91,18 +85,9 @@ def plan(args) -> dict:
                             data_root=args.data_root or config.get("data_root"),
                             reference_split=config.get("reference_split", "test"),
                             system_copy=args.data_root is None and config.get("data_root") is None)
-    splits = {split: load_images(spec.dataset, split, evaluation.data_root, False, evaluation.system_copy)
-              for split in ("train", evaluation.reference_split)}
-    check_same_data(manifest.get("data", {}),
-                    {spec.dataset: {s: provenance(data, evaluation.data_root) for s, data in splits.items()}},
-                    fix="pass --data-root with the files the run was trained on (manifest.json data)")
+    checked_splits(manifest, spec.dataset, evaluation)
     return {"spec": spec, "settings": settings, "evaluation": evaluation, "stored": stored, "later": later,
             "threads": max(1, int(config.get("cpus_per_trial", 1)))}
-
-
-def figure_key(row: dict) -> tuple:
-    return (row["sampler"], row["output"], row["metric"], row["extractor_id"], int(row["n_samples"]),
-            row.get("settings") or "")
 
 
 def compare(stored: list, new: list) -> list:
@@ -140,7 +125,7 @@ def retrain_and_compare(job: dict, args) -> int:
         print(f"training {spec.trial_id} again from seed {spec.seed} in {folder} ...", flush=True)
         new = run_trial(spec, job["settings"], job["evaluation"], folder, lambda metrics, where: None)
         for path in folder.glob("checkpoint-*.pt"):  # named as the sweep collects them, where restore_model looks
-            path.rename(path.with_name(path.name.replace("checkpoint-", "checkpoint-final-")))
+            path.rename(path.with_name(final_checkpoint_name(path.name)))
         for backbone, compared_only in job["later"].items():  # as bench.rescore --fid-backbone BACKBONE added them
             print(f"scoring it with {backbone}, as bench.rescore did ...", flush=True)
             settings = replace(job["settings"], fid_backbone=backbone, beside_backbones=())

@@ -85,6 +85,29 @@ def read_json(path: Path, what: str):
         raise HarnessError(f"cannot read {path} ({type(e).__name__}); {what}") from None
 
 
+def read_manifest(run_dir: Path, what: str) -> tuple:
+    """(manifest, its config) of a run directory, checked to hold a config and a grid; what: the folder
+    to pass, in words, for the error."""
+    if not (run_dir / "manifest.json").is_file():
+        raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass {what}")
+    manifest = read_json(run_dir / "manifest.json", "restore it from a copy of the run")
+    config = manifest.get("config") if isinstance(manifest, dict) else None
+    if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
+        raise HarnessError(f"{run_dir / 'manifest.json'} has no config or grid; restore it from a copy of the run")
+    return manifest, config
+
+
+def checked_splits(manifest: dict, dataset: str, evaluation) -> dict:
+    """split -> the dataset's images (train and the reference split) as evaluation finds them, checked to be
+    the files the run recorded (manifest.json data)."""
+    splits = {split: load_images(dataset, split, evaluation.data_root, False, evaluation.system_copy)
+              for split in ("train", evaluation.reference_split)}
+    check_same_data(manifest.get("data", {}),
+                    {dataset: {split: provenance(data, evaluation.data_root) for split, data in splits.items()}},
+                    fix="pass --data-root with the files the run was trained on (manifest.json data)")
+    return splits
+
+
 def recorded_settings(manifest: dict) -> dict:
     """dataset -> the sweep's Settings, as this code derives them from the run's config and search
     choices; a HarnessError where they differ from what the run recorded for sampling (other code)."""
@@ -133,14 +156,8 @@ def plan(args) -> dict:
     if args.fid_threads is not None and args.fid_threads < 1:
         raise HarnessError(f"--fid-threads must be at least 1 (got {args.fid_threads})")
     run_dir = Path(args.run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise HarnessError(f"{run_dir} is not a run directory (no manifest.json); pass the folder that "
-                           "python -m bench.run wrote")
+    manifest, config = read_manifest(run_dir, "the folder that python -m bench.run wrote")
     check_not_in_use(run_dir)  # a sweep still running has no finished trial yet: say that it runs
-    manifest = read_json(run_dir / "manifest.json", "restore it from a copy of the run")
-    config = manifest.get("config") if isinstance(manifest, dict) else None
-    if not isinstance(config, dict) or not isinstance(manifest.get("grid"), list):
-        raise HarnessError(f"{run_dir / 'manifest.json'} has no config or grid; restore it from a copy of the run")
     metrics = check_metrics(args.metrics)
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
@@ -187,12 +204,7 @@ def plan(args) -> dict:
     backbones = {b for s in settings.values() for b in s.backbones()}
     scorers = {b: make_scorer(b, evaluation) for b in backbones}  # missing weights: fail now
     for dataset, s in settings.items():
-        splits = {split: load_images(dataset, split, evaluation.data_root, False, evaluation.system_copy)
-                  for split in ("train", evaluation.reference_split)}
-        check_same_data(manifest.get("data", {}),
-                        {dataset: {split: provenance(data, evaluation.data_root) for split, data in splits.items()}},
-                        fix="pass --data-root with the files the run was trained on (manifest.json data)")
-        test = splits[evaluation.reference_split].images
+        test = checked_splits(manifest, dataset, evaluation)[evaluation.reference_split].images
         if s.fid_samples > len(test):
             raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s "
                                f"{evaluation.reference_split} split ({len(test)} images); "
@@ -201,7 +213,7 @@ def plan(args) -> dict:
             "evaluation": evaluation, "scorers": scorers}
 
 
-def _figure_key(row: dict) -> tuple:
+def figure_key(row: dict) -> tuple:
     return (row["sampler"], row["output"], row["metric"], row["extractor_id"], int(row["n_samples"]),
             row.get("settings") or "")
 
@@ -224,11 +236,11 @@ def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorers: 
 
 def merge(old_rows: list, new_rows: list) -> tuple:
     """(rows to append, [(key, stored, new)] for figures that were already stored)."""
-    stored = {_figure_key(r): r["value"] for r in old_rows}
+    stored = {figure_key(r): r["value"] for r in old_rows}
     summary = {k: v for k, v in old_rows[0].items() if k not in new_rows[0]} if old_rows else {}
     append, compared = [], []
     for row in new_rows:
-        key = _figure_key(row)
+        key = figure_key(row)
         if key in stored:
             compared.append((key, stored[key], row["value"]))
         else:

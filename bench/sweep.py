@@ -34,7 +34,7 @@ from bench.seams import Seams
 from bench.sweep_storage import (fault_of, fault_result, is_marked_finished, last_checkpoints,
                                  mark_finished, session_experiment, torn_checkpoint_removed, trial_storage)
 from bench.tracking import tracker_callbacks
-from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, run_trial
+from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec, final_checkpoint_name, run_trial
 from svae.contract import RESULT_COLUMNS
 from svae.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_status
 
@@ -130,7 +130,7 @@ def collect_trial(run_dir: Path, trial_id: str, checkpoint) -> None:
         for path in sorted(files, key=lambda p: (p.name == "status.json", str(p))):
             relative = path.relative_to(tmp)
             if relative.name.startswith("checkpoint-"):
-                relative = relative.with_name(relative.name.replace("checkpoint-", "checkpoint-final-"))
+                relative = relative.with_name(final_checkpoint_name(relative.name))
             atomic_write_bytes(target / relative, path.read_bytes())
 
 

@@ -101,12 +101,18 @@ def finished_rows(folder: Path, report: Callable[[dict, Path], None]) -> list | 
     return json.loads((folder / "rows.json").read_text())
 
 
+def final_checkpoint_name(name: str) -> str:
+    """A trial's checkpoint file as the run directory keeps it once the trial has finished."""
+    return name.replace("checkpoint-", "checkpoint-final-", 1)
+
+
 def restore_model(spec: TrialSpec, settings: Settings, folder: Path):
     """A finished trial's trained model from its final checkpoints (checkpoint-final-<stage>.pt in
     `folder`): sampling draws from seeded generators only, so nothing else of the trial is needed."""
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
     for stage in model.stages():
-        stage.module.load_state_dict(load_checkpoint(folder / f"checkpoint-final-{stage.name}.pt")["model"])
+        final = folder / final_checkpoint_name(f"checkpoint-{stage.name}.pt")
+        stage.module.load_state_dict(load_checkpoint(final)["model"])
     return model
 
 
