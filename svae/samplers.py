@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from collections.abc import Callable
 
 import torch
-from sklearn.mixture import GaussianMixture
 
 from svae.data import as_float
 from svae.errors import choose
@@ -128,7 +127,10 @@ def oriented(outputs: dict, orientation) -> dict:
     return _with_mix(swapped)
 
 
-def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int, components: int | None = None) -> GaussianMixture:
+def fit_gmm(means: torch.Tensor, cfg: GMMConfig, seed: int, components: int | None = None):
+    """sklearn's GaussianMixture fitted to means."""
+    from sklearn.mixture import GaussianMixture  # here: sklearn is two seconds of every command's start-up
+
     gmm = GaussianMixture(n_components=min(components or cfg.components, len(means)), covariance_type=cfg.covariance,
                           max_iter=cfg.max_iter, random_state=seed)
     return gmm.fit(means.double().numpy())

