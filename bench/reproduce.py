@@ -3,7 +3,8 @@ compare every figure the run stored for it with the new one: a study's determini
 
 The trial is trained and scored in this process (no Ray) by the sweep's own trial function
 (bench/trial.py run_trial), with the run's settings, search choices and torch threads
-(--cpus-per-trial), on the data files the run recorded, every metric computed. Networks whose figures
+(--cpus-per-trial), on the data files the run recorded, each network with the metrics it stored
+figures of (no other: FID at infinity on Inception alone is minutes a sample set). Networks whose figures
 were added later by bench.rescore (e.g. Inception FID on a cpu study) score the retrained model as
 bench.rescore did (rescore_trial): at the model's own sampler only where that is all the run stored
 for them (--compared-only). A published run (results/<name>, no weights) can be checked too:
@@ -72,13 +73,16 @@ def plan(args) -> dict:
     if (read_json(folder / "status.json", "pass a finished trial") or {}).get("status") != "finished":
         raise HarnessError(f"trial {spec.trial_id} of {run_dir} is not finished; pass a finished trial")
     stored = trial_rows(folder)
-    settings = replace(model_settings(recorded_settings(manifest)[spec.dataset], spec.model), metrics=tuple(METRICS))
-    later = {}  # backbone -> were all its stored figures at the model's own sampler (a --compared-only re-score)
+    settings = model_settings(recorded_settings(manifest)[spec.dataset], spec.model)
+    own = tuple(dict.fromkeys(m for backbone in settings.backbones() for m in stored_metrics(stored, backbone)))
+    settings = replace(settings, metrics=own or settings.metrics)
+    compared_only = {}  # backbone -> were all its stored figures at the model's own sampler (--compared-only)
     for row in stored:
         backbone = FAMILY_BACKBONE.get(row["extractor"].split("-")[0])
         if backbone is not None and backbone not in settings.backbones():
             own_sampler = row["sampler"] == MODELS[spec.model].compared_at
-            later[backbone] = later.get(backbone, True) and own_sampler
+            compared_only[backbone] = compared_only.get(backbone, True) and own_sampler
+    later = {backbone: (only, stored_metrics(stored, backbone)) for backbone, only in compared_only.items()}
     fid_cache = args.fid_cache or str(Path.home() / ".cache" / "svae-bench" / "fid-cache")
     writable_folder(fid_cache, "--fid-cache folder", "pass a --fid-cache folder that you can write to")
     evaluation = Evaluation(fid_weights=args.fid_weights or config.get("fid_weights"), fid_cache=fid_cache,
@@ -88,6 +92,12 @@ def plan(args) -> dict:
     checked_splits(manifest, spec.dataset, evaluation)
     return {"spec": spec, "settings": settings, "evaluation": evaluation, "stored": stored, "later": later,
             "threads": max(1, int(config.get("cpus_per_trial", 1)))}
+
+
+def stored_metrics(rows: list, backbone: str) -> tuple:
+    """The --metrics names (bench/metrics METRICS) whose figures rows hold on this backbone's network."""
+    names = {r["metric"] for r in rows if FAMILY_BACKBONE.get(r["extractor"].split("-")[0]) == backbone}
+    return tuple(name for name, metric in METRICS.items() if names & set(metric.names(backbone)))
 
 
 def compare(stored: list, new: list) -> list:
@@ -126,9 +136,9 @@ def retrain_and_compare(job: dict, args) -> int:
         new = run_trial(spec, job["settings"], job["evaluation"], folder, lambda metrics, where: None)
         for path in folder.glob("checkpoint-*.pt"):  # named as the sweep collects them, where restore_model looks
             path.rename(path.with_name(final_checkpoint_name(path.name)))
-        for backbone, compared_only in job["later"].items():  # as bench.rescore --fid-backbone BACKBONE added them
+        for backbone, (compared_only, metrics) in job["later"].items():  # as bench.rescore --fid-backbone added them
             print(f"scoring it with {backbone}, as bench.rescore did ...", flush=True)
-            settings = replace(job["settings"], fid_backbone=backbone, beside_backbones=())
+            settings = replace(job["settings"], fid_backbone=backbone, beside_backbones=(), metrics=metrics)
             new += rescore_trial(spec, folder, settings, job["evaluation"],
                                  {backbone: make_scorer(backbone, job["evaluation"])}, compared_only)
     pairs = compare(job["stored"], new)

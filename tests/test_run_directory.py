@@ -158,8 +158,16 @@ def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(ti
 
 
 @pytest.mark.slow
-def test_reproduce_trains_a_trial_again_and_finds_every_figure_and_a_changed_one(tiny_run, tmp_path,
+def test_reproduce_trains_a_trial_again_and_finds_every_figure_and_a_changed_one(tiny_run, tmp_path, monkeypatch,
                                                                                 inception_weights, capsys):
+    from bench.metrics import METRICS
+    from bench.metrics.scoring import Metric
+
+    def not_stored(*args):
+        raise AssertionError("reproduce computed FID at infinity, a figure the run did not store")
+
+    # the run stored no FID at infinity: reproduce must not compute it (minutes a sample set on 2048-d Inception)
+    monkeypatch.setitem(METRICS, "fidinf", Metric(not_stored, METRICS["fidinf"].names))
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     weights = ["--fid-weights", str(inception_weights)]
