@@ -78,7 +78,7 @@ def plan(args) -> dict:
     settings = replace(settings, metrics=own or settings.metrics)
     compared_only = {}  # backbone -> were all its stored figures at the model's own sampler (--compared-only)
     for row in stored:
-        backbone = FAMILY_BACKBONE.get(row["extractor"].split("-")[0])
+        backbone = backbone_of(row)
         if backbone is not None and backbone not in settings.backbones():
             own_sampler = row["sampler"] == MODELS[spec.model].compared_at
             compared_only[backbone] = compared_only.get(backbone, True) and own_sampler
@@ -94,9 +94,14 @@ def plan(args) -> dict:
             "threads": max(1, int(config.get("cpus_per_trial", 1)))}
 
 
+def backbone_of(row: dict) -> str | None:
+    """The backbone whose network made a result row's figure; None for one made without (pixels)."""
+    return FAMILY_BACKBONE.get(row["extractor"].split("-")[0])
+
+
 def stored_metrics(rows: list, backbone: str) -> tuple:
     """The --metrics names (bench/metrics METRICS) whose figures rows hold on this backbone's network."""
-    names = {r["metric"] for r in rows if FAMILY_BACKBONE.get(r["extractor"].split("-")[0]) == backbone}
+    names = {r["metric"] for r in rows if backbone_of(r) == backbone}
     return tuple(name for name, metric in METRICS.items() if names & set(metric.names(backbone)))
 
 
