@@ -99,6 +99,10 @@ def parse_args(argv):
     p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
                    help="tune each searched baseline's knob on a validation split first (bench/search.py) "
                         "(default: the preset's; paper on, smoke off)")
+    p.add_argument("--reports", action=argparse.BooleanOptionalAction, default=True,
+                   help="render the tables, claims, figures and report.md when the sweep ends (default); "
+                        "--no-reports leaves them to python -m reports RUN_DIR, e.g. for a sweep whose results "
+                        "are read by a script, or a large grid rendered once elsewhere")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="read the sweep's settings from a YAML file (configs/ has one per preset); flags given "
                         "here win, and --set adds to its set:")
@@ -275,7 +279,18 @@ def run(args, seams: Seams) -> int:
                 run_sweep(plan)
         finally:  # an interrupted session's time counts too
             close_session(run_dir, time.monotonic() - started)
-        return finish(run_dir, grid, args.tracker)
+        return finish(run_dir, grid, args.tracker, args.reports)
+
+
+def render_reports(run_dir: Path, tracker: str) -> None:
+    import reports
+    try:
+        reports.render(run_dir)
+        print(f"reports: {run_dir / 'report.md'}")
+        log_reports(run_dir, tracker)
+    except Exception as e:  # the results are safe on disk: say so and go on to the summary
+        print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
+              f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)
 
 
 def resume_command() -> str:
@@ -294,16 +309,12 @@ def print_plan(args, config: dict, grid: list):
     return plan
 
 
-def finish(run_dir: Path, grid: list, tracker: str = "none") -> int:
-    import reports
+def finish(run_dir: Path, grid: list, tracker: str = "none", render: bool = True) -> int:
     from bench.sweep import trial_status
-    try:
-        reports.render(run_dir)
-        print(f"reports: {run_dir / 'report.md'}")
-        log_reports(run_dir, tracker)
-    except Exception as e:  # the results are safe on disk: say so and go on to the summary
-        print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
-              f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)
+    if render:
+        render_reports(run_dir, tracker)
+    else:
+        print(f"reports: not rendered (--no-reports); render them with: python -m reports {run_dir}")
     missing = [(s.trial_id, trial_status(run_dir, s.trial_id)) for s in grid]
     missing = [(tid, st) for tid, st in missing if st["status"] != "finished"]
     if not missing:

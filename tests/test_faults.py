@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "svae", "vae",
         "--seeds", "2", "--checkpoint-every", "0",  # a checkpoint every epoch: retries resume mid-stage
-        "--set", "train_subset=256"]  # 8 steps an epoch: what these tests prove needs epochs, not learning
+        "--set", "train_subset=256",  # 8 steps an epoch: what these tests prove needs epochs, not learning
+        "--no-reports"]  # rendered only where a test reads the reports (the failed trial's missing cell)
 TIMING = ["train_seconds"]  # the only column allowed to differ between two runs of one sweep
 
 
@@ -72,6 +73,7 @@ def test_driver_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path, unin
     for trial_id, attempt in attempts.items():
         assert statuses(run_dir)[trial_id]["attempt_id"] == attempt, trial_id
     pd.testing.assert_frame_equal(results(run_dir), uninterrupted)
+    assert not (run_dir / "report.md").exists() and f"python -m reports {run_dir}" in out.stdout  # --no-reports
     # the killed session's time is unknown, and the manifest says so rather than leaving it out
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert [s["wall_s"] is None for s in manifest["sessions"]] == [True, False]
@@ -90,7 +92,7 @@ def test_worker_killed_mid_training_is_retried_from_its_checkpoint(tmp_path, uni
 
 def test_non_finite_loss_fails_that_trial_only(tmp_path):
     run_dir = tmp_path / "run"
-    out = sweep(run_dir, env={"SVAE_BENCH_FAULT": "nan:synthetic-vae-s1"})
+    out = sweep(run_dir, "--reports", env={"SVAE_BENCH_FAULT": "nan:synthetic-vae-s1"})
     assert out.returncode == 1
     assert "synthetic-vae-s1: failed" in out.stderr and "non-finite loss at epoch 1" in out.stderr
     assert out.stdout.count("retrying synthetic-vae-s1") == 2  # two retries, then it is given up

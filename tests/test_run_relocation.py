@@ -17,7 +17,8 @@ from tests.result_counts import assert_row_counts
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "2",
         "--max-concurrent", "1",  # one trial at a time: a kill after the first leaves the second unfinished
         "--checkpoint-every", "0",  # a checkpoint every epoch, as the lost-checkpoint race needs
-        "--set", "train_subset=256"]  # 8 steps an epoch: what these tests prove needs epochs, not learning
+        "--set", "train_subset=256",  # 8 steps an epoch: what these tests prove needs epochs, not learning
+        "--no-reports"]  # these tests read results.csv and the trials' files: rendering is another test's
 
 
 def start_sweep(run_dir: Path, *extra, env=None):

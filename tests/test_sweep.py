@@ -20,7 +20,7 @@ SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 SWEEP = [*SMALL, "--set", "epochs=1", "train_subset=256"]
 OPTIONS = ["--datasets", "--seeds", "--models", "--preset", "--out", "--address", "--storage", "--cpus-per-trial",
            "--gpus-per-trial", "--max-concurrent", "--fid-samples", "--fid-weights", "--amp", "--data-root",
-           "--download", "--resume", "--checkpoint-every"]
+           "--download", "--resume", "--checkpoint-every", "--no-reports"]
 
 
 def run_cli(args, **kwargs):
