@@ -38,13 +38,27 @@ def save_pngs(images: torch.Tensor, folder: Path) -> Path:
     return folder
 
 
-def pytorch_fid_given_paths(paths, weights: Path) -> float:
-    """pytorch-fid's own calculate_fid_given_paths, with its weight download replaced by our file."""
+def _weights_from(weights: Path):
+    """pytorch-fid with its weight download replaced by our file, and quiet."""
     state = torch.load(weights, weights_only=True)
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *args, **kwargs: state), \
-            mock.patch.object(pfs, "tqdm", lambda x: x):
+    return mock.patch.multiple(pfi, load_state_dict_from_url=lambda *args, **kwargs: state), \
+        mock.patch.object(pfs, "tqdm", lambda x: x)
+
+
+def pytorch_fid_given_paths(paths, weights: Path) -> float:
+    """pytorch-fid's own calculate_fid_given_paths."""
+    download, quiet = _weights_from(weights)
+    with download, quiet:
         return float(pfs.calculate_fid_given_paths([str(p) for p in paths], batch_size=50, device="cpu",
                                                    dims=2048, num_workers=0))
+
+
+def pytorch_fid_statistics(path: Path, weights: Path):
+    """pytorch-fid's own mean and covariance of a folder of images (its reading, resizing and network)."""
+    download, quiet = _weights_from(weights)
+    with download, quiet:
+        model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to("cpu")
+        return pfs.compute_statistics_of_path(str(path), model, 50, 2048, "cpu", num_workers=0)
 
 
 def reference_in_child(weights, cache_dir, log, barrier):

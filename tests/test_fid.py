@@ -12,7 +12,8 @@ from bench.fid import main
 from bench.metrics import (FID_WEIGHTS_FILE, MissingWeightsError, Scorer, frechet_distance, reference_from_features,
                            statistics)
 from bench.cost.perf import random_images, realistic_statistics
-from tests.fid_helpers import engine, inception_weights, pytorch_fid_given_paths, save_pngs, sqrtm_distance  # noqa: F401
+from tests.fid_helpers import (engine, inception_weights, pytorch_fid_given_paths, pytorch_fid_statistics,  # noqa: F401
+                               save_pngs, sqrtm_distance)
 from svae.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,19 +25,34 @@ def test_seeded_weights_give_features_that_differ_between_images(engine):
     assert spread > 0.3, f"features barely vary between images (spread {spread:.3f}): parity would be vacuous"
 
 
-@pytest.mark.parametrize("channels, size", [pytest.param(1, 32, marks=pytest.mark.slow), (3, 32),
-                                            pytest.param(3, 64, marks=pytest.mark.slow)])
+def off_the_grid(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as floats off the 1/255 grid by less than half a step: quantisation must bring back
+    the PNG values."""
+    jitter = (torch.rand(images.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.9
+    return ((images.float() + jitter) / 255).clamp(0, 1)
+
+
+# End to end, with pytorch-fid's distance: slow, since scipy's sqrtm of a 2048 x 2048 product takes most
+# of a minute here; the default suite checks the statistics (below) and the distance (further down) apart.
+@pytest.mark.slow
+@pytest.mark.parametrize("channels, size", [(1, 32), (3, 64)])  # grey and colour, two resizes
 def test_fid_equals_pytorch_fid_on_png_files(engine, inception_weights, tmp_path, channels, size):
     a = random_images(16, channels, size, seed=10)
     b = random_images(16, channels, size, seed=11, shift=0.15)
     reference = pytorch_fid_given_paths([save_pngs(a, tmp_path / "a"), save_pngs(b, tmp_path / "b")],
                                         inception_weights)
-    # floats off the 1/255 grid by less than half a step: quantisation must bring back the PNG values
-    jitter = (torch.rand(a.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.9
-    a_float = ((a.float() + jitter) / 255).clamp(0, 1)
-    ours = engine.distance(a_float, reference_from_features(engine.features(b)))
+    ours = engine.distance(off_the_grid(a), reference_from_features(engine.features(b)))
     assert reference > 1.0  # the sets differ: a relative comparison means something
     assert abs(ours - reference) / reference <= 1e-4, (ours, reference)
+
+
+def test_statistics_equal_pytorch_fids_on_png_files(engine, inception_weights, tmp_path):
+    images = random_images(16, 3, 32, seed=10)
+    mu, sigma = pytorch_fid_statistics(save_pngs(images, tmp_path / "a"), inception_weights)
+    ours = reference_from_features(engine.features(off_the_grid(images)))
+    assert np.abs(sigma).max() > 1e-3  # the images differ: the covariance is not a trivial zero
+    np.testing.assert_allclose(ours.mu, mu, rtol=0, atol=1e-4 * np.abs(mu).max())
+    np.testing.assert_allclose(ours.sigma, sigma, rtol=0, atol=1e-4 * np.abs(sigma).max())
 
 
 def test_quantisation_can_be_turned_off(inception_weights):
