@@ -9,8 +9,8 @@ import torch
 import pytorch_fid.fid_score as pfs
 
 from bench.fid import main
-from bench.metrics import (FID_WEIGHTS_FILE, MissingWeightsError, Scorer, frechet_distance, reference_from_features,
-                           statistics)
+from bench.metrics import (FID_WEIGHTS_FILE, MissingWeightsError, Scorer, frechet_distance, frechet_distance_of,
+                           reference_from_features, statistics)
 from bench.cost.perf import random_images, realistic_statistics
 from tests.fid_helpers import (engine, inception_weights, pytorch_fid_given_paths, pytorch_fid_statistics,  # noqa: F401
                                save_pngs, sqrtm_distance)
@@ -92,6 +92,15 @@ def test_distance_on_singular_covariances_matches_scipy_sqrtm():
     (mu1, s1), (mu2, s2) = statistics(x), statistics(y)
     expected = sqrtm_distance(mu1, s1, mu2, s2)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [10, 64, 65])  # fewer images than dimensions, as many, one more
+def test_distance_of_features_matches_scipy_sqrtm_of_their_statistics(n):
+    """frechet_distance_of factors the covariance by the centred features when N <= d: the same figure."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((n, 64)) * rng.uniform(0.2, 3, 64), rng.standard_normal((12, 64)) * 1.5
+    (mu1, s1), (mu2, s2) = statistics(x), statistics(y)
+    assert frechet_distance_of(x, mu2, s2) == pytest.approx(sqrtm_distance(mu1, s1, mu2, s2), rel=1e-6)
 
 
 def test_distance_matches_pytorch_fid_on_realistic_2048d_statistics():

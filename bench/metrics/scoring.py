@@ -16,7 +16,7 @@ import torch
 from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
 from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
-from bench.metrics.frechet import frechet_distance, statistics
+from bench.metrics.frechet import frechet_distance_of, statistics
 from svae.contract import frechet_inf_name, frechet_name, kernel_name
 from svae.errors import HarnessError
 from svae.io import atomic_torch_save, atomic_write_bytes, cached
@@ -62,8 +62,7 @@ def reference_from_features(feats: np.ndarray, dataset="none", split="none", key
 # ---------------------------------------------------------------- metrics
 
 def fid_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
-    mu, sigma = statistics(fake)
-    return [Figure(frechet_name(family), frechet_distance(mu, sigma, ref.mu, ref.sigma), False)]
+    return [Figure(frechet_name(family), frechet_distance_of(fake, ref.mu, ref.sigma), False)]
 
 
 def fid_inf_figures(ref: Reference, fake: np.ndarray, family: str, device) -> list:
