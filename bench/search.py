@@ -135,7 +135,8 @@ def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, kee
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"candidate": tune.grid_search(candidates), "jobs": jobs, "cpus": resources.get("cpu", 1)},
-        tune_config=tune.TuneConfig(metric="score", mode="min"),
+        # reuse_actors: as the sweep's (bench/sweep.py), a worker's start and imports serve candidate after candidate
+        tune_config=tune.TuneConfig(metric="score", mode="min", reuse_actors=True),
         run_config=tune.RunConfig(name=f"search-{uuid.uuid4().hex[:8]}", storage_path=storage, verbose=0,
                                   log_to_file=True, callbacks=[Keep()]))
     scores, errors, unscored = {}, [], 0
