@@ -170,7 +170,7 @@ def started_run(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
     monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
-    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker: 0)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker, render: 0)
     run_dir = tmp_path / "run"
     args = [*SMALL, "--models", "vae", "--seeds", "1", "--out", str(run_dir)]
     assert bench.run.main([*args, "--set", "epochs=2", "model.beta=4"]) == 0
