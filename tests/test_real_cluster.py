@@ -51,8 +51,12 @@ def free_port() -> int:
 
 
 def node_ports() -> list:
-    """Every port a node listens on, chosen free (other Ray clusters may run on this machine)."""
-    first = random.randrange(20000, 60000, 100)
+    """Every port a node listens on, chosen free (other Ray clusters may run on this machine). Its 100
+    worker ports lie above Ray's default worker ports (10002-19999) and below the kernel's ephemeral
+    range, which free_port() draws from: a free port inside the worker range made Ray refuse to start
+    ("trying to use a port number ... used by other components"; CI, 2026-12-06)."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = random.randrange(20000, ephemeral_low - 100, 100)
     return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
             f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
