@@ -41,7 +41,7 @@ def save_pngs(images: torch.Tensor, folder: Path) -> Path:
 def _weights_from(weights: Path):
     """pytorch-fid with its weight download replaced by our file, and quiet."""
     state = torch.load(weights, weights_only=True)
-    return mock.patch.multiple(pfi, load_state_dict_from_url=lambda *args, **kwargs: state), \
+    return mock.patch.object(pfi, "load_state_dict_from_url", lambda *args, **kwargs: state), \
         mock.patch.object(pfs, "tqdm", lambda x: x)
 
 

@@ -32,8 +32,9 @@ def off_the_grid(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() + jitter) / 255).clamp(0, 1)
 
 
-# End to end, with pytorch-fid's distance: slow, since scipy's sqrtm of a 2048 x 2048 product takes most
-# of a minute here; the default suite checks the statistics (below) and the distance (further down) apart.
+# End to end, with pytorch-fid's distance: slow, since scipy's sqrtm of a 2048 x 2048 product takes about
+# 17 s of each such test's 30 s here; the default suite checks the statistics (below) and the distance
+# (further down) apart.
 @pytest.mark.slow
 @pytest.mark.parametrize("channels, size", [(1, 32), (3, 64)])  # grey and colour, two resizes
 def test_fid_equals_pytorch_fid_on_png_files(engine, inception_weights, tmp_path, channels, size):
