@@ -15,6 +15,7 @@ SUBCOMMANDS = {  # name -> (module whose main() it runs, what it does)
     "fid": ("bench.fid", "FID (KID, precision/recall) between two image sets or statistics files"),
     "rescore": ("bench.rescore", "score a finished run again (another extractor, more metrics), no retraining"),
     "report": ("reports.__main__", "render a run directory's tables, claims, figures and report.md again"),
+    "as-published": ("reports.as_published", "two runs of one config, searched and --no-search, side by side"),
     "publish": ("reports.publish", "copy a finished run's reports and inputs into the repository"),
     "plan": ("bench.cost.projection", "what the paper grid costs on GPUs (bench.run --dry-run plans one sweep)"),
     "simulate": ("bench.cost.simulate", "the paper grid on a simulated multi-node GPU cluster, measured"),
@@ -29,7 +30,7 @@ class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 def parse_args(argv):
-    table = "\n".join(f"  {name:<9} {what} (python -m {module.removesuffix('.__main__')})"
+    table = "\n".join(f"  {name:<12} {what} (python -m {module.removesuffix('.__main__')})"
                       for name, (module, what) in SUBCOMMANDS.items())
     p = argparse.ArgumentParser(prog="svae-bench", formatter_class=_Formatter,
                                 description=f"{__doc__.splitlines()[0]}\n\ncommands:\n{table}",

@@ -261,7 +261,9 @@ def _knob_search_section(search: dict, wall_time_s) -> list:
               "the training images less a validation split carved from them, sampled with the GMM and scored "
               "on the validation images (never the FID reference split); a factor's score is the mean over its "
               f"seeds, the lowest wins. Where it sat at an edge the grid widened by a factor of 2, at most "
-              f"{search['max_widening']} times.{share}{untuned} Factor 1 is the as-published row.", "",
+              f"{search['max_widening']} times.{share}{untuned} Factor 1 is the as-published row; the as-published "
+              "study at the full budget is this config run again with `--no-search`, and `python -m "
+              "reports.as_published` shows the two side by side.", "",
               "| dataset | model | knob (as published) | factor: score | chosen | why it stopped |",
               "|---|---|---|---|---|---|"]
     for r in search["results"]:

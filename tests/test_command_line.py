@@ -26,7 +26,8 @@ def exit_status(main, argv):
 def test_svae_bench_help_lists_every_subcommand(capsys):
     assert exit_status(console.main, ["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("run", "fid", "rescore", "report", "publish", "plan", "simulate", "perf", "curve", "reproduce"):
+    for name in ("run", "fid", "rescore", "report", "as-published", "publish", "plan", "simulate", "perf", "curve",
+                 "reproduce"):
         assert f"\n  {name} " in out, out
 
 
@@ -42,7 +43,7 @@ def test_an_unknown_subcommand_is_one_line_with_did_you_mean(capsys):
     assert exit_status(console.main, ["rescor", "x"]) == 2
     err = capsys.readouterr().err
     assert err == ("error: unknown command 'rescor' (did you mean 'rescore'?); choose from run, fid, rescore, "
-                   "report, publish, plan, simulate, perf, curve, reproduce\n")
+                   "report, as-published, publish, plan, simulate, perf, curve, reproduce\n")
 
 
 def test_the_console_script_is_declared_and_runs_the_subcommand():
