@@ -2,6 +2,7 @@
 reference split and tracking (their logic lives in bench.cost.plan, bench.overrides and bench.tracking)."""
 import argparse
 
+from bench.tracking import TRACKERS
 from svae.command import HelpFormatter
 
 __all__ = ["HelpFormatter", "add_options"]
@@ -16,6 +17,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="check the data and FID weights, print the plan and its cost from stored rates "
                         "(bench/cost/rates/, or --probe), then exit; seconds, nothing written")
-    p.add_argument("--tracker", choices=["none", "mlflow"], default="none",
-                   help="also send metrics to MLflow, in a file store at <out>/mlflow (needs the mlflow extra); "
-                        "Ray Tune's TensorBoard and CSV logs are always written under the storage")
+    p.add_argument("--tracker", nargs="+", choices=TRACKERS, default=["none"],
+                   help="also send metrics, and at the end the reports, to MLflow (a file store at <out>/mlflow) "
+                        "and/or Weights & Biases (offline under <out>/wandb unless WANDB_MODE says otherwise); "
+                        "each needs its extra; Ray Tune's TensorBoard and CSV logs are always written (default: none)")

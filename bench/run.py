@@ -38,7 +38,7 @@ from bench.rundir import (check_run_dir, check_same_data, check_writable, choose
                           set_aside_ray_state, storage_name, write_owner)
 from bench.seams import Seams
 from bench.settings_check import checked_sweep_settings
-from bench.tracking import check_tracker, log_reports
+from bench.tracking import check_trackers, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
 from svae.command import run_command
@@ -140,7 +140,7 @@ def check_args(args) -> dict:
     if args.fid_samples is not None and args.fid_samples < 2:
         raise HarnessError(f"--fid-samples must be at least 2 (got {args.fid_samples})")
     check_cluster_storage(args.address, args.storage)
-    check_tracker(args.tracker)
+    check_trackers(args.tracker)
     overrides = typed_overrides(parse_overrides(args.overrides), Settings)
     datasets = list(dict.fromkeys(args.datasets))
     models = list(dict.fromkeys(args.models))
@@ -272,7 +272,7 @@ def run(args, seams: Seams) -> int:
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,
-                             fault=os.environ.get(FAULT_ENV), tracker=args.tracker,
+                             fault=os.environ.get(FAULT_ENV), trackers=tuple(args.tracker),
                              estimates=cost.trial_seconds(), concurrency=cost.concurrency,
                              checkpoint_every=args.checkpoint_every, seams=seams)
             with seams.clock.span("sweep"):
@@ -282,12 +282,12 @@ def run(args, seams: Seams) -> int:
         return finish(run_dir, grid, args.tracker, args.reports)
 
 
-def render_reports(run_dir: Path, tracker: str) -> None:
+def render_reports(run_dir: Path, trackers: list) -> None:
     import reports
     try:
         reports.render(run_dir)
         print(f"reports: {run_dir / 'report.md'}")
-        log_reports(run_dir, tracker)
+        log_reports(run_dir, trackers)
     except Exception as e:  # the results are safe on disk: say so and go on to the summary
         print(f"error: the reports could not be rendered ({type(e).__name__}: {e}); the results are in "
               f"{run_dir / 'results.csv'}; re-render with: python -m reports {run_dir}", file=sys.stderr)
@@ -309,10 +309,10 @@ def print_plan(args, config: dict, grid: list):
     return plan
 
 
-def finish(run_dir: Path, grid: list, tracker: str = "none", render: bool = True) -> int:
+def finish(run_dir: Path, grid: list, trackers: list = ("none",), render: bool = True) -> int:
     from bench.sweep import trial_status
     if render:
-        render_reports(run_dir, tracker)
+        render_reports(run_dir, trackers)
     else:
         print(f"reports: not rendered (--no-reports); render them with: python -m reports {run_dir}")
     missing = [(s.trial_id, trial_status(run_dir, s.trial_id)) for s in grid]

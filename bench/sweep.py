@@ -53,7 +53,7 @@ class SweepPlan:
     max_concurrent: int | None
     resume: bool
     fault: str | None = None
-    tracker: str = "none"  # or "mlflow" (bench.tracking)
+    trackers: tuple = ("none",)  # and/or "mlflow", "wandb" (bench.tracking)
     estimates: dict | None = None  # trial_id -> the plan's estimated seconds, for the ETA
     concurrency: int = 1  # trials at once, as the plan expects
     checkpoint_every: float = CHECKPOINT_EVERY_S  # seconds between a training trial's checkpoints
@@ -320,7 +320,7 @@ def new_tuner(plan: SweepPlan, function, specs: list, name: str):
                                     trial_name_creator=_trial_id, trial_dirname_creator=_trial_id),
         run_config=tune.RunConfig(
             name=name, storage_path=plan.storage, verbose=0, log_to_file=True,
-            callbacks=[SweepCallback(), *tracker_callbacks(plan.tracker, plan.run_dir, plan.run_dir.name)],
+            callbacks=[SweepCallback(), *tracker_callbacks(plan.trackers, plan.run_dir, plan.run_dir.name)],
             failure_config=tune.FailureConfig(max_failures=MAX_RETRIES), stop=StopOnFault(),
             # the latest checkpoint is all a retry or a resume reads (Ray registers it once persisted)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))

@@ -6,7 +6,7 @@ nothing that is weights, Ray state or a machine's identity; then render the repo
 Copied: manifest.json (host name, user and machine paths removed), results.csv, search/, and of each
 trial its status.json, rows.json, metrics.csv, orientation.json and preview/ (the few images and
 numbers the reports show, svae/preview.py; derived from samples/*.npz for a trial that predates
-previews). Not copied: checkpoints, samples/ (arrays), ray/, mlflow/, the lock. The reports are
+previews). Not copied: checkpoints, samples/ (arrays), ray/, mlflow/, wandb/, the lock. The reports are
 then rendered from the copy alone, so what is committed is exactly what `python -m reports` makes of
 the committed inputs (tests/test_committed_results.py checks that it stays so).
 """

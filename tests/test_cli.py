@@ -170,7 +170,7 @@ def started_run(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
     monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
     monkeypatch.setattr(bench.sweep, "run_sweep", lambda plan: None)
-    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker, render: 0)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, trackers, render: 0)
     run_dir = tmp_path / "run"
     args = [*SMALL, "--models", "vae", "--seeds", "1", "--out", str(run_dir)]
     assert bench.run.main([*args, "--set", "epochs=2", "model.beta=4"]) == 0
@@ -299,3 +299,16 @@ def test_tracker_mlflow_without_mlflow_is_one_line(tmp_path, monkeypatch, capsys
     code = bench.run.main([*SMALL, "--out", str(tmp_path / "run"), "--tracker", "mlflow"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--tracker mlflow needs MLflow: pip install -e '.[mlflow]'" in err
+
+
+@pytest.mark.parametrize("trackers, named", [
+    (["mlflow", "wandb"], "--tracker wandb needs Weights & Biases: pip install -e '.[wandb]'"),
+    (["none", "wandb"], "--tracker none cannot be combined with wandb; drop none"),
+])
+def test_tracker_wandb_without_wandb_and_none_beside_a_tracker_are_one_line(tmp_path, monkeypatch, capsys, no_ray,
+                                                                           trackers, named):
+    monkeypatch.setattr(bench.tracking.importlib.util, "find_spec", lambda name: None if name == "wandb" else 1)
+    code = bench.run.main([*SMALL, "--out", str(tmp_path / "run"), "--tracker", *trackers])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "run").exists()

@@ -184,7 +184,7 @@ def trained_run(tmp_path, monkeypatch):
     the sweep is stubbed, each trial's status written as a failed trial's)."""
     monkeypatch.setattr(bench.run, "make_plan", stub_plan(1.0))
     monkeypatch.setattr(bench.run, "start_ray", lambda args: {d: 0.0 for d in args.datasets})  # no GPU
-    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, tracker, render: 1)
+    monkeypatch.setattr(bench.run, "finish", lambda run_dir, grid, trackers, render: 1)
     sweeps = []
 
     def run_sweep(plan):

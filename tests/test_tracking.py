@@ -1,12 +1,17 @@
-"""Metrics reach Ray Tune's loggers (CSV, TensorBoard) and, with --tracker mlflow, an MLflow file store."""
+"""Metrics reach Ray Tune's loggers (CSV, TensorBoard) and, with --tracker mlflow wandb, an MLflow file store
+and offline Weights & Biases runs."""
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
+
+from tests.wandb_records import offline_runs
 
 SMALL = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200"]
 # each trial's epochs: one; the two-stage VAE's second stage trains stage2_epoch_factor (2) times as many
@@ -15,11 +20,12 @@ STAGES = {"synthetic-vae-s0": ["main"], "synthetic-two-stage-s0": ["stage1", "st
 
 @pytest.fixture(scope="module")
 def tracked_sweep(tmp_path_factory):
-    """Two one-epoch trials on synthetic data with the MLflow tracker, as users run it."""
+    """Two one-epoch trials on synthetic data with both trackers, as users run them."""
     pytest.importorskip("mlflow")
+    pytest.importorskip("wandb")
     run_dir = tmp_path_factory.mktemp("tracked") / "run"
     out = subprocess.run([sys.executable, "-m", "bench.run", *SMALL, "--models", "vae", "two-stage", "--seeds", "1",
-                          "--set", "epochs=1", "--tracker", "mlflow", "--out", str(run_dir)],
+                          "--set", "epochs=1", "--tracker", "mlflow", "wandb", "--out", str(run_dir)],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return run_dir, out
@@ -76,6 +82,46 @@ def test_mlflow_store_has_one_run_per_trial_with_its_metrics_and_tags(tracked_sw
             assert run.data.metrics[name] == pytest.approx(value)
 
 
+@pytest.mark.slow
+def test_wandb_offline_runs_hold_every_trials_epochs_scores_and_spec_and_the_reports(tracked_sweep):
+    run_dir, _ = tracked_sweep
+    runs = {run.name: run for run in offline_runs(run_dir / "wandb")}
+    assert sorted(runs) == sorted([*STAGES, "reports"]) and {r.project for r in runs.values()} == {run_dir.name}
+    grid = {t["trial_id"]: t for t in json.loads((run_dir / "manifest.json").read_text())["grid"]}
+    for trial_id, stages in STAGES.items():
+        run = runs[trial_id]
+        assert {k: run.config["trial"][k] for k in ("dataset", "model", "seed")} == {
+            k: grid[trial_id][k] for k in ("dataset", "model", "seed")}
+        # every epoch of every stage (W&B keeps the numbers: the stage's name is in Ray's own logs)
+        progress = pd.read_csv(run_dir / "ray" / "sweep" / trial_id / "progress.csv").dropna(subset=["stage_epochs"])
+        assert [step["loss"] for step in run.history if "loss" in step] == pytest.approx(list(progress["loss"]))
+        assert len(progress) == len(stages)
+        for name, value in expected_scores(run_dir, trial_id).items():
+            assert run.history[-1][name] == pytest.approx(value)
+    (files,) = runs["reports"].artifacts.values()
+    assert "report.md" in files and any(f.startswith("figures/samples_") for f in files)
+
+
+def test_wandb_reports_run_holds_the_reports_and_the_figures(tmp_path):
+    pytest.importorskip("wandb", reason="the wandb extra is not installed: pip install -e '.[wandb]'")
+    from bench.tracking import REPORT_FILES, log_reports
+
+    run_dir = tmp_path / "run"
+    (run_dir / "figures").mkdir(parents=True)
+    for name in REPORT_FILES:
+        (run_dir / name).write_text(name)
+    plt.imsave(run_dir / "figures" / "samples_mnist.png", np.zeros((8, 8)))
+    log_reports(run_dir, ["none"])
+    assert not (run_dir / "wandb").exists()  # no tracker: nothing logged
+    log_reports(run_dir, ["wandb"])
+    (run,) = offline_runs(run_dir / "wandb")
+    assert (run.name, run.project) == ("reports", "run")
+    assert {name: sorted(files) for name, files in run.artifacts.items()} == {
+        "run-reports": sorted([*REPORT_FILES, "figures/samples_mnist.png"])}
+    (step,) = run.history  # the figures as images, one step
+    assert step["figures/samples_mnist/_type"] == "image-file" and step["figures/samples_mnist/width"] == 8
+
+
 def test_mlflow_reports_run_holds_the_reports_and_figures_as_artifacts(tmp_path):
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install -e '.[mlflow]'")
     from mlflow.tracking import MlflowClient
@@ -87,9 +133,9 @@ def test_mlflow_reports_run_holds_the_reports_and_figures_as_artifacts(tmp_path)
     for name in REPORT_FILES:
         (run_dir / name).write_text(name)
     (run_dir / "figures" / "samples_mnist.png").write_bytes(b"\x89PNG grid")
-    log_reports(run_dir, "none")
+    log_reports(run_dir, ["none"])
     assert not (run_dir / "mlflow").exists()  # no tracker: nothing logged
-    log_reports(run_dir, "mlflow")
+    log_reports(run_dir, ["mlflow"])
     client = MlflowClient(tracking_uri=mlflow_uri(run_dir))
     (run,) = client.search_runs([client.get_experiment_by_name("run").experiment_id])
     assert run.info.run_name == "reports" and run.info.status == "FINISHED"
