@@ -16,18 +16,17 @@ if __name__ == "__main__":  # first, so that Ctrl-C while the imports below load
 
 import argparse
 import sys
-from pathlib import Path
 
 from reports.claims import check_claims
 from reports.headline import COMPONENTS, headline
 from reports.rundir import Run, load_run
 from reports.stats import welch_interval
-from reports.tables import MISSING
+from reports.tables import MISSING, fd_domain_warning
 from reports.validate import validate_results
 from svae.command import HelpFormatter, run_command
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
-from svae.io import atomic_write_text
+from svae.io import atomic_write_text, writable_file
 
 ORDER = ("x_hat", *COMPONENTS)  # a model's rows: its x_hat, then the split model's components
 SEARCH_KEYS = ("search", "tuned")  # the settings the search itself sets; every other must be equal
@@ -47,46 +46,66 @@ def compare_runs(tuned_dir, published_dir) -> str:
     return "\n".join(lines + _claim_rows(tuned, published))
 
 
+SAME_CONFIG = "the as-published run must be the same config run again with bench.run --no-search"
+SCORED_ALIKE = "score both alike (bench.rescore the other run with the same network and --fid-samples)"
+
+
 def check_companions(tuned: Run, published: Run) -> None:
     """Refuse a pair that is not one config with and without the search, naming the difference."""
     if not _searched(tuned):
         raise HarnessError(f"{tuned.path}: its knobs were not searched; give first the run made with the "
                            "search (bench.run --search), then its --no-search companion")
     if _searched(published):
-        raise HarnessError(f"{published.path}: its knobs were searched; the as-published run is the same "
-                           "config run with bench.run --no-search")
-    for what, a, b in (("datasets", tuned.datasets, published.datasets), ("models", tuned.models, published.models),
-                       ("protocol", tuned.protocol, published.protocol),
-                       ("deciding metric", tuned.deciding_metric, published.deciding_metric)):
+        raise HarnessError(f"{published.path}: its knobs were searched; {SAME_CONFIG}")
+    for dataset in published.datasets:
+        if _settings(published, dataset).get("tuned"):
+            raise HarnessError(f"{published.path}: its {dataset} settings hold tuned values "
+                               f"({_settings(published, dataset)['tuned']}); {SAME_CONFIG}")
+    for what, facts, fix in (
+            ("datasets", lambda run: run.datasets, SAME_CONFIG),
+            ("models", lambda run: run.models, SAME_CONFIG),
+            ("seeds", lambda run: run.config.get("seeds_list", run.config.get("seeds")),
+             "give both the same seeds (bench.run --resume --seeds N adds seeds to a finished run)"),
+            ("settings", lambda run: {d: _unsearched_settings(run, d) for d in run.datasets}, SAME_CONFIG),
+            ("data", _data_files, "run both on the same files"),
+            ("protocol", lambda run: run.protocol, SAME_CONFIG),
+            ("scoring", _scoring, SCORED_ALIKE)):
+        a, b = facts(tuned), facts(published)
         if a != b:
-            raise HarnessError(f"the two runs differ in their {what} ({_difference(a, b)}); compare runs of one "
-                               "config, scored alike (bench.rescore the other run the same way)")
-    for dataset in tuned.datasets:
-        a, b = (_unsearched_settings(run, dataset) for run in (tuned, published))
-        if a != b:
-            raise HarnessError(f"the two runs' {dataset} settings differ ({_difference(a, b)}); the as-published "
-                               "run must be the same config with --no-search")
-        a, b = (_networks(run, dataset) for run in (tuned, published))
-        if a != b:
-            raise HarnessError(f"the two runs scored {dataset}'s {tuned.metric} with different networks or weights "
-                               f"({_difference(a, b)}); re-score one of them (bench.rescore) to match")
+            raise HarnessError(f"the two runs differ in their {what} ({_difference(a, b)}); {fix}")
 
 
 def _searched(run: Run) -> bool:
-    return bool(run.manifest.get("search", {}).get("enabled"))
+    search = run.manifest.get("search")
+    return isinstance(search, dict) and bool(search.get("enabled"))
+
+
+def _settings(run: Run, dataset: str) -> dict:
+    settings = run.config.get("settings")
+    if not isinstance(settings, dict) or not isinstance(settings.get(dataset), dict):
+        raise HarnessError(f"{run.path}: its manifest records no settings for {dataset} (a run made before "
+                           "the search, or a damaged manifest); run the study again with this version")
+    return settings[dataset]
 
 
 def _unsearched_settings(run: Run, dataset: str) -> dict:
-    settings = run.config.get("settings", {})
-    if dataset not in settings:
-        raise HarnessError(f"{run.path}: its manifest records no settings for {dataset} (a run made before "
-                           "the search); run the study again with this version")
-    return {k: v for k, v in settings[dataset].items() if k not in SEARCH_KEYS}
+    return {k: v for k, v in _settings(run, dataset).items() if k not in SEARCH_KEYS}
 
 
-def _networks(run: Run, dataset: str) -> set:
-    rows = run.results[(run.results["metric"] == run.deciding_metric) & (run.results["dataset"] == dataset)]
-    return set(rows["extractor_id"].astype(str))
+def _data_files(run: Run) -> dict:
+    """dataset -> split -> the sha256 of the files read (where they lay does not matter)."""
+    data = run.manifest.get("data") or {}
+    return {d: {split: sorted(f.get("sha256") for f in files) for split, files in splits.items()}
+            for d, splits in data.items() if isinstance(splits, dict)}
+
+
+def _scoring(run: Run) -> dict:
+    """The deciding metric and, per dataset, the networks (with their weights) and sample counts behind it."""
+    rows = run.results[run.results["metric"] == run.deciding_metric]
+    return {"metric": run.deciding_metric,
+            **{d: sorted(set(zip(*(rows.loc[rows["dataset"] == d, c].astype(str)
+                                   for c in ("extractor_id", "n_samples", "reference_n")))))
+               for d in run.datasets}}
 
 
 def _difference(a, b) -> str:
@@ -102,13 +121,16 @@ def _difference(a, b) -> str:
 
 def _introduction(tuned: Run, published: Run) -> list:
     search = tuned.manifest["search"]
-    return [f"Two runs of one config, the same in every setting but the search: **tuned** "
+    warning = [] if tuned.is_fid else [fd_domain_warning(), ""]
+    return warning + [f"Two runs of one config, the same in every setting but the search: **tuned** "
             f"({tuned.manifest.get('name', tuned.path.name)}), every model's regularisation knob searched alike "
             f"on a validation split ({len(search.get('seeds', []))} seeds per candidate, "
             f"{search.get('epoch_fraction', 0):g} of the epochs); **as published** "
-            f"({published.manifest.get('name', published.path.name)}), every knob at its authors' value "
-            "(the preset's). Both train every model for the study's full budget. The first question is the "
-            "method at its authors' settings, the second the method tuned as fairly as its rivals.", "",
+            f"({published.manifest.get('name', published.path.name)}), every knob at the preset's as-published "
+            "value (docs/fidelity.md gives each value's source). "
+            "Both train every model for the study's full budget, with the same seeds. The first run answers "
+            "for the method tuned as fairly as its rivals, the second for every model at its published "
+            "settings: in it the rivals are untuned too.", "",
             f"Figures: {tuned.metric} (lower is better) of each model's x_hat at its own sampler, and the split "
             "model's components; mean ± sample std over the finished seeds. \"tuned - as published\" is the "
             "difference of the means with its 95% Welch interval, uncorrected: it describes what the tuning "
@@ -122,6 +144,8 @@ def _knobs(tuned: Run, dataset: str, model: str) -> str:
         return f"not searched ({search['not_searched'][model]})"
     for r in search.get("results", []):
         if r["dataset"] == dataset and r["model"] == model:
+            if not isinstance(r.get("chosen"), dict):  # a record from before every model was searched alike
+                return f"{r.get('knob')} → {r.get('chosen')}"
             return ", ".join(f"{k} {r['published'][k]:g} → {v:g}" for k, v in r["chosen"].items())
     return "not searched"
 
@@ -130,7 +154,7 @@ def _headline_rows(tuned: Run, published: Run, dataset: str) -> list:
     tuned_rank, published_rank = ({(e.model, e.output): i for i, e in enumerate(headline(run, dataset), 1) if e.n}
                                   for run in (tuned, published))
     lines = ["| model | knob: as published → tuned | as published | rank | tuned | rank | tuned - as published "
-             "[95% interval] |", "|---|---|---:|---:|---:|---:|---:|"]
+             "[95% Welch interval, uncorrected] |", "|---|---|---:|---:|---:|---:|---:|"]
     entries = {(e.model, e.output): e for e in headline(published, dataset)}
     for entry in sorted(headline(tuned, dataset), key=lambda e: (tuned.models.index(e.model), ORDER.index(e.output))):
         key = (entry.model, entry.output)
@@ -170,11 +194,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        if not Path(args.out).parent.is_dir():
-            raise HarnessError(f"--out {args.out}: its folder {Path(args.out).parent} does not exist; create it "
-                               "or choose another path")
-        text = compare_runs(args.tuned, args.published)
-        atomic_write_text(Path(args.out), text)
+        out = writable_file(args.out, "--out", "choose a file path in an existing folder")
+        atomic_write_text(out, compare_runs(args.tuned, args.published))
         print(f"wrote {args.out}")
         return 0
     return run_command(body)
