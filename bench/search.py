@@ -271,19 +271,36 @@ def with_choices(settings: Settings, records: list) -> Settings:
     return replace(settings, tuned=settings.tuned + tuned)
 
 
+def add_search_time(run_dir: Path, seconds: float, manifest: dict) -> float:
+    """The search's wall time over every session, this one's `seconds` added (RUN_DIR/search/time.json; a
+    run from before that file starts from its manifest's record, which missed interrupted sessions)."""
+    path = Path(run_dir) / "search" / "time.json"
+    try:
+        before = json.loads(path.read_text())["wall_s"] if path.exists() else \
+            (manifest.get("search") or {}).get("wall_s", 0.0)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"cannot read {path} ({type(e).__name__}); delete it (the search's recorded time then "
+                           "starts again from the manifest's)") from None
+    total = round(before + seconds, 1)
+    atomic_write_json(path, {"wall_s": total})
+    return total
+
+
 def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluation: Evaluation, storage: str,
                  resources: dict, enabled: bool, scores_of=tune_scores) -> dict:
     """Search every model of the sweep that has a knob (if enabled), record it in the manifest, and return
     the settings the seeded runs use: the preset's, with each model's chosen values for that model."""
-    started = time.monotonic()
-    records = search_all(run_dir, settings_by_dataset, models, evaluation, storage, resources, scores_of) \
-        if enabled else []
-    settings_by_dataset = {d: with_choices(s, [r for r in records if r["dataset"] == d])
-                           for d, s in settings_by_dataset.items()}
     manifest_path = Path(run_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    before = (manifest.get("search") or {}).get("wall_s", 0.0)  # a resumed search adds its sessions' time
-    manifest["search"] = {"enabled": enabled, "wall_s": round(before + time.monotonic() - started, 1),
+    started = time.monotonic()
+    try:
+        records = search_all(run_dir, settings_by_dataset, models, evaluation, storage, resources, scores_of) \
+            if enabled else []
+    finally:  # an interrupted session's search time counts too
+        wall_s = add_search_time(run_dir, time.monotonic() - started, manifest) if enabled else 0.0
+    settings_by_dataset = {d: with_choices(s, [r for r in records if r["dataset"] == d])
+                           for d, s in settings_by_dataset.items()}
+    manifest["search"] = {"enabled": enabled, "wall_s": wall_s,
                           "table": {m: {"knob": list(MODELS[m].knob), "factors": list(FACTORS)}
                                     for m in searched(models)},
                           "not_searched": {m: MODELS[m].no_knob for m in models if not MODELS[m].knob},

@@ -2,6 +2,7 @@
 an edge, recorded, never repeated; each choice applies to its own model."""
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -121,6 +122,22 @@ def test_an_interrupted_search_keeps_each_scored_candidate_and_the_resume_scores
     assert asked == [c for c in everything if c not in half]  # only the unscored ones trained again
     records = json.loads((run_dir / "manifest.json").read_text())["search"]["results"]
     assert records == json.loads((whole / "manifest.json").read_text())["search"]["results"]
+
+
+def test_an_interrupted_sessions_search_time_counts_in_the_recorded_wall_time(tmp_path):
+    settings, best = {"synthetic": settings_for("smoke", "synthetic")}, {"vae": 0.5}
+    write_manifest(tmp_path)
+    spent = 0.5  # seconds of the first, interrupted session's search
+
+    def interrupted(candidates, jobs, storage, resources, keep):
+        time.sleep(spent)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_searches(tmp_path, settings, ["vae"], Evaluation(), "unused", {}, True, interrupted)
+    assert json.loads((tmp_path / "search" / "time.json").read_text())["wall_s"] >= spent
+    run_searches(tmp_path, settings, ["vae"], Evaluation(), "unused", {}, True, landscape(best))
+    assert json.loads((tmp_path / "manifest.json").read_text())["search"]["wall_s"] >= spent
 
 
 def test_a_diverged_seed_makes_its_factor_diverged_and_all_diverged_keeps_the_preset(tmp_path):
