@@ -6,15 +6,16 @@ verdict "... at this budget" where a model it rests on was still improving at th
 
 Levelled off: the deciding metric (from a calibration run, calibration/curve.csv, where it scored the
 model beyond the run's epochs) improved by less than LEVELLED of its value over the next scored
-epochs; without one, the training reconstruction MSE (every trial's metrics.csv, mean over seeds)
-improved by less than LEVELLED in the run's last epoch.
+epochs; where the calibration run ends at the run's last epoch, by less than LEVELLED in its last
+scored step; without either, the training reconstruction MSE (every trial's metrics.csv, mean over
+seeds) improved by less than LEVELLED in the run's last epoch.
 """
 from dataclasses import dataclass
 
 from reports.history_figures import calibration_curves, histories
 from reports.rundir import Run
 from svae.backbone import BackboneConfig
-from svae.data import SPECS
+from svae.data import PAPER_DATASETS, SPECS
 
 LEVELLED = 0.05  # a last step that improves the curve by less than this share: levelled off
 PAPER_WIDTH = BackboneConfig().base_width  # the reference network's base width
@@ -40,7 +41,8 @@ def scale_line(run: Run, dataset: str) -> str:
         parts.append(f"{epochs} epochs" + (f" (the paper preset's {spec.epochs})" if spec else ""))
     metric = run.metric + ("" if run.is_fid else " (a stand-in, NOT FID)")
     parts += [f"scored with {metric}", f"{max(run.asked(dataset, m) for m in run.models)} seeds"]
-    return f"Scale of this run on {run.dataset_label(dataset)}: " + ", ".join(parts) + "."
+    elsewhere = "" if dataset in PAPER_DATASETS else " (not one of the paper's datasets)"
+    return f"Scale of this run on {run.dataset_label(dataset)}{elsewhere}: " + ", ".join(parts) + "."
 
 
 def later_gain(values, i: int, sign: int) -> float:
@@ -63,12 +65,16 @@ def levelling(run: Run, dataset: str) -> dict:
     found = {}
     for model, (xs, values) in calibration_curves(run, dataset).items():
         at = [i for i, x in enumerate(xs) if epochs is None or x <= epochs]
-        if not at or at[-1] + 1 >= len(xs):
+        if at and at[-1] + 1 < len(xs):  # scored beyond the run's last epoch
+            gain, when = later_gain(values, at[-1], sign), f"after epoch {xs[at[-1]]}"
+        elif len(at) > 1 and xs[at[-1]] == epochs:  # ends at the run's last epoch: its last step
+            gain = sign * (values[at[-1]] - values[at[-2]]) / abs(values[at[-2]])
+            when = f"from epoch {xs[at[-2]]} to {xs[at[-1]]}"
+        else:
             continue
-        gain = later_gain(values, at[-1], sign)
         found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {run.metric} "
-                                 f"{'still improved' if gain >= LEVELLED else 'changed'} by {gain:.0%} after "
-                                 f"epoch {xs[at[-1]]} in the calibration run")
+                                 f"{'still improved' if gain >= LEVELLED else 'changed'} by {gain:.0%} {when} "
+                                 "in the calibration run")
     for model, history in histories(run, dataset).items():
         if model in found or "recon_mse" not in history.columns:
             continue

@@ -385,3 +385,4 @@ SPECS = {spec.name: spec for spec in (
     DatasetSpec("synthetic", "synthetic shapes", 1, 32, ("train", "test"), _load_synthetic, _count_synthetic, 32,
                 8.0, 20, "shapes-v1", SYNTHETIC_SIZES["train"]),
 )}
+PAPER_DATASETS = ("mnist", "cifar10", "celeba")  # those the SVAE paper reports FIDs on

@@ -2,6 +2,7 @@
 plot's intervals equal to claims.md's, captions for every figure, and report.md's scale and
 "at this budget" wording, on the committed study and the hand-built fixture."""
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,24 @@ def test_levelling_and_scale_of_the_study(study):
     assert not found["beta-vae"].levelled and "training reconstruction MSE" in found["beta-vae"].evidence
     line = scale_line(study, "fashion-mnist")
     assert "base width 8 (the paper's 64)" in line and "3 epochs (the paper preset's 100)" in line
-    assert "fd_domain (a stand-in, NOT FID)" in line and "Fashion-MNIST" in line
+    assert "fd_domain (a stand-in, NOT FID)" in line and "Fashion-MNIST (not one of the paper's datasets)" in line
+
+
+def test_a_calibration_that_ends_at_the_runs_last_epoch_decides_by_its_last_step(tmp_path):
+    run_dir = make_run(tmp_path)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["config"]["settings"] = {"mnist": {"epochs": 3}}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "calibration").mkdir()
+    curve = {"svae": [30.0, 25.0, 24.0], "vae": [30.0, 25.0, 20.0]}  # last steps: 4% and 20% better
+    (run_dir / "calibration" / "curve.csv").write_text("model,epoch,sampler,output,metric,value\n" + "".join(
+        f"{model},{epoch},gmm,x_hat,fid,{value}\n" for model, values in curve.items()
+        for epoch, value in enumerate(values, 1)))
+    found = levelling(load_run(run_dir), "mnist")
+    assert found["svae"].levelled and found["svae"].evidence == \
+        "SVAE's FID changed by 4% from epoch 2 to 3 in the calibration run"
+    assert not found["vae"].levelled and found["vae"].evidence == \
+        "VAE's FID still improved by 20% from epoch 2 to 3 in the calibration run"
 
 
 def test_verdicts_say_at_this_budget_only_where_a_curve_still_improved(tmp_path):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.gamma import AT_LIMIT, TRACKS
 from bench.memorisation import memorisation
 from reports.memorisation import COPYING, LADDER_TOP, NOT_COPYING, memorisation_section
 from reports.rundir import load_run
@@ -32,19 +33,37 @@ def test_fresh_draws_sit_at_one_half_and_reconstructions_of_test_images_below():
     assert 0.68 < half.share < 0.82  # 0.5 + 0.5 / 2 for half copies
 
 
-def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
-    run_dir = make_run(tmp_path)
+def with_memorisation_rows(run_dir, gamma_checks=None):
+    """The reports fixture with an nn_train_share row per finished trial (the VAE's 1.0, copying; the
+    SVAE's 0.52), and, if given, each row's gamma_check from gamma_checks(model, seed)."""
     results = pd.read_csv(run_dir / "results.csv")
     gmm = results[(results["sampler"] == "gmm") & (results["output"] == "x_hat")].drop_duplicates("trial_id")
     extra = gmm.assign(metric="nn_train_share", higher_is_better=False, extractor="pixels",
                        value=[1.0 if m == "vae" else 0.52 for m in gmm["model"]], gmm_components=10)
-    pd.concat([results, extra]).to_csv(run_dir / "results.csv", index=False)
-    lines = memorisation_section(load_run(run_dir))
+    results = pd.concat([results, extra])
+    if gamma_checks:
+        results["gamma_check"] = [gamma_checks(m, s) for m, s in zip(results["model"], results["seed"])]
+    results.to_csv(run_dir / "results.csv", index=False)
+    return run_dir
+
+
+def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
+    lines = memorisation_section(load_run(with_memorisation_rows(make_run(tmp_path))))
     vae = [line for line in lines if "| MNIST | VAE | gmm | 1.000" in line]
     svae = [line for line in lines if "| MNIST | SVAE | gmm | 0.520" in line]
     assert len(vae) == 1 and COPYING in vae[0] and "| 10, 10, 10, 10 |" in vae[0]  # one per seed
     assert len(svae) == 1 and NOT_COPYING in svae[0] and COPYING not in svae[0]
     assert all("not recorded" in line for line in vae + svae)  # a run without the gamma column
+
+
+def test_the_report_gives_each_models_gamma_check_with_its_seed_counts(tmp_path):
+    checks = {0: AT_LIMIT, 1: AT_LIMIT, 2: AT_LIMIT, 3: TRACKS}  # the VAE's four finished MNIST seeds
+    run_dir = with_memorisation_rows(make_run(tmp_path), lambda model, seed: checks[seed] if model == "vae" else None)
+    lines = memorisation_section(load_run(run_dir))
+    (vae,) = [line for line in lines if line.startswith("| MNIST | VAE |")]
+    (svae,) = [line for line in lines if line.startswith("| MNIST | SVAE |")]
+    assert vae.endswith(f"| {AT_LIMIT} (3 of 4 seeds); {TRACKS} (1 of 4 seeds) |"), vae
+    assert svae.endswith("| not learned |"), svae
 
 
 def test_gmm_components_are_chosen_on_held_out_likelihood():

@@ -33,6 +33,9 @@ def test_a_searched_smoke_run_reports_every_models_search_and_claim_two_within_i
     assert "two-stage: not searched (" in section
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["search"]["wall_s"] > 0 and manifest["config"]["settings"]["synthetic"]["tuned"]
+    memorisation = report.split("## Memorisation")[1].split("\n## ")[0]  # beside the headline, every model
+    assert sorted(line.split(" | ")[1] for line in memorisation.splitlines() if line.startswith("| synthetic")) \
+        == sorted(MODELS[m].label for m in MODELS_RUN)
     claims = (run_dir / "claims.md").read_text()
     judged, beyond = claims.split("### 2.")[1].split("### 3.")[0].split("Beyond the paper's claim (RAE-L2")
     assert "vs RAE-L2" not in judged and "| SVAE x_hat vs RAE-L2 |" in beyond

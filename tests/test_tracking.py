@@ -58,6 +58,20 @@ def test_ray_tune_logs_hold_every_epoch_and_every_final_score(tracked_sweep):
 
 
 @pytest.mark.slow
+def test_a_trial_that_learns_gamma_records_its_gamma_check_and_the_report_shows_it(tracked_sweep):
+    from bench.gamma import AT_LIMIT, TRACKS
+
+    run_dir, _ = tracked_sweep
+    results = pd.read_csv(run_dir / "results.csv")
+    (check,) = set(results.loc[results["model"] == "two-stage", "gamma_check"])
+    assert check in (AT_LIMIT, TRACKS)
+    assert results.loc[results["model"] == "vae", "gamma_check"].isna().all()  # the VAE's gamma is fixed
+    memorisation = (run_dir / "report.md").read_text().split("## Memorisation")[1].split("\n## ")[0]
+    (row,) = [line for line in memorisation.splitlines() if "| two-stage VAE |" in line]
+    assert row.endswith(f"| {check} (1 of 1 seeds) |"), row
+
+
+@pytest.mark.slow
 def test_mlflow_store_has_one_run_per_trial_with_its_metrics_and_tags(tracked_sweep):
     from mlflow.tracking import MlflowClient
 

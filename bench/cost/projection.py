@@ -45,12 +45,11 @@ from bench.presets import settings_for
 from bench.resources import describe, gpu_shares, per_dataset
 from bench.trial import TrialSpec
 from svae.command import HelpFormatter, run_command
-from svae.data import SPECS
+from svae.data import PAPER_DATASETS, SPECS
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 
 PROJECTED_GPUS = (8, 32, 128)
-PAPER_DATASETS = ("mnist", "cifar10", "celeba")
 MAX_COUNT = 1_000_000  # seeds, batches, images: a larger count is a typo
 MAX_GPUS_PER_TRIAL = 1024
 

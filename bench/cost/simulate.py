@@ -42,13 +42,13 @@ from bench.cost.stopwatch import Stopwatch
 from bench.resources import gpu_shares
 from bench.seams import Seams
 from svae.command import run_command
+from svae.data import PAPER_DATASETS
 from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import writable_file, writable_folder
 
 NODES, GPUS_PER_NODE, CPUS_PER_NODE = 4, 8, 4
 HEAD_IP = "127.0.0.1"
-PAPER_DATASETS = ["mnist", "cifar10", "celeba"]
 
 
 def driver(argv: list) -> int:
