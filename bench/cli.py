@@ -13,7 +13,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="override a preset setting, e.g. --set epochs=20 model.beta=4 "
                         "model.backbone.base_width=16 gmm.components=10 (part of the sweep's definition)")
     p.add_argument("--reference-split", choices=["test", "train"], default="test",
-                   help="the split whose images are FID's real side (and the recon sampler's inputs)")
+                   help="the split whose images the generated ones are compared with (and the recon sampler's inputs)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the data and FID weights, print the plan and its cost from stored rates "
                         "(bench/cost/rates/, or --probe), then exit; seconds, nothing written")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from reports.literature import UNKNOWN, differences, published
 from reports.rundir import Run, metric_label
 from reports.stats import summarize
-from svae.contract import network_words
+from svae.contract import is_kernel, network_words
 
 MISSING = "—"
 
@@ -88,9 +88,15 @@ def _build(run: Run, sampler: str, metric: str) -> Table:
     heading = title if metric == run.deciding_metric else f"{metric_label(metric)} {arrow(run, metric)}: {title}"
     footnotes = [protocol_note(run, sampler, metric)]
     footnotes += _footnotes(run) if metric == run.deciding_metric else []
+    footnotes += [KERNEL_SCALE] if is_kernel(metric) else []
     return Table(sampler, metric, title, heading, caption(run, sampler, metric), run.datasets,
                  [run.dataset_label(d) for d in run.datasets], measured, keys,
                  reported, footnotes + notes)
+
+
+KERNEL_SCALE = ("The kernel distance is the unbiased squared MMD of the features with the cubic polynomial "
+                "kernel, unscaled: papers that report KID on Inception usually multiply it by 1000 or 100. Its "
+                "size depends on the network's feature scale: compare it within this table only.")
 
 
 def networks_text(run: Run, metric: str) -> str:
