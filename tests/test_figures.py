@@ -11,9 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 import reports
 from reports.budget import budget_notes, levelling, scale_line
 from reports.claims import check_claims
-from reports.figures import headline_figure, metric_by_sampler, prdc_scatter
+from reports.figures import headline_figure, metric_by_sampler, prdc_scatter, reconstructions, sample_grid
 from reports.forest import claim_intervals, forest_plot
-from reports.history_figures import epochs_figure, objective_figure
+from reports.history_figures import epochs_figure, objective_figure, training_curves
 from reports.plotting import caption, difference_scale, value_scale
 from reports.rundir import load_run
 from tests.report_fixtures import make_run, with_rae_beating_everything
@@ -26,18 +26,25 @@ def study():
     return load_run(STUDY)
 
 
-def suptitle_box(figure):
+def drawn_boxes(figure):
+    """(title, the title's box, the box around everything drawn: titles, labels, ticks, legends, the canvas),
+    in pixels."""
     renderer = FigureCanvasAgg(figure).get_renderer()
     figure.draw(renderer)
-    return figure.get_suptitle(), figure._suptitle.get_window_extent(renderer), figure.bbox
+    everything = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
+    return figure.get_suptitle(), figure._suptitle.get_window_extent(renderer), everything, figure.bbox
 
 
-@pytest.mark.parametrize("make", [headline_figure, forest_plot, lambda r: metric_by_sampler(r, "fashion-mnist"),
-                                  lambda r: prdc_scatter(r, "fashion-mnist"),
-                                  lambda r: objective_figure(r, "fashion-mnist")])
-def test_rendered_title_lies_inside_the_canvas(study, make):
-    title, box, canvas = suptitle_box(make(study))
-    assert title and box.x0 >= 0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1 and box.y0 >= 0
+def inside(box, canvas) -> bool:
+    return box.x0 >= 0 and box.y0 >= 0 and box.x1 <= canvas.x1 and box.y1 <= canvas.y1
+
+
+@pytest.mark.parametrize("make", [headline_figure, forest_plot, *(
+    lambda r, f=f: f(r, "fashion-mnist") for f in (metric_by_sampler, prdc_scatter, sample_grid, reconstructions,
+                                                   epochs_figure, training_curves, objective_figure))])
+def test_the_title_and_everything_else_drawn_lie_inside_the_canvas(study, make):
+    title, title_box, everything, canvas = drawn_boxes(make(study))
+    assert title and inside(title_box, canvas) and inside(everything, canvas), (title_box, everything, canvas)
 
 
 def test_headline_keeps_its_whole_warning_and_goes_log_for_the_study(study):

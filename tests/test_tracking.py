@@ -21,8 +21,8 @@ STAGES = {"synthetic-vae-s0": ["main"], "synthetic-two-stage-s0": ["stage1", "st
 @pytest.fixture(scope="module")
 def tracked_sweep(tmp_path_factory):
     """Two one-epoch trials on synthetic data with both trackers, as users run them."""
-    pytest.importorskip("mlflow")
-    pytest.importorskip("wandb")
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install -e '.[mlflow]'")
+    pytest.importorskip("wandb", reason="the wandb extra is not installed: pip install -e '.[wandb]'")
     run_dir = tmp_path_factory.mktemp("tracked") / "run"
     out = subprocess.run([sys.executable, "-m", "bench.run", *SMALL, "--models", "vae", "two-stage", "--seeds", "1",
                           "--set", "epochs=1", "--tracker", "mlflow", "wandb", "--out", str(run_dir)],
