@@ -27,13 +27,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.fs_faults import faults_as_errors
+from bench.memorisation import EXTRACTOR_ID as MEMORISATION_EXTRACTOR_ID
+from bench.memorisation import METRIC as MEMORISATION_METRIC
 from bench.models import MODELS
 from bench.presets import model_settings
 from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
-from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, restore_model, score_sampler,
-                         settings_json)
+from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, memorisation_row, restore_model,
+                         score_sampler, settings_json)
 from reports.rundir import is_published
 from reports.validate import trial_rows
 from svae.command import HelpFormatter, run_command
@@ -42,7 +44,7 @@ from svae.errors import HarnessError
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json, writable_folder
 from svae.lock import check_not_in_use, run_lock
-from svae.samplers import is_orientation, orient_components
+from svae.samplers import is_orientation, orient_components, samplers_for
 
 # what regenerates the samples: must match the run's recorded settings for the figures to be the run's
 SAMPLING_SETTINGS = ("model", "epochs", "batch_size", "lr", "amp", "train_subset", "gmm")
@@ -229,9 +231,21 @@ def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorers: 
         orientation = orient_components(model, train, spec.seed)
     rows = []
     for sampler, outputs in generate(spec, settings, model, train, test, orientation):
-        if not compared_only or sampler == MODELS[spec.model].compared_at:
+        if sampler in scored_samplers(spec, compared_only):
             rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
+            rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))  # the current version's
     return rows
+
+
+def scored_samplers(spec: TrialSpec, compared_only: bool) -> list:
+    return [MODELS[spec.model].compared_at] if compared_only else samplers_for(spec.model)
+
+
+def _has_memorisation(old_rows: list, samplers: list) -> bool:
+    """Whether a trial's rows hold the current memorisation figure (bench/memorisation.py) of every sampler."""
+    have = {r["sampler"] for r in old_rows
+            if r.get("metric") == MEMORISATION_METRIC and r.get("extractor_id") == MEMORISATION_EXTRACTOR_ID}
+    return set(samplers) <= have
 
 
 def merge(old_rows: list, new_rows: list) -> tuple:
@@ -286,7 +300,7 @@ def rescore_run(args, job: dict) -> int:
         ids = [scorer.extractor(spec.dataset).id for scorer in scorers.values()]
         old_rows = trial_rows(folder)
         if all(_has_figures(old_rows, scorer, spec.dataset, settings) for scorer in scorers.values()) \
-                and not args.verify:
+                and _has_memorisation(old_rows, scored_samplers(spec, args.compared_only)) and not args.verify:
             progress.line(f"skipped {spec.trial_id}: it has these figures ({', '.join(ids)}, n={settings.fid_samples})")
             progress.done += 1
             continue

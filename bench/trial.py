@@ -19,6 +19,7 @@ import torch
 
 from bench.faults import injected, kill_worker
 from bench.gamma import gamma_check
+from bench.memorisation import EXTRACTOR_ID as MEMORISATION_EXTRACTOR_ID
 from bench.memorisation import METRIC as MEMORISATION_METRIC
 from bench.memorisation import memorisation, nearest_training
 from bench.models import MODELS, build_model
@@ -215,13 +216,14 @@ def interpolation(model, ends, orientation) -> dict:
 
 
 def memorisation_row(sampler: str, images, train, test) -> dict:
-    """The results.csv row of a sampler's x_hat memorisation figure (bench/metrics/memorisation.py):
-    pixels, not an extractor's features."""
+    """The results.csv row of a sampler's x_hat memorisation figure (bench/memorisation.py): pixels, not
+    an extractor's features; its settings carry the share expected without copying (chance)."""
     m = memorisation(images, train, test)
     return {"sampler": sampler, "output": "x_hat", "metric": MEMORISATION_METRIC, "value": m.share,
-            "value_std": None, "higher_is_better": False, "settings": f"pixel-l2,median_ratio={m.median_ratio:.4f}",
-            "n_samples": m.n, "reference_n": m.reference_n, "extractor": "pixels", "extractor_id": "pixels:l2",
-            "weights_hash": None}
+            "value_std": None, "higher_is_better": False,
+            "settings": f"pixel-l2,held_out_n={m.held_out_n},chance={m.chance:.6f},median_ratio={m.median_ratio:.4f}",
+            "n_samples": m.n, "reference_n": m.train_n, "extractor": "pixels",
+            "extractor_id": MEMORISATION_EXTRACTOR_ID, "weights_hash": None}
 
 
 def output_features(extractor, outputs: dict, scored) -> dict:

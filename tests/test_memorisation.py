@@ -22,24 +22,38 @@ FRESH = make_synthetic(600, seed=2).images  # the same distribution, owing nothi
 def test_a_model_that_returns_its_training_images_is_nearer_the_training_set():
     copied = memorisation(TRAIN[:600], TRAIN, TEST)
     # 1 but for the odd synthetic image that also lies in the test set (a tie counts one half)
-    assert copied.share > 0.99 and copied.median_ratio == 0.0 and (copied.n, copied.reference_n) == (600, 1500)
+    assert copied.share > 0.99 and copied.median_ratio == 0.0 and copied.copies > 0.98
+    assert (copied.n, copied.train_n, copied.held_out_n, copied.chance) == (600, 1500, 1500, 0.5)
 
 
-def test_fresh_draws_sit_at_one_half_and_reconstructions_of_test_images_below():
+def test_copies_of_any_training_image_count_not_only_of_the_first_ones():
+    train = make_synthetic(6000, seed=0).images  # the first version searched the first 5,000 only
+    late = memorisation(train[-500:], train, TEST)
+    assert late.chance == 6000 / 7500 and late.share > 0.99 and late.copies > 0.95
+
+
+def test_fresh_draws_sit_at_chance_and_reconstructions_of_test_images_below():
     fresh = memorisation(FRESH, TRAIN, TEST)
-    assert abs(fresh.share - 0.5) < 0.09  # ~4 binomial standard deviations at n = 600
-    assert memorisation(TEST[:600], TRAIN, TEST).share < 0.01  # the held-out images themselves
+    assert abs(fresh.share - 0.5) < 0.09 and abs(fresh.copies) < 0.18  # ~4 binomial standard deviations
+    fewer_held_out = memorisation(FRESH, TRAIN, TEST[:500])  # chance 1500 / 2000
+    assert fewer_held_out.chance == 0.75 and abs(fewer_held_out.share - 0.75) < 0.08
+    assert memorisation(TEST[:600], TRAIN, TEST).copies < -0.95  # the held-out images themselves
     half = memorisation(torch.cat([TRAIN[:300], FRESH[:300]]), TRAIN, TEST)
-    assert 0.68 < half.share < 0.82  # 0.5 + 0.5 / 2 for half copies
+    assert 0.68 < half.share < 0.82 and 0.36 < half.copies < 0.64  # half of them copies
+
+
+VAE_SETTINGS = "pixel-l2,held_out_n=10000,chance=0.857143,median_ratio=0.9000"  # the whole splits of MNIST
 
 
 def with_memorisation_rows(run_dir, gamma_checks=None):
-    """The reports fixture with an nn_train_share row per finished trial (the VAE's 1.0, copying; the
-    SVAE's 0.52), and, if given, each row's gamma_check from gamma_checks(model, seed)."""
+    """The reports fixture with an nn_train_share row per finished trial: the VAE's 0.9 against a chance of
+    6/7 (copies (0.9 - 6/7) / (1/7) = 0.3, flagged); the SVAE's 0.52 of the first version, which records
+    no chance (1/2: copies 0.04); and, if given, each row's gamma_check from gamma_checks(model, seed)."""
     results = pd.read_csv(run_dir / "results.csv")
     gmm = results[(results["sampler"] == "gmm") & (results["output"] == "x_hat")].drop_duplicates("trial_id")
     extra = gmm.assign(metric="nn_train_share", higher_is_better=False, extractor="pixels",
-                       value=[1.0 if m == "vae" else 0.52 for m in gmm["model"]], gmm_components=10)
+                       value=[0.9 if m == "vae" else 0.52 for m in gmm["model"]], gmm_components=10,
+                       settings=[VAE_SETTINGS if m == "vae" else "pixel-l2,median_ratio=1.0" for m in gmm["model"]])
     results = pd.concat([results, extra])
     if gamma_checks:
         results["gamma_check"] = [gamma_checks(m, s) for m, s in zip(results["model"], results["seed"])]
@@ -49,11 +63,11 @@ def with_memorisation_rows(run_dir, gamma_checks=None):
 
 def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
     lines = memorisation_section(load_run(with_memorisation_rows(make_run(tmp_path))))
-    vae = [line for line in lines if "| MNIST | VAE | gmm | 1.000" in line]
-    svae = [line for line in lines if "| MNIST | SVAE | gmm | 0.520" in line]
-    assert len(vae) == 1 and COPYING in vae[0] and "| 10, 10, 10, 10 |" in vae[0]  # one per seed
-    assert len(svae) == 1 and NOT_COPYING in svae[0] and COPYING not in svae[0]
-    assert all("not recorded" in line for line in vae + svae)  # a run without the gamma column
+    (vae,) = [line for line in lines if line.startswith("| MNIST | VAE | gmm |")]
+    (svae,) = [line for line in lines if line.startswith("| MNIST | SVAE | gmm |")]
+    assert f"| 0.900 (n = 4) | 0.857 | +0.300 | **{COPYING}** | 10, 10, 10, 10 |" in vae  # one count per seed
+    assert f"| 0.520 (n = 5) | 0.500 | +0.040 | {NOT_COPYING} |" in svae
+    assert all("not recorded" in line for line in (vae, svae))  # a run without the gamma column
 
 
 def test_the_report_gives_each_models_gamma_check_with_its_seed_counts(tmp_path):

@@ -103,8 +103,7 @@ def test_rescore_with_the_same_extractor_reproduces_the_stored_figures(tiny_run,
     job = plan(parse_args([str(tiny_run), "--verify"]))
     for spec, folder in job["trials"]:
         stored = {(r["sampler"], r["output"], r["metric"]): r["value"]
-                  for r in json.loads((folder / "rows.json").read_text())
-                  if r["extractor"] != "pixels"}  # the memorisation rows: no network, not re-scored
+                  for r in json.loads((folder / "rows.json").read_text())}  # the memorisation rows too
         rows = rescore_trial(spec, folder, job["settings"]["synthetic"], job["evaluation"],
                              {"domain": job["scorers"]["domain"]})
         again = {(r["sampler"], r["output"], r["metric"]): r["value"] for r in rows}
@@ -155,6 +154,25 @@ def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(ti
         [("svae", "gmm", o) for o in ("x_hat", "x1", "x2", "mix")] + [("two-stage", "second-stage", "x_hat")])
     assert set(new["extractor"]) == {"inception-fid"}
     pd.testing.assert_frame_equal(after[after["metric"] != "kid"].reset_index(drop=True), before)
+
+
+@pytest.mark.slow
+def test_rescore_adds_the_current_memorisation_figure_to_a_run_that_has_the_first_versions(tiny_run, tmp_path):
+    from bench.memorisation import EXTRACTOR_ID
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for rows_file in run.glob("trials/*/rows.json"):  # as the first version wrote them
+        rows = json.loads(rows_file.read_text())
+        rows_file.write_text(json.dumps([{**r, "extractor_id": "pixels:l2"} if r["extractor"] == "pixels" else r
+                                         for r in rows]))
+    results = pd.read_csv(run / "results.csv")
+    results.loc[results["extractor"] == "pixels", "extractor_id"] = "pixels:l2"
+    results.to_csv(run / "results.csv", index=False)
+    assert rescore_main([str(run), "--compared-only"]) == 0  # every other figure is there already
+    after = pd.read_csv(run / "results.csv")
+    added = after[after["extractor_id"] == EXTRACTOR_ID]
+    assert sorted(zip(added["model"], added["sampler"])) == [("svae", "gmm"), ("two-stage", "second-stage")]
+    pd.testing.assert_frame_equal(after[after["extractor_id"] != EXTRACTOR_ID].reset_index(drop=True), results)
 
 
 @pytest.mark.slow
