@@ -186,6 +186,9 @@ def test_the_plan_states_the_searchs_share_of_the_studys_time():
     [line] = [x for x in lines if x.startswith("  search:")]
     assert "1 model(s) with a knob (vae) x 5 factors of the as-published value x 2 seeds" in line
     assert "% of the study's (up to " in line and "not searched: two-stage (" in line
+    [companion] = [x for x in lines if x.startswith("  as published:")]  # the --no-search companion's cost
+    trials = [x for x in lines if x.startswith("  estimate:")][0].split("(trials ")[1].split(" in all")[0]
+    assert f"costs the trials again, ~{trials} of trial time" in companion
 
 
 @pytest.mark.slow

@@ -34,4 +34,7 @@ def search_lines(plan) -> list:
             f"{budget(s)} of the study's {s.epochs} epochs ({EPOCH_FRACTION:g}, at least 1); ~{duration(first)} "
             "of trial time, "
             f"{first / (first + trials):.0%} of the study's (up to {widest / (widest + trials):.0%} if every "
-            f"search widens {MAX_WIDENING} times){skipped}"]
+            f"search widens {MAX_WIDENING} times){skipped}",
+            f"  as published: the same config with --no-search (every knob at its as-published value, the full "
+            f"budget) costs the trials again, ~{duration(trials)} of trial time; python -m reports.as_published "
+            "puts the two runs side by side"]
