@@ -8,20 +8,31 @@ Its features are the 128-d penultimate layer (globally pooled), not the class lo
 is pinned per dataset and DOMAIN_VERSION: it trains on the CPU, single-threaded, with torch's
 deterministic algorithms and a fixed seed, so the same data and version give the same weights (the
 same `state_hash`) whatever the machine's thread count; the cached weights carry their hash, which
-is checked on every load, and the hash is part of every figure's extractor id.
+is checked on every load, and the hash is part of every figure's extractor id. Another machine's
+CPU (another instruction set) may still round differently, so the classifiers of the datasets this
+project can get here ship with it (bench/domain_weights/, SHIPPED: the file and its hash) and are
+loaded instead of trained: MNIST and Fashion-MNIST give the same features everywhere.
 """
 import contextlib
 import hashlib
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from svae.errors import HarnessError
+from svae.io import atomic_torch_save
+
 # v1: the classifier's logits as features, trained with the process's thread count (until 2026-12);
 # v2: its 128-d penultimate features, trained deterministically. Figures of two versions never mix.
 DOMAIN_VERSION = "v2"
+SHIPPED_DIR = Path(__file__).resolve().parent / "domain_weights"
+# file (domain-<dataset>-<DomainConfig.tag()>.pt, as the cache names it) -> its weights' state_hash;
+# trained by this module's train_classifier on this project's 2-core machine (2026-12-06)
+SHIPPED = {"domain-mnist-88a5a064.pt": "ba96907d1a2fdeee", "domain-fashion-mnist-88a5a064.pt": "d2ca5a192644bedf"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,37 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, config: DomainC
                 loss.backward()
                 optimizer.step()
     return net.eval()
+
+
+def file_name(dataset: str, config: DomainConfig) -> str:
+    return f"domain-{dataset}-{config.tag()}.pt"
+
+
+def save_classifier(net: DomainNet, path) -> None:
+    atomic_torch_save({"state_dict": net.state_dict(), "args": net.args, "hash": state_hash(net)}, path)
+
+
+def load_classifier(path, expected_hash: str | None = None) -> DomainNet:
+    """A saved classifier; a ValueError where its weights are not the ones saved (or expected)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    net = DomainNet(*saved["args"])
+    net.load_state_dict(saved["state_dict"])
+    for wanted in {saved["hash"], expected_hash or saved["hash"]}:
+        if state_hash(net) != wanted:
+            raise ValueError(f"its weights hash {state_hash(net)}, not {wanted}")
+    return net.eval()
+
+
+def shipped_classifier(dataset: str, config: DomainConfig):
+    """The classifier this project ships for the dataset and config, its hash checked; None without one."""
+    name = file_name(dataset, config)
+    if name not in SHIPPED:
+        return None
+    try:
+        return load_classifier(SHIPPED_DIR / name, SHIPPED[name])
+    except (OSError, ValueError, RuntimeError) as e:
+        raise HarnessError(f"the shipped classifier {SHIPPED_DIR / name} is damaged ({e}); restore it from the "
+                           "repository (git checkout -- bench/domain_weights)") from None
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The fd_domain classifier (bench/domain.py): 128-d penultimate features, and the same weights on
-every machine: trained deterministically, whatever the thread count, its cached weights hash-checked."""
+every machine: trained deterministically, whatever the thread count, its cached weights hash-checked,
+and MNIST's and Fashion-MNIST's shipped with the project."""
 import subprocess
 import sys
 import warnings
@@ -8,10 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.domain import DOMAIN_VERSION, DomainConfig, state_hash, train_classifier
+import bench.domain
+import bench.metrics.scoring
+from bench.domain import (DOMAIN_VERSION, SHIPPED_DIR, DomainConfig, file_name, shipped_classifier, state_hash,
+                          train_classifier)
 from bench.metrics.extractors import domain_extractor
 from bench.metrics.scoring import Scorer
 from svae.data import make_synthetic
+from svae.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = DomainConfig(epochs=1, train_n=None, batch_size=64)
@@ -73,3 +78,24 @@ def test_cached_classifier_is_reused_and_a_tampered_one_retrained(tmp_path, monk
 @pytest.mark.parametrize("field, value", [("version", "v1"), ("seed", 1)])
 def test_the_cache_file_names_the_version_and_settings(field, value):
     assert DomainConfig(**{field: value}).tag() != DomainConfig().tag()
+
+
+@pytest.mark.parametrize("dataset, weights_hash", [("mnist", "ba96907d1a2fdeee"),
+                                                   ("fashion-mnist", "d2ca5a192644bedf")])
+def test_the_shipped_classifier_is_loaded_not_trained(tmp_path, monkeypatch, dataset, weights_hash):
+    def no_training(*args):
+        raise AssertionError("trained a classifier this project ships")
+
+    monkeypatch.setattr(bench.metrics.scoring, "train_classifier", no_training)
+    extractor = Scorer(backbone="domain", cache_dir=tmp_path).extractor(dataset)
+    assert extractor.weights_hash == weights_hash and extractor.id.endswith(weights_hash)
+    assert not list(tmp_path.iterdir())  # nothing cached: the file in the repository is the classifier
+
+
+def test_a_damaged_shipped_classifier_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    name = file_name("mnist", DomainConfig())
+    (tmp_path / name).write_bytes((SHIPPED_DIR / name).read_bytes()[:1000])  # torn
+    monkeypatch.setattr(bench.domain, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(HarnessError, match="is damaged .*git checkout -- bench/domain_weights") as error:
+        shipped_classifier("mnist", DomainConfig())
+    assert "\n" not in str(error.value)

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.domain import DomainConfig, DomainNet, state_hash, train_classifier
+from bench.domain import DomainConfig, file_name, load_classifier, save_classifier, shipped_classifier, train_classifier
 from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance_of, statistics
 from svae.contract import frechet_inf_name, frechet_name, kernel_name
 from svae.errors import HarnessError
-from svae.io import atomic_torch_save, atomic_write_bytes, cached
+from svae.io import atomic_write_bytes, cached
 from svae.trainer import pick_device
 
 BACKBONES = ("inception", "domain")
@@ -158,22 +158,17 @@ class Scorer:
         return self._extractors[key]
 
     def _domain_net(self, dataset):
+        shipped = shipped_classifier(dataset, self.domain_config)  # the same weights on every machine
+        if shipped is not None:
+            return shipped
+
         def train():
             data = self._load(dataset, "train")
             return train_classifier(data.images, data.labels, self.domain_config)
 
-        def save(net, path):
-            atomic_torch_save({"state_dict": net.state_dict(), "args": net.args, "hash": state_hash(net)}, path)
-
-        def load(path):  # a file whose weights are not the ones saved is retrained (cached warns)
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            net = DomainNet(*saved["args"])
-            net.load_state_dict(saved["state_dict"])
-            if state_hash(net) != saved["hash"]:
-                raise ValueError(f"its weights hash {state_hash(net)}, not the saved {saved['hash']}")
-            return net.eval()
-
-        return cached(self._cache_path(f"domain-{dataset}-{self.domain_config.tag()}.pt"), train, save, load)
+        # a cached file whose weights are not the ones saved is retrained (cached warns)
+        return cached(self._cache_path(file_name(dataset, self.domain_config)), train, save_classifier,
+                      load_classifier)
 
     def _cache_path(self, name):
         return self.cache_dir / name if self.cache_dir is not None else None
