@@ -116,17 +116,31 @@ def test_wandb_offline_runs_hold_every_trials_epochs_scores_and_spec_and_the_rep
     assert "report.md" in files and any(f.startswith("figures/samples_") for f in files)
 
 
-def test_wandb_reports_run_holds_the_reports_and_the_figures(tmp_path):
-    pytest.importorskip("wandb", reason="the wandb extra is not installed: pip install -e '.[wandb]'")
-    from bench.tracking import REPORT_FILES, log_reports
+def rendered_reports(tmp_path):
+    """A run directory holding every report file (its name as its text) and one figure, an 8 x 8 PNG."""
+    from bench.tracking import REPORT_FILES
 
     run_dir = tmp_path / "run"
     (run_dir / "figures").mkdir(parents=True)
     for name in REPORT_FILES:
         (run_dir / name).write_text(name)
     plt.imsave(run_dir / "figures" / "samples_mnist.png", np.zeros((8, 8)))
+    return run_dir
+
+
+def test_without_a_tracker_the_reports_go_nowhere(tmp_path):
+    from bench.tracking import REPORT_FILES, log_reports
+
+    run_dir = rendered_reports(tmp_path)
     log_reports(run_dir, ["none"])
-    assert not (run_dir / "wandb").exists()  # no tracker: nothing logged
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(["figures", *REPORT_FILES])  # no mlflow/, wandb/
+
+
+def test_wandb_reports_run_holds_the_reports_and_the_figures(tmp_path):
+    pytest.importorskip("wandb", reason="the wandb extra is not installed: pip install -e '.[wandb]'")
+    from bench.tracking import REPORT_FILES, log_reports
+
+    run_dir = rendered_reports(tmp_path)
     log_reports(run_dir, ["wandb"])
     (run,) = offline_runs(run_dir / "wandb")
     assert (run.name, run.project) == ("reports", "run")
@@ -142,13 +156,7 @@ def test_mlflow_reports_run_holds_the_reports_and_figures_as_artifacts(tmp_path)
 
     from bench.tracking import REPORT_FILES, log_reports, mlflow_uri
 
-    run_dir = tmp_path / "run"
-    (run_dir / "figures").mkdir(parents=True)
-    for name in REPORT_FILES:
-        (run_dir / name).write_text(name)
-    (run_dir / "figures" / "samples_mnist.png").write_bytes(b"\x89PNG grid")
-    log_reports(run_dir, ["none"])
-    assert not (run_dir / "mlflow").exists()  # no tracker: nothing logged
+    run_dir = rendered_reports(tmp_path)
     log_reports(run_dir, ["mlflow"])
     client = MlflowClient(tracking_uri=mlflow_uri(run_dir))
     (run,) = client.search_runs([client.get_experiment_by_name("run").experiment_id])
@@ -157,4 +165,4 @@ def test_mlflow_reports_run_holds_the_reports_and_figures_as_artifacts(tmp_path)
     assert names == set(REPORT_FILES) | {"figures"}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == ["figures/samples_mnist.png"]
     local = client.download_artifacts(run.info.run_id, "figures/samples_mnist.png", str(tmp_path))
-    assert Path(local).read_bytes() == b"\x89PNG grid"
+    assert Path(local).read_bytes() == (run_dir / "figures" / "samples_mnist.png").read_bytes()
