@@ -271,13 +271,13 @@ def with_choices(settings: Settings, records: list) -> Settings:
     return replace(settings, tuned=settings.tuned + tuned)
 
 
-def add_search_time(run_dir: Path, seconds: float, manifest: dict) -> float:
+def add_search_time(run_dir: Path, seconds: float) -> float:
     """The search's wall time over every session, this one's `seconds` added (RUN_DIR/search/time.json; a
     run from before that file starts from its manifest's record, which missed interrupted sessions)."""
     path = Path(run_dir) / "search" / "time.json"
     try:
         before = json.loads(path.read_text())["wall_s"] if path.exists() else \
-            (manifest.get("search") or {}).get("wall_s", 0.0)
+            (json.loads((Path(run_dir) / "manifest.json").read_text()).get("search") or {}).get("wall_s", 0.0)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise HarnessError(f"cannot read {path} ({type(e).__name__}); delete it (the search's recorded time then "
                            "starts again from the manifest's)") from None
@@ -290,16 +290,16 @@ def run_searches(run_dir: Path, settings_by_dataset: dict, models: list, evaluat
                  resources: dict, enabled: bool, scores_of=tune_scores) -> dict:
     """Search every model of the sweep that has a knob (if enabled), record it in the manifest, and return
     the settings the seeded runs use: the preset's, with each model's chosen values for that model."""
-    manifest_path = Path(run_dir) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
     started = time.monotonic()
     try:
         records = search_all(run_dir, settings_by_dataset, models, evaluation, storage, resources, scores_of) \
             if enabled else []
     finally:  # an interrupted session's search time counts too
-        wall_s = add_search_time(run_dir, time.monotonic() - started, manifest) if enabled else 0.0
+        wall_s = add_search_time(run_dir, time.monotonic() - started) if enabled else 0.0
     settings_by_dataset = {d: with_choices(s, [r for r in records if r["dataset"] == d])
                            for d, s in settings_by_dataset.items()}
+    manifest_path = Path(run_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
     manifest["search"] = {"enabled": enabled, "wall_s": wall_s,
                           "table": {m: {"knob": list(MODELS[m].knob), "factors": list(FACTORS)}
                                     for m in searched(models)},
