@@ -3,7 +3,8 @@ nothing that is weights, Ray state or a machine's identity; then render the repo
 
     python -m reports.publish runs/cpu-fashion-mnist results/fashion-mnist-cpu
 
-Copied: manifest.json (host name, user and machine paths removed), results.csv, search/, and of each
+Copied: manifest.json (host name, user and machine paths removed), results.csv, search/, calibration/
+(a bench.curve run the report's epochs figure and levelling read), and of each
 trial its status.json, rows.json, metrics.csv, orientation.json and preview/ (the few images and
 numbers the reports show, svae/preview.py; derived from samples/*.npz for a trial that predates
 previews). Not copied: checkpoints, samples/ (arrays), ray/, mlflow/, wandb/, the lock. The reports are
@@ -103,7 +104,7 @@ def check_destination(run_dir: Path, dest: Path) -> None:
 def public_files(run_dir: Path) -> list:
     """The run's files that are published, relative to it: regular files only, reached through no
     symbolic link (a link could copy a file from anywhere on the machine into the repository)."""
-    files = [_own(run_dir / "results.csv"), *_files_under(run_dir / "search")]
+    files = [_own(run_dir / "results.csv"), *_files_under(run_dir / "search"), *_files_under(run_dir / "calibration")]
     trials = _own(run_dir / "trials")
     for trial in sorted(trials.iterdir()) if trials.is_dir() else []:
         _own(trial)

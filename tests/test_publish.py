@@ -53,6 +53,19 @@ def test_republishing_replaces_the_run_and_another_run_is_refused(run, tmp_path,
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
+def test_the_calibration_run_is_published_with_the_run(run, tmp_path):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["config"]["settings"] = {"mnist": {"epochs": 1}}  # the calibration scored beyond it
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "calibration").mkdir()
+    curve = "model,epoch,sampler,output,metric,value\nsvae,1,gmm,x_hat,fid,30.0\nsvae,2,gmm,x_hat,fid,25.0\n"
+    (run / "calibration" / "curve.csv").write_text(curve)
+    dest = tmp_path / "results" / "study"
+    assert main([str(run), str(dest)]) == 0
+    assert (dest / "calibration" / "curve.csv").read_text() == curve
+    assert "SVAE's FID still improved by 17% after epoch 1 in the calibration run" in (dest / "report.md").read_text()
+
+
 def test_a_symbolic_link_in_the_run_is_refused_and_nothing_is_copied(run, tmp_path, capsys):
     secret = tmp_path / "secret.txt"
     secret.write_text("password")
