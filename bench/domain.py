@@ -122,9 +122,10 @@ def shipped_classifier(dataset: str, config: DomainConfig):
         return None
     try:
         return load_classifier(SHIPPED_DIR / name, SHIPPED[name])
-    except (OSError, ValueError, RuntimeError) as e:
-        raise HarnessError(f"the shipped classifier {SHIPPED_DIR / name} is damaged ({e}); restore it from the "
-                           "repository (git checkout -- bench/domain_weights)") from None
+    except Exception as e:  # any unreadable file (torn, empty, not torch's, other keys) is the same fault
+        raise HarnessError(f"the shipped classifier {SHIPPED_DIR / name} is damaged ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())}); restore it from the repository (git checkout -- "
+                           "bench/domain_weights) or reinstall svae-bench") from None
 
 
 @contextlib.contextmanager

@@ -29,7 +29,6 @@ EXTRACTOR_ID = "pixels:l2-whole-splits"  # the first version's was "pixels:l2" (
 class Memorisation:
     share: float  # samples nearer a training image than a held-out image
     chance: float  # the share expected without copying
-    median_ratio: float  # median over samples of (nearest training distance) / (nearest held-out distance)
     n: int
     train_n: int
     held_out_n: int
@@ -65,9 +64,8 @@ def memorisation(samples, train_images, test_images, n: int = MEMORISATION_SAMPL
     to_train, _ = nearest(x, train_images)
     to_test, _ = nearest(x, test_images)
     share = float(((to_train < to_test).double() + 0.5 * (to_train == to_test).double()).mean())  # ties: half
-    ratio = float((to_train / to_test.clamp_min(1e-12)).median())
     chance = len(train_images) / (len(train_images) + len(test_images))
-    return Memorisation(share, chance, ratio, len(x), len(train_images), len(test_images))
+    return Memorisation(share, chance, len(x), len(train_images), len(test_images))
 
 
 def nearest_training(sampler: str, images, train_images, chunk: int = 5000) -> dict:

@@ -34,7 +34,7 @@ from bench.presets import model_settings
 from bench.rundir import check_same_data, grid_trial
 from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
-from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, memorisation_row, restore_model,
+from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, memorisation_rows, restore_model,
                          score_sampler, settings_json)
 from reports.rundir import is_published
 from reports.validate import trial_rows
@@ -233,7 +233,7 @@ def rescore_trial(spec: TrialSpec, folder: Path, settings, evaluation, scorers: 
     for sampler, outputs in generate(spec, settings, model, train, test, orientation):
         if sampler in scored_samplers(spec, compared_only):
             rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
-            rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))  # the current version's
+            rows += memorisation_rows(sampler, outputs["x_hat"], train, test, evaluation.reference_split)
     return rows
 
 
@@ -241,8 +241,11 @@ def scored_samplers(spec: TrialSpec, compared_only: bool) -> list:
     return [MODELS[spec.model].compared_at] if compared_only else samplers_for(spec.model)
 
 
-def _has_memorisation(old_rows: list, samplers: list) -> bool:
-    """Whether a trial's rows hold the current memorisation figure (bench/memorisation.py) of every sampler."""
+def _has_memorisation(old_rows: list, samplers: list, evaluation: Evaluation) -> bool:
+    """Whether a trial's rows hold the current memorisation figure (bench/memorisation.py) of every sampler
+    (none is made against the training split)."""
+    if evaluation.reference_split == "train":
+        return True
     have = {r["sampler"] for r in old_rows
             if r.get("metric") == MEMORISATION_METRIC and r.get("extractor_id") == MEMORISATION_EXTRACTOR_ID}
     return set(samplers) <= have
@@ -300,7 +303,8 @@ def rescore_run(args, job: dict) -> int:
         ids = [scorer.extractor(spec.dataset).id for scorer in scorers.values()]
         old_rows = trial_rows(folder)
         if all(_has_figures(old_rows, scorer, spec.dataset, settings) for scorer in scorers.values()) \
-                and _has_memorisation(old_rows, scored_samplers(spec, args.compared_only)) and not args.verify:
+                and _has_memorisation(old_rows, scored_samplers(spec, args.compared_only), job["evaluation"]) \
+                and not args.verify:
             progress.line(f"skipped {spec.trial_id}: it has these figures ({', '.join(ids)}, n={settings.fid_samples})")
             progress.done += 1
             continue

@@ -193,7 +193,7 @@ def _evaluate(spec, settings, evaluation, model, train, test, folder) -> list:
         if sampler == MODELS[spec.model].compared_at:  # the images the nearest-training-image figure shows
             nearest = nearest_training(sampler, grid["x_hat"][:PREVIEW_IMAGES], train)
         rows += score_sampler(scorers, spec, sampler, outputs, settings, evaluation.reference_split)
-        rows.append(memorisation_row(sampler, outputs["x_hat"], train, test))
+        rows += memorisation_rows(sampler, outputs["x_hat"], train, test, evaluation.reference_split)
     write_preview(folder, preview_of(grids, nearest, interpolation(model, test[:2], orientation)))  # what reports show
     atomic_write_json(folder / "sampler_facts.json", facts)
     return [{**row, "gmm_components": facts.get("gmm_components")} for row in rows]
@@ -215,15 +215,18 @@ def interpolation(model, ends, orientation) -> dict:
     return {"ends": np.asarray(ends), "x_hat": _to_uint8(steps["x_hat"])}
 
 
-def memorisation_row(sampler: str, images, train, test) -> dict:
+def memorisation_rows(sampler: str, images, train, reference, reference_split: str) -> list:
     """The results.csv row of a sampler's x_hat memorisation figure (bench/memorisation.py): pixels, not
-    an extractor's features; its settings carry the share expected without copying (chance)."""
-    m = memorisation(images, train, test)
-    return {"sampler": sampler, "output": "x_hat", "metric": MEMORISATION_METRIC, "value": m.share,
-            "value_std": None, "higher_is_better": False,
-            "settings": f"pixel-l2,held_out_n={m.held_out_n},chance={m.chance:.6f},median_ratio={m.median_ratio:.4f}",
-            "n_samples": m.n, "reference_n": m.train_n, "extractor": "pixels",
-            "extractor_id": MEMORISATION_EXTRACTOR_ID, "weights_hash": None}
+    an extractor's features; its settings carry the share expected without copying (chance). None where
+    the reference split is the training split: no held-out images to compare with."""
+    if reference_split == "train":
+        return []
+    m = memorisation(images, train, reference)
+    return [{"sampler": sampler, "output": "x_hat", "metric": MEMORISATION_METRIC, "value": m.share,
+             "value_std": None, "higher_is_better": False,
+             "settings": f"pixel-l2,held_out_n={m.held_out_n},chance={m.chance:.6f}",
+             "n_samples": m.n, "reference_n": m.train_n, "extractor": "pixels",
+             "extractor_id": MEMORISATION_EXTRACTOR_ID, "weights_hash": None}]
 
 
 def output_features(extractor, outputs: dict, scored) -> dict:

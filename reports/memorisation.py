@@ -18,8 +18,10 @@ from reports.tables import MISSING
 
 METRIC = "nn_train_share"
 COPIES_FLAGGED = 0.2
-FIRST_VERSION_CHANCE = 0.5  # the first version compared as many training as held-out images
+FIRST_VERSION = "pixels:l2"  # its extractor id: the first 5,000 images of each split
+FIRST_VERSION_CHANCE = 0.5  # it compared as many training as held-out images
 COPYING, NOT_COPYING = "copies training images", "no sign of copying"
+FIRST_VERSION_NOTE = "first version: copies of the first 5,000 training images only"
 LADDER_TOP = "largest tried"
 
 
@@ -38,22 +40,28 @@ def _column_values(run: Run, dataset: str, model: str, column: str) -> list:
     return [value for _, value in _column_pairs(run, dataset, model, column)]
 
 
-def chance_of(settings) -> float:
-    """The share a row's samples reach without copying, from its settings ("...,chance=0.857143,...")."""
+def chance_of(extractor_id, settings):
+    """The share a row's samples reach without copying: its settings' "chance=..."; the first version's
+    rows record none (it was 1/2); None for a row that should and does not."""
     for part in str(settings).split(","):
         if part.startswith("chance="):
             return float(part.removeprefix("chance="))
-    return FIRST_VERSION_CHANCE
+    return FIRST_VERSION_CHANCE if extractor_id == FIRST_VERSION else None
 
 
 def copy_estimates(run: Run, dataset: str, model: str, sampler: str) -> list:
-    """(seed, share, chance, estimated copies) of a model's memorisation rows, seeds ascending."""
+    """(seed, share, chance, estimated copies, first version?) of a model's memorisation rows with a known
+    chance, seeds ascending."""
     r = run.results
     rows = r[(r["metric"] == METRIC) & (r["dataset"] == dataset) & (r["model"] == model)
              & (r["sampler"] == sampler) & (r["output"] == "x_hat")].sort_values("seed")
-    settings = rows["settings"] if "settings" in rows else [None] * len(rows)
-    return [(seed, share, chance, (share - chance) / (1 - chance))
-            for seed, share, chance in zip(rows["seed"], rows["value"], map(chance_of, settings))]
+    found = []
+    for row in rows.to_dict("records"):
+        chance = chance_of(row.get("extractor_id"), row.get("settings"))
+        if chance is not None:
+            found.append((row["seed"], row["value"], chance, (row["value"] - chance) / (1 - chance),
+                          row.get("extractor_id") == FIRST_VERSION))
+    return found
 
 
 def memorisation_section(run: Run) -> list:
@@ -66,8 +74,8 @@ def memorisation_section(run: Run) -> list:
              "might have scored higher). Gamma: for models that learn it, whether each seed's final gamma came "
              "within a factor of 2 of its reconstruction MSE.")
     if METRIC not in run.directions:
-        absent = (f"Not measured: this run has no `{METRIC}` figures (its trials predate the check); the GMM's "
-                  "component counts are the preset's.")
+        absent = (f"Not measured: this run has no `{METRIC}` figures (its trials predate the check, or it scored "
+                  "against the training split, which leaves no held-out images to compare with).")
         return ["## Memorisation", "", absent]
     lines = ["## Memorisation", "", intro, "",
              f"| dataset | model | sampler | {METRIC} | chance | copies | verdict | GMM components | gamma |",
@@ -81,7 +89,8 @@ def memorisation_section(run: Run) -> list:
             share, _, n = summarize([f[1] for f in found])
             copies = summarize([f[3] for f in found])[0]
             chances = sorted({f"{f[2]:.3f}" for f in found})
-            cells = [f"{share:.3f} (n = {n})", "/".join(chances), f"{copies:+.3f}",
+            first = f" ({FIRST_VERSION_NOTE})" if any(f[4] for f in found) else ""
+            cells = [f"{share:.3f} (n = {n})", "/".join(chances), f"{copies:+.3f}{first}",
                      f"**{COPYING}**" if copies >= COPIES_FLAGGED else NOT_COPYING] if n else [MISSING] * 4
             lines.append(f"| {run.dataset_label(dataset)} | {run.label(model)} | {sampler} | {' | '.join(cells)} | "
                          f"{_components_text(run, dataset, model)} | {_gamma_text(run, dataset, model)} |")

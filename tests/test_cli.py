@@ -225,6 +225,8 @@ def test_a_trial_scores_against_the_reference_split(tmp_path):
     train = load_images("synthetic", "train").images[:len(original)].numpy()
     test = load_images("synthetic", "test").images[:len(original)].numpy()
     assert np.array_equal(original, train) and not np.array_equal(original, test)
+    rows = json.loads((tmp_path / "trial" / "rows.json").read_text())
+    assert rows and "nn_train_share" not in {r["metric"] for r in rows}  # no held-out images: no memorisation
 
 
 # ---------------------------------------------------------------- --help

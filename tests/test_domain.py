@@ -92,10 +92,12 @@ def test_the_shipped_classifier_is_loaded_not_trained(tmp_path, monkeypatch, dat
     assert not list(tmp_path.iterdir())  # nothing cached: the file in the repository is the classifier
 
 
-def test_a_damaged_shipped_classifier_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+@pytest.mark.parametrize("damage", [lambda data: data[:1000], lambda data: b"",
+                                    lambda data: b"version https://git-lfs.github.com/spec/v1\n"])  # torn, empty, LFS
+def test_a_damaged_shipped_classifier_is_one_line_naming_the_fix(tmp_path, monkeypatch, damage):
     name = file_name("mnist", DomainConfig())
-    (tmp_path / name).write_bytes((SHIPPED_DIR / name).read_bytes()[:1000])  # torn
+    (tmp_path / name).write_bytes(damage((SHIPPED_DIR / name).read_bytes()))
     monkeypatch.setattr(bench.domain, "SHIPPED_DIR", tmp_path)
-    with pytest.raises(HarnessError, match="is damaged .*git checkout -- bench/domain_weights") as error:
+    with pytest.raises(HarnessError, match="is damaged .*git checkout -- bench/domain_weights.* or reinstall") as error:
         shipped_classifier("mnist", DomainConfig())
     assert "\n" not in str(error.value)
