@@ -74,8 +74,9 @@ def memorisation_section(run: Run) -> list:
              "might have scored higher). Gamma: for models that learn it, whether each seed's final gamma came "
              "within a factor of 2 of its reconstruction MSE.")
     if METRIC not in run.directions:
-        absent = (f"Not measured: this run has no `{METRIC}` figures (its trials predate the check, or it scored "
-                  "against the training split, which leaves no held-out images to compare with).")
+        absent = (f"Not measured: this run has no `{METRIC}` figures: its trials predate the check (their GMM's "
+                  "component counts are the preset's), or it scored against the training split, which leaves no "
+                  "held-out images to compare with.")
         return ["## Memorisation", "", absent]
     lines = ["## Memorisation", "", intro, "",
              f"| dataset | model | sampler | {METRIC} | chance | copies | verdict | GMM components | gamma |",
