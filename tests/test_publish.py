@@ -2,10 +2,11 @@
 symbolic link, and a bad destination is one line (issue 23, finding 8)."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from reports.publish import main
+from reports.publish import main, public_files
 from tests.report_fixtures import make_run
 
 
@@ -53,17 +54,10 @@ def test_republishing_replaces_the_run_and_another_run_is_refused(run, tmp_path,
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
-def test_the_calibration_run_is_published_with_the_run(run, tmp_path):
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["config"]["settings"] = {"mnist": {"epochs": 1}}  # the calibration scored beyond it
-    (run / "manifest.json").write_text(json.dumps(manifest))
+def test_the_calibration_run_is_among_the_published_files(run):
     (run / "calibration").mkdir()
-    curve = "model,epoch,sampler,output,metric,value\nsvae,1,gmm,x_hat,fid,30.0\nsvae,2,gmm,x_hat,fid,25.0\n"
-    (run / "calibration" / "curve.csv").write_text(curve)
-    dest = tmp_path / "results" / "study"
-    assert main([str(run), str(dest)]) == 0
-    assert (dest / "calibration" / "curve.csv").read_text() == curve
-    assert "SVAE's FID still improved by 17% after epoch 1 in the calibration run" in (dest / "report.md").read_text()
+    (run / "calibration" / "curve.csv").write_text("model,epoch,sampler,output,metric,value\n")
+    assert Path("calibration/curve.csv") in public_files(run)  # what the epochs figure and levelling read
 
 
 def test_a_symbolic_link_in_the_run_is_refused_and_nothing_is_copied(run, tmp_path, capsys):
