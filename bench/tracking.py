@@ -53,14 +53,15 @@ def tracker_callbacks(names: list, run_dir: Path, experiment: str) -> list:
     return [makers[name](run_dir, experiment) for name in dict.fromkeys(names) if name in makers]
 
 
+def _wandb_mode() -> str:
+    return os.environ.setdefault("WANDB_MODE", "offline")  # no account or network needed; the user's setting wins
 
 
 def _wandb_callback(run_dir: Path, experiment: str):
     from ray.air.integrations.wandb import WandbLoggerCallback
 
-    os.environ.setdefault("WANDB_MODE", "offline")  # no account or network needed; the user's setting wins
     # W&B writes into <dir>/wandb/
-    return WandbLoggerCallback(project=experiment, dir=str(Path(run_dir).resolve()), mode=os.environ["WANDB_MODE"])
+    return WandbLoggerCallback(project=experiment, dir=str(Path(run_dir).resolve()), mode=_wandb_mode())
 
 
 def _mlflow_callback(run_dir: Path, experiment: str):
@@ -98,9 +99,8 @@ def _report_files(run_dir: Path) -> list:
 def _wandb_reports(run_dir: Path) -> None:
     import wandb
 
-    os.environ.setdefault("WANDB_MODE", "offline")
     run = wandb.init(project=run_dir.name, name="reports", job_type="reports", dir=str(run_dir.resolve()),
-                     mode=os.environ["WANDB_MODE"])
+                     mode=_wandb_mode())
     try:
         artifact = wandb.Artifact(f"{run_dir.name}-reports", type="reports")
         for file in _report_files(run_dir):
