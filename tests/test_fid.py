@@ -104,6 +104,7 @@ def test_distance_of_features_matches_scipy_sqrtm_of_their_statistics(n):
     assert frechet_distance_of(x, mu2, s2) == pytest.approx(sqrtm_distance(mu1, s1, mu2, s2), rel=1e-6)
 
 
+@pytest.mark.slow  # scipy's 2048-d sqrtm: about 20 s; the default suite checks the same against sqrtm at 64-d
 def test_distance_matches_pytorch_fid_on_realistic_2048d_statistics():
     mu1, s1 = realistic_statistics(1, n=3000)
     mu2, s2 = realistic_statistics(2, n=3000, scale=1.2)
