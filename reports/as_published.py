@@ -30,6 +30,8 @@ from svae.io import atomic_write_text, writable_file
 
 ORDER = ("x_hat", *COMPONENTS)  # a model's rows: its x_hat, then the split model's components
 SEARCH_KEYS = ("search", "tuned")  # the settings the search itself sets; every other must be equal
+SAME_CONFIG = "the as-published run must be the same config run again with bench.run --no-search"
+SCORED_ALIKE = "score both alike (bench.rescore the other run with the same network and --fid-samples)"
 
 
 def compare_runs(tuned_dir, published_dir) -> str:
@@ -44,10 +46,6 @@ def compare_runs(tuned_dir, published_dir) -> str:
     for dataset in tuned.datasets:
         lines += [f"## {tuned.dataset_label(dataset)}", "", *_headline_rows(tuned, published, dataset), ""]
     return "\n".join(lines + _claim_rows(tuned, published))
-
-
-SAME_CONFIG = "the as-published run must be the same config run again with bench.run --no-search"
-SCORED_ALIKE = "score both alike (bench.rescore the other run with the same network and --fid-samples)"
 
 
 def check_companions(tuned: Run, published: Run) -> None:
