@@ -1,6 +1,6 @@
 """The fd_domain classifier (bench/domain.py): 128-d penultimate features, and the same weights on
 every machine: trained deterministically, whatever the thread count, its cached weights hash-checked,
-and MNIST's and Fashion-MNIST's shipped with the project."""
+and a classifier whose weights differ from the ones this project recorded named in a warning."""
 import subprocess
 import sys
 import warnings
@@ -10,13 +10,10 @@ import pytest
 import torch
 
 import bench.domain
-import bench.metrics.scoring
-from bench.domain import (DOMAIN_VERSION, SHIPPED_DIR, DomainConfig, file_name, shipped_classifier, state_hash,
-                          train_classifier)
+from bench.domain import DOMAIN_VERSION, DomainConfig, file_name, state_hash, train_classifier
 from bench.metrics.extractors import domain_extractor
 from bench.metrics.scoring import Scorer
 from svae.data import make_synthetic
-from svae.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = DomainConfig(epochs=1, train_n=None, batch_size=64)
@@ -80,24 +77,15 @@ def test_the_cache_file_names_the_version_and_settings(field, value):
     assert DomainConfig(**{field: value}).tag() != DomainConfig().tag()
 
 
-@pytest.mark.parametrize("dataset, weights_hash", [("mnist", "ba96907d1a2fdeee"),
-                                                   ("fashion-mnist", "d2ca5a192644bedf")])
-def test_the_shipped_classifier_is_loaded_not_trained(tmp_path, monkeypatch, dataset, weights_hash):
-    def no_training(*args):
-        raise AssertionError("trained a classifier this project ships")
-
-    monkeypatch.setattr(bench.metrics.scoring, "train_classifier", no_training)
-    extractor = Scorer(backbone="domain", cache_dir=tmp_path).extractor(dataset)
-    assert extractor.weights_hash == weights_hash and extractor.id.endswith(weights_hash)
-    assert not list(tmp_path.iterdir())  # nothing cached: the file in the repository is the classifier
-
-
-@pytest.mark.parametrize("damage", [lambda data: data[:1000], lambda data: b"",
-                                    lambda data: b"version https://git-lfs.github.com/spec/v1\n"])  # torn, empty, LFS
-def test_a_damaged_shipped_classifier_is_one_line_naming_the_fix(tmp_path, monkeypatch, damage):
-    name = file_name("mnist", DomainConfig())
-    (tmp_path / name).write_bytes(damage((SHIPPED_DIR / name).read_bytes()))
-    monkeypatch.setattr(bench.domain, "SHIPPED_DIR", tmp_path)
-    with pytest.raises(HarnessError, match="is damaged .*git checkout -- bench/domain_weights.* or reinstall") as error:
-        shipped_classifier("mnist", DomainConfig())
-    assert "\n" not in str(error.value)
+def test_a_classifier_with_other_weights_than_the_projects_warns(tmp_path, monkeypatch):
+    data = make_synthetic(256, seed=3)
+    trained = state_hash(train_classifier(data.images, data.labels, SMALL))
+    for expected, warns in ((trained, False), ("0" * 16, True)):
+        monkeypatch.setitem(bench.domain.EXPECTED, file_name("synthetic", SMALL), expected)
+        scorer = Scorer(backbone="domain", cache_dir=tmp_path, domain_config=SMALL)
+        monkeypatch.setattr(scorer, "_load", lambda dataset, split: data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert scorer.extractor("synthetic").weights_hash == trained  # used all the same
+        said = [str(w.message) for w in caught if "not comparable with the published" in str(w.message)]
+        assert bool(said) == warns and all(f"not this project's {expected}" in m for m in said)

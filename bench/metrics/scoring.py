@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.domain import DomainConfig, file_name, load_classifier, save_classifier, shipped_classifier, train_classifier
+from bench.domain import (DomainConfig, check_expected, file_name, load_classifier, save_classifier,
+                          train_classifier)
 from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance_of, statistics
@@ -158,17 +159,15 @@ class Scorer:
         return self._extractors[key]
 
     def _domain_net(self, dataset):
-        shipped = shipped_classifier(dataset, self.domain_config)  # the same weights on every machine
-        if shipped is not None:
-            return shipped
-
         def train():
             data = self._load(dataset, "train")
             return train_classifier(data.images, data.labels, self.domain_config)
 
         # a cached file whose weights are not the ones saved is retrained (cached warns)
-        return cached(self._cache_path(file_name(dataset, self.domain_config)), train, save_classifier,
-                      load_classifier)
+        net = cached(self._cache_path(file_name(dataset, self.domain_config)), train, save_classifier,
+                     load_classifier)
+        check_expected(dataset, self.domain_config, net)
+        return net
 
     def _cache_path(self, name):
         return self.cache_dir / name if self.cache_dir is not None else None
