@@ -1,6 +1,7 @@
 """The fd_domain classifier (bench/domain.py): 128-d penultimate features, and the same weights on
-every machine: trained deterministically, whatever the thread count, its cached weights hash-checked,
-and a classifier whose weights differ from the ones this project recorded named in a warning."""
+every machine: trained deterministically, whatever the thread count or the instruction sets the CPU
+offers, its cached weights hash-checked, and a classifier whose weights differ from the ones this
+project recorded named in a warning."""
 import subprocess
 import sys
 import warnings
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import bench.domain
-from bench.domain import DOMAIN_VERSION, DomainConfig, file_name, state_hash, train_classifier
+from bench.domain import DOMAIN_VERSION, DomainConfig, file_name, state_hash, train_classifier, train_pinned
 from bench.metrics.extractors import domain_extractor
 from bench.metrics.scoring import Scorer
 from svae.data import make_synthetic
@@ -40,6 +41,17 @@ def test_the_classifier_trains_to_the_same_weights_whatever_the_thread_count():
     # without deterministic_cpu, 3 threads gave other weights than 1 (measured on the 2-core CI box)
     one, three = train_in_a_process(1), train_in_a_process(3)
     assert len(one) == 16 and one == three
+
+
+def test_the_pinned_classifier_has_the_same_weights_whatever_kernels_the_cpu_offers(monkeypatch):
+    # ATEN_CPU_CAPABILITY stands in for CPUs with and without AVX2: unpinned, these weights differ (measured).
+    # MKL's half (MKL_CBWR) rests on MKL's documented guarantee: its instruction sets gave equal weights here.
+    data = make_synthetic(1280, seed=1)
+    trained = []
+    for capability in ("default", "avx2"):
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", capability)
+        trained.append(state_hash(train_pinned(data.images, data.labels, SMALL)))
+    assert trained[0] == trained[1]
 
 
 def test_fd_domain_features_are_the_128_d_penultimate_layer():
@@ -79,7 +91,7 @@ def test_the_cache_file_names_the_version_and_settings(field, value):
 
 def test_a_classifier_with_other_weights_than_the_projects_warns(tmp_path, monkeypatch):
     data = make_synthetic(256, seed=3)
-    trained = state_hash(train_classifier(data.images, data.labels, SMALL))
+    trained = state_hash(train_pinned(data.images, data.labels, SMALL))
     for expected, warns in ((trained, False), ("0" * 16, True)):
         monkeypatch.setitem(bench.domain.EXPECTED, file_name("synthetic", SMALL), expected)
         scorer = Scorer(backbone="domain", cache_dir=tmp_path, domain_config=SMALL)

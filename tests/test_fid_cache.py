@@ -79,7 +79,7 @@ def test_more_images_than_the_split_holds_is_an_error(inception_weights):
 def test_domain_backbone_on_fashion_mnist(tmp_path):
     engine = Scorer(backbone="domain", cache_dir=tmp_path, domain_config=DomainConfig(train_n=30000, epochs=2))
     extractor = engine.extractor("fashion-mnist")
-    assert extractor.name == "domain-fashion-mnist-v2" and extractor.family == "domain"
+    assert extractor.name == "domain-fashion-mnist-v3" and extractor.family == "domain"
     test = load_images("fashion-mnist", "test")
     net = extractor.forward.__self__  # the classifier whose features the extractor gives
     with torch.inference_mode():

@@ -194,7 +194,7 @@ def test_reproduce_trains_a_trial_again_and_finds_every_figure_and_a_changed_one
     argv = [str(run), "synthetic-svae-s0", "--fid-cache", str(cache), *weights]
     rows_file = run / "trials" / "synthetic-svae-s0" / "rows.json"
     stored = json.loads(rows_file.read_text())
-    assert {r["extractor"] for r in stored} == {"domain-synthetic-v2", "inception-fid", "pixels"}
+    assert {r["extractor"] for r in stored} == {"domain-synthetic-v3", "inception-fid", "pixels"}
     changed = next(r for r in stored if r["extractor"] == "inception-fid" and r["metric"] == "fid")
     changed["value"] *= 1.001  # one stored figure off by 1e-3: the one difference reproduce must find
     rows_file.write_text(json.dumps(stored))

@@ -118,7 +118,7 @@ def test_small_sweep_writes_a_complete_results_table(small_sweep):
     assert set(table["model"]) == set(MODELS) and set(table["seed"]) == {0, 1}
     assert all(math.isfinite(v) and v >= 0 for v in table["value"])
     assert set(table["metric"]) == set(FIGURES) | {"nn_train_share"}  # fd_domain, never labelled FID
-    assert set(table["extractor"]) - {"pixels"} == {"domain-synthetic-v2"}
+    assert set(table["extractor"]) - {"pixels"} == {"domain-synthetic-v3"}
     assert (table.loc[table["metric"] == "kd_domain", "settings"] == "subsets=100,subset_size=200,kernel=poly3").all()
     assert (table["n_samples"] == 200).all()
     svae = table[(table["model"] == "svae") & (table["sampler"] == "gmm")]

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.domain import (DomainConfig, check_expected, file_name, load_classifier, save_classifier,
-                          train_classifier)
+from bench.domain import DomainConfig, check_expected, file_name, load_classifier, save_classifier, train_pinned
 from bench.metrics import frechet_inf, kernel, manifold
 from bench.metrics.extractors import Extractor, domain_extractor, inception_extractor
 from bench.metrics.frechet import frechet_distance_of, statistics
@@ -161,7 +160,7 @@ class Scorer:
     def _domain_net(self, dataset):
         def train():
             data = self._load(dataset, "train")
-            return train_classifier(data.images, data.labels, self.domain_config)
+            return train_pinned(data.images, data.labels, self.domain_config)
 
         # a cached file whose weights are not the ones saved is retrained (cached warns)
         net = cached(self._cache_path(file_name(dataset, self.domain_config)), train, save_classifier,
