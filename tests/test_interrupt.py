@@ -44,12 +44,12 @@ def test_ctrl_c_while_ray_starts(tmp_path):
     assert_all_gone(processes)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_mid_sweep_names_the_resume_command(tmp_path, signum):
-    """A SIGTERM (a scheduler's stop) ends as a Ctrl-C does, not with Ray's exit (issue 23, finding 12)."""
+def test_sigterm_mid_sweep_ends_as_ctrl_c_and_names_the_resume_command(tmp_path):
+    """A SIGTERM (a scheduler's stop) ends as a Ctrl-C does, not with Ray's exit (issue 23, finding 12); the
+    Ctrl-C mid-sweep, its message and its resume: tests/test_faults.py."""
     run_dir = tmp_path / "run"
     code, err, processes = interrupt_when(run_dir, lambda: list(run_dir.glob("ray/sweep/*/checkpoint_*")),
-                                          signum=signum)
+                                          signum=signal.SIGTERM)
     assert code == 1 and "Traceback" not in err, err
     assert "to resume: python -m bench.run" in err and err.strip().endswith("--resume")
     assert len(processes) > 2  # Ray's servers and the trial's worker were there
