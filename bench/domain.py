@@ -7,12 +7,14 @@ number, nor across datasets (each dataset has its own classifier).
 Its features are the 128-d penultimate layer (globally pooled), not the class logits. The classifier
 is pinned per dataset and DOMAIN_VERSION: it trains on the CPU with a fixed seed, one thread and
 torch's deterministic algorithms, in a process of its own started under PINNED_ENV (train_pinned), so
-the same data and version give the same weights (the same `state_hash`) on any x86-64 CPU. Training is
+the same data and version give the same weights (the same `state_hash`) whatever vector instructions
+the CPU offers: ATen's are switched off, and MKL promises the same results on every Intel or compatible
+CPU in its reproducible mode (checked here on one AMD EPYC, against ATen's AVX2 kernels). Training is
 chaotic: the vectorised kernels of another instruction set round differently, and after 47 steps the
 weights differed by up to 0.05 (ATen's AVX2 kernels against its scalar ones; float64 did no better).
 The cached weights carry their hash, which is checked on every load, and the hash is part of every
 figure's extractor id. EXPECTED records the hashes of this project's classifiers of MNIST and
-Fashion-MNIST: one that comes out otherwise (another torch or MKL build) is used, with a warning
+Fashion-MNIST: one that comes out otherwise (another torch or MKL build, another CPU) is used, with a warning
 that its figures are not comparable with the published ones.
 """
 import contextlib
@@ -50,7 +52,7 @@ EXPECTED = {"domain-mnist-ce255e54.pt": "93abab04f5c9fd83", "domain-fashion-mnis
 class DomainConfig:
     version: str = DOMAIN_VERSION
     epochs: int = 2
-    train_n: int | None = 50000  # the first train_n training images (None: all); 2 CPU cores: ~25 s at 32 px
+    train_n: int | None = 50000  # the first train_n training images (None: all); ~85 s at 32 px pinned, on 2 busy cores
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
@@ -112,14 +114,18 @@ def train_pinned(images: torch.Tensor, labels: torch.Tensor, config: DomainConfi
     start), so the weights do not depend on the CPU's instruction set; about 2.5x slower than in-process."""
     if config.train_n is not None:
         images, labels = images[:config.train_n], labels[:config.train_n]
+    images, labels = images.clone(), labels.clone()  # a slice would save its whole storage
     with tempfile.TemporaryDirectory(prefix="svae-bench-domain-") as folder:
         given, trained = Path(folder) / "given.pt", Path(folder) / "trained.pt"
-        torch.save({"images": images.contiguous(), "labels": labels.contiguous(), "config": asdict(config)}, given)
+        torch.save({"images": images, "labels": labels, "config": asdict(config)}, given)
         done = subprocess.run([sys.executable, "-m", "bench.domain", str(given), str(trained)],
                               env={**os.environ, **PINNED_ENV}, capture_output=True, text=True, check=False)
+        if done.returncode < 0:
+            raise HarnessError(f"training the fd_domain classifier was killed by signal {-done.returncode} (out of "
+                               "memory?); free memory and run again")
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise HarnessError(f"training the fd_domain classifier failed: {last}")
+            raise HarnessError(f"training the fd_domain classifier failed (exit {done.returncode}): {last}")
         return load_classifier(trained)
 
 
@@ -146,8 +152,8 @@ def check_expected(dataset: str, config: DomainConfig, net: DomainNet) -> None:
     expected = EXPECTED.get(file_name(dataset, config))
     if expected is not None and state_hash(net) != expected:
         warnings.warn(f"the fd_domain classifier of {dataset} has weights {state_hash(net)} on this machine, not "
-                      f"this project's {expected} (another CPU rounds differently): its fd_domain figures are not "
-                      "comparable with the published ones", stacklevel=2)
+                      f"this project's {expected} (another torch or MKL build, or a CPU that rounds differently): "
+                      "its fd_domain figures are not comparable with the published ones", stacklevel=2)
 
 
 @contextlib.contextmanager
