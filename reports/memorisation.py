@@ -15,7 +15,8 @@ record no chance: it was 1/2, and their flag (a share of 0.6) was the same fifth
 Chance assumes the samples, the training split and the test split are exchangeable. NULL_COPIES is what
 a model that copies nothing reads instead: training images held out of the reference stand for its
 samples (scripts/memorisation_null.py). On MNIST, whose test writers are not its training writers, it
-sits above 0 by about half the flag; the report prints it beside the rows.
+sits above 0, at 0.6 of the flag; the report prints it beside the rows. The flag stays absolute (fixed
+before any study's figures were seen), so on MNIST a model is flagged 0.08 above that null.
 """
 from reports.rundir import Run
 from reports.stats import summarize
@@ -28,9 +29,10 @@ FIRST_VERSION_CHANCE = 0.5  # it compared as many training as held-out images
 COPYING, NOT_COPYING = "copies training images", "no sign of copying"
 FIRST_VERSION_NOTE = "first version: copies of the first 5,000 training images only"
 LADDER_TOP = "largest tried"
-# copies read by 5 x 2,000 training images held out of the reference, against the rest of the training
-# split and the whole test split (scripts/memorisation_null.py, 2026-12-06; standard error about 0.02)
-NULL_COPIES = {"mnist": 0.121, "fashion-mnist": 0.010}
+# (copies, standard error) read by 5 x 2,000 training images held out of the reference, against the rest
+# of the training split and the whole test split (scripts/memorisation_null.py, 2026-12-06)
+NULL_COPIES = {"mnist": (0.121, 0.023), "fashion-mnist": (0.010, 0.024)}
+WRITERS_NOTE = {"mnist": "MNIST's test writers are not its training writers"}
 
 
 def _column_pairs(run: Run, dataset: str, model: str, column: str) -> list:
@@ -103,13 +105,27 @@ def memorisation_section(run: Run) -> list:
                      f"**{COPYING}**" if copies >= COPIES_FLAGGED else NOT_COPYING] if n else [MISSING] * 4
             lines.append(f"| {run.dataset_label(dataset)} | {run.label(model)} | {sampler} | {' | '.join(cells)} | "
                          f"{_components_text(run, dataset, model)} | {_gamma_text(run, dataset, model)} |")
-    nulls = [f"{NULL_COPIES[d]:+.2f} on {run.dataset_label(d)}" for d in run.datasets if d in NULL_COPIES]
-    if nulls:
-        lines += ["", f"A model that copies nothing reads copies of about {' and '.join(nulls)}: training images "
-                  "held out of the reference, standing for its samples (scripts/memorisation_null.py). Where "
-                  "that is above 0, the test split is not exchangeable with the training split (MNIST's test "
-                  "writers are not its training writers), and copies up to it are no sign of copying."]
-    return lines
+    return lines + _null_lines(run)
+
+
+def _null_lines(run: Run) -> list:
+    """The measured null beside the rows of the current version, and where it is not 0, why."""
+    r = run.results
+    current = set(r[(r["metric"] == METRIC) & (r.get("extractor_id", "") != FIRST_VERSION)]["dataset"])
+    measured = [d for d in run.datasets if d in NULL_COPIES and d in current]
+    if not measured:
+        return []
+    said = " and ".join(f"{NULL_COPIES[d][0]:+.2f} ± {NULL_COPIES[d][1]:.2f} on {run.dataset_label(d)}"
+                        for d in measured)
+    text = (f"Measured null: training images held out of the reference, standing for the samples of a model "
+            f"that copies nothing, read copies of {said} (scripts/memorisation_null.py).")
+    above = [d for d in measured if NULL_COPIES[d][0] > 2 * NULL_COPIES[d][1]]
+    for d in above:
+        why = f" ({WRITERS_NOTE[d]})" if d in WRITERS_NOTE else ""
+        text += (f" On {run.dataset_label(d)} it is above 0: the test split is not exchangeable with the training "
+                 f"split{why}, and the flag, fixed at {COPIES_FLAGGED}, lies "
+                 f"{COPIES_FLAGGED - NULL_COPIES[d][0]:.2f} above that null.")
+    return ["", text]
 
 
 def _components_text(run: Run, dataset: str, model: str) -> str:

@@ -69,7 +69,8 @@ def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
     assert f"| 0.900 (n = 4) | 0.857 | +0.300 | **{COPYING}** | 10, 10, 10, 10 |" in vae  # one count per seed
     assert f"| 0.520 (n = 5) | 0.500 | +0.040 ({FIRST_VERSION_NOTE}) | {NOT_COPYING} |" in svae
     assert all("not recorded" in line for line in (vae, svae))  # a run without the gamma column
-    assert any("copies nothing reads copies of about +0.12 on MNIST" in line for line in lines)  # the measured null
+    (null,) = [line for line in lines if line.startswith("Measured null")]  # MNIST's, beside current rows only
+    assert "+0.12 ± 0.02 on MNIST" in null and "not exchangeable" in null and "0.08 above that null" in null
 
 
 def test_a_current_row_without_its_chance_is_missing_not_read_as_one_half(tmp_path):
