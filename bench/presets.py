@@ -1,5 +1,5 @@
 """Presets: the authors' settings per dataset (`paper`), a shrunken copy that shows the pipeline runs
-(`smoke`), and the two-hour five-seed study on two CPU cores (`cpu`, results/fashion-mnist-cpu).
+(`smoke`), and the five-seed study on two CPU cores (`cpu`; results/fashion-mnist-cpu at its first 3 epochs).
 
 The paper's latent size, KL weight and epochs are the dataset's spec (svae/data.py SPECS). The
 two-stage VAE's second stage trains twice the first stage's epochs, as in Dai & Wipf's defaults
@@ -100,13 +100,13 @@ def cpu(dataset: str) -> Settings:
       contiguous / channels_last): base width 16, batch 64: 169 / 167; width 16, batch 128: 150 / 191;
       width 12, batch 128: - / 287; width 8, batch 128: 426 / 484 (single runs, a few percent of noise).
       Widths 24 and 32 ran at 65 and 41 (channels_last, batch 64, beside the test suite). The budget
-      (25 trials of 60,000 images, the search, the scoring) buys about 3 epochs at width 8 and about 1
-      at width 16, so width 8, batch 128, channels_last.
+      of the time (120 minutes for 25 trials of 60,000 images, the search, the scoring) bought about 3
+      epochs at width 8 and about 1 at width 16, so width 8, batch 128, channels_last.
     - Epochs: 7, where the SVAE's and the VAE's curves level off on a validation split
       (results/calibration/fashion-mnist-cpu: python -m bench.curve --models svae vae --epochs 8
       --every 1, seed 0, fd_domain of x_hat, 2,000 GMM samples against the 2,000 training images held
       out of training; levelled: no later epoch improves it by 5% or more). After epochs 1-8: SVAE
-      10.85, 7.12, 6.60, 6.38, 5.15, 4.95, 4.57, 4.50; VAE 11.96, 6.58, 7.13, 5.73, 5.11, 4.78, 4.54,
+      10.85, 7.12, 6.59, 6.38, 5.15, 4.95, 4.57, 4.50; VAE 11.96, 6.58, 7.13, 5.73, 5.11, 4.78, 4.54,
       4.45. The first choice, 3, was read off test-split curves of 4 epochs while the SVAE still gained
       (results/fashion-mnist-cpu/calibration). MNIST's curves had not levelled off by 8
       (results/calibration/mnist-cpu): configs/cpu-mnist.yaml trains 8.
