@@ -314,7 +314,7 @@ def finish(run_dir: Path, grid: list, trackers: list = ("none",), render: bool =
     if render:
         render_reports(run_dir, trackers)
     else:
-        print(f"reports: not rendered (--no-reports); render them with: python -m reports {run_dir}")
+        print(f"reports: not rendered (--no-reports); render them with: python -m reports {run_dir}", flush=True)
     missing = [(s.trial_id, trial_status(run_dir, s.trial_id)) for s in grid]
     missing = [(tid, st) for tid, st in missing if st["status"] != "finished"]
     if not missing:

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
+from tests.process_tree import assert_all_gone
 from tests.result_counts import assert_row_counts
 
 pytestmark = pytest.mark.slow
@@ -108,10 +110,14 @@ def test_ctrl_c_saves_state_and_resume_completes(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     driver = start_sweep(run_dir)
     wait_until(lambda: list(run_dir.glob("ray/sweep/*/checkpoint_*")), what="a first trial checkpoint")
+    processes = psutil.Process(driver.pid).children(recursive=True)
     driver.send_signal(signal.SIGINT)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 1 and "Traceback" not in output, output[-2000:]
-    assert "did not finish" in output and output.split("to resume:")[1].strip().endswith("--resume")
+    assert "did not finish" in output and "to resume: python -m bench.run" in output, output[-2000:]
+    assert output.split("to resume:")[1].strip().endswith("--resume")
+    assert len(processes) > 2  # Ray's servers and the trial's worker were there, and none outlives the command
+    assert_all_gone(processes)
     out = sweep(run_dir, "--resume")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     pd.testing.assert_frame_equal(results(run_dir), uninterrupted)

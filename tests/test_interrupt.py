@@ -1,5 +1,6 @@
 """Ctrl-C at any phase ends with one line (a resume hint once there is a sweep to resume), and no
-process of the command, Ray's included, outlives it. Real Ray start-ups: marked slow."""
+process of the command, Ray's included, outlives it: while Ray starts, here, and mid-sweep in
+tests/test_faults.py; a SIGTERM mid-sweep ends the same way. Real Ray start-ups: marked slow."""
 import signal
 import subprocess
 import sys
@@ -7,6 +8,8 @@ import time
 
 import psutil
 import pytest
+
+from tests.process_tree import assert_all_gone
 
 pytestmark = pytest.mark.slow
 ARGS = ["--preset", "smoke", "--datasets", "synthetic", "--fid-samples", "200", "--models", "vae", "--seeds", "1"]
@@ -25,15 +28,6 @@ def interrupt_when(run_dir, ready, timeout=900, signum=signal.SIGINT):
     driver.send_signal(signum)
     _, err = driver.communicate(timeout=300)
     return driver.returncode, err, list(seen.values())
-
-
-def assert_all_gone(processes, grace=30):
-    deadline = time.time() + grace
-    alive = processes
-    while alive and time.time() < deadline:
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        time.sleep(0.5)
-    assert not alive, [" ".join(p.cmdline()[:3]) for p in alive]
 
 
 def test_ctrl_c_while_ray_starts(tmp_path):
