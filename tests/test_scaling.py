@@ -26,7 +26,7 @@ def expected_rows() -> int:
 def test_paper_grid_on_a_simulated_cluster_killed_at_half_resumes_without_rerunning_finished_trials(tmp_path):
     """One 75-trial sweep, end to end: the driver is SIGKILLed with half the grid finished and --resume
     completes it (one cluster, one grid: the uninterrupted case adds nothing the resumed one lacks)."""
-    figures = measure(tmp_path, seeds=SEEDS, gpus=GPUS_PER_TRIAL, seconds=4, checkpoint_bytes=100_000,
+    figures = measure(tmp_path, seeds=SEEDS, gpus=GPUS_PER_TRIAL, seconds=2, checkpoint_bytes=100_000,
                       kill_at_half=True)
     print(json.dumps({k: v for k, v in figures.items() if k not in ("utilisation_series", "output_tail")}))
     assert figures["returncode"] == 0, figures["output_tail"]
