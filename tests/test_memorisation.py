@@ -73,6 +73,16 @@ def test_the_report_flags_the_copying_model_beside_the_headline(tmp_path):
     assert "+0.12 ± 0.02 on MNIST" in null and "not exchangeable" in null and "0.08 above that null" in null
 
 
+def test_the_measured_null_is_not_printed_beside_a_run_trained_on_a_subset(tmp_path):
+    run_dir = with_memorisation_rows(make_run(tmp_path))
+    results = pd.read_csv(run_dir / "results.csv")
+    results["settings"] = results["settings"].str.replace(f"chance={6 / 7:.6f}", f"chance={1 / 6:.6f}")
+    results.to_csv(run_dir / "results.csv", index=False)
+    lines = memorisation_section(load_run(run_dir))
+    assert any("| 0.167 |" in line for line in lines)  # the subset's chance, 2,000 of 12,000 images
+    assert not any(line.startswith("Measured null") for line in lines)  # measured on the whole splits only
+
+
 def test_a_current_row_without_its_chance_is_missing_not_read_as_one_half(tmp_path):
     run_dir = with_memorisation_rows(make_run(tmp_path))
     results = pd.read_csv(run_dir / "results.csv")
