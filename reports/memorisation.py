@@ -93,6 +93,7 @@ def memorisation_section(run: Run) -> list:
     lines = ["## Memorisation", "", intro, "",
              f"| dataset | model | sampler | {METRIC} | chance | copies | verdict | GMM components | gamma |",
              "|---|---|---|---:|---:|---:|---|---|---|"]
+    whole_splits = set()  # datasets with rows that searched the whole splits, as the null was measured
     for dataset in run.datasets:
         for model in run.models:
             sampler = run.compared_at(model)
@@ -102,20 +103,18 @@ def memorisation_section(run: Run) -> list:
             share, _, n = summarize([f[1] for f in found])
             copies = summarize([f[3] for f in found])[0]
             chances = sorted({f"{f[2]:.3f}" for f in found})
+            if any(abs(f[2] - NULL_CHANCE) < 0.01 for f in found):
+                whole_splits.add(dataset)
             first = f" ({FIRST_VERSION_NOTE})" if any(f[4] for f in found) else ""
             cells = [f"{share:.3f} (n = {n})", "/".join(chances), f"{copies:+.3f}{first}",
                      f"**{COPYING}**" if copies >= COPIES_FLAGGED else NOT_COPYING] if n else [MISSING] * 4
             lines.append(f"| {run.dataset_label(dataset)} | {run.label(model)} | {sampler} | {' | '.join(cells)} | "
                          f"{_components_text(run, dataset, model)} | {_gamma_text(run, dataset, model)} |")
-    return lines + _null_lines(run)
+    return lines + _null_lines(run, whole_splits)
 
 
-def _null_lines(run: Run) -> list:
-    """The measured null beside the rows it applies to, and where it is not 0, why."""
-    r = run.results
-    rows = r[r["metric"] == METRIC].to_dict("records")
-    whole_splits = {row["dataset"] for row in rows
-                    if abs((chance_of(row.get("extractor_id"), row.get("settings")) or 0) - NULL_CHANCE) < 0.01}
+def _null_lines(run: Run, whole_splits: set) -> list:
+    """The measured null beside the rows it applies to (whole_splits' datasets), and where it is not 0, why."""
     measured = [d for d in run.datasets if d in NULL_COPIES and d in whole_splits]
     if not measured:
         return []
