@@ -32,34 +32,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from bench.models import MODELS, build_model
 from bench.overrides import apply_overrides, parse_overrides, typed_overrides
 from bench.presets import Settings, settings_for
 from bench.search import validation_split
 from bench.settings_check import check_settings
-from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_outputs, train_config
+from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_now, train_config
 from reports.budget import LEVELLED, levelled_epoch
 from svae.command import HelpFormatter, run_command
 from svae.data import SPECS, check_dataset
 from svae.errors import HarnessError, NonFiniteLossError, choose
 from svae.interrupt import interrupts_raise
 from svae.io import atomic_write_json, atomic_write_text, writable_folder
-from svae.samplers import decode, sample_latents
 from svae.trainer import Trainer, seed_everything
-
-
-def score_now(model, spec: TrialSpec, settings, scorer, train, held_out, reference) -> list:
-    """Rows of the model's own sampler at its present weights, leaving its mode and the RNG as they were."""
-    was_training = model.training
-    sampler = MODELS[spec.model].compared_at
-    with torch.random.fork_rng():
-        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=held_out,
-                           gmm=settings.gmm, seed=spec.seed)
-        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, None, reference)
-    model.train(was_training)
-    return rows
 
 
 def curve_data(spec: TrialSpec, settings, evaluation: Evaluation, scorer, split: str) -> tuple:

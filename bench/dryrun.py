@@ -11,8 +11,9 @@ CPUs, with a progress line per cell). A missing input ends the dry run with exit
 
 
 from bench.metrics.inception_weights import missing_weights
-from bench.cost.plan import beside_words, counted_plan, make_plan, scoring_words
+from bench.cost.plan import beside_words, counted_plan, curve_words, make_plan, scoring_words
 from bench.cost.projection import measured_gpu, projection_lines
+from bench.settings_check import reference_needs
 from svae.data import count_images
 from svae.errors import HarnessError
 
@@ -29,9 +30,10 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
             except HarnessError as e:
                 missing.append(f"{dataset} {split}: {e}")
                 continue
-            if split == reference_split and s.fid_samples > n:
-                missing.append(f"{dataset} {split}: {n} images, fewer than the {s.fid_samples} samples "
-                               f"per output (the FID reference); pass --fid-samples {n} or less")
+            for needed, setting, change in reference_needs(s) if split == reference_split else ():
+                if needed > n:
+                    missing.append(f"{dataset} {split}: {n} images, fewer than the {needed} samples of {setting} "
+                                   f"(the FID reference); pass {change}{n} or less")
     if any("inception" in s.backbones() for s in settings.values()):
         # the real run would download pytorch-fid's file where the network allows; a dry run never does
         why = missing_weights(fid_weights or None)
@@ -49,7 +51,7 @@ def count_lines(plan) -> list:
     for dataset, s in plan.settings.items():
         out.append(f"  {dataset}: {plan.cells[dataset, models[0]].stages[0].images} training images, batch "
                    f"{s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, scored with "
-                   f"{scoring_words(s)}")
+                   f"{scoring_words(s)}{curve_words(s)}")
         for model in models:
             cell = plan.cells[dataset, model]
             stages = ", ".join(f"{st.name} {st.epochs} epochs" for st in cell.stages)

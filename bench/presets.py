@@ -36,6 +36,13 @@ class Settings:
     metrics: tuple = ("fid", "kid", "pr")  # bench/metrics: FID (fd_domain), KID, precision/recall/density/coverage
     gmm: GMMConfig = field(default_factory=GMMConfig)
     grid_samples: int = 64  # images per output saved for the reports' grids
+    # Quality against epochs, in every trial (bench/trial.py CurveScores): after every curve_every-th epoch
+    # of a model's last stage, and its last, the outputs of its own sampler scored with fid_backbone's
+    # Frechet distance, curve_samples of them against as many reference images; 0: never. A cheaper
+    # score than the final one (fewer images, a GMM fitted on as many latents): its shape says whether
+    # training had levelled off, its level is not the final figure's.
+    curve_every: int = 0
+    curve_samples: int = 2000
     search: bool = True  # tune every model's knob on a validation split first (bench/search.py)
     tuned: tuple = ()  # (model, ModelConfig field, value): the search's choices, each for its model only
 
@@ -62,8 +69,9 @@ def paper_model_config(dataset: str) -> ModelConfig:
 
 def paper(dataset: str) -> Settings:
     """The authors' network and epochs; FID on every sampler, fd_domain beside it on the compared outputs."""
-    return Settings(model=paper_model_config(dataset), epochs=check_dataset(dataset).epochs,
-                    beside_backbones=("domain",))
+    epochs = check_dataset(dataset).epochs
+    return Settings(model=paper_model_config(dataset), epochs=epochs, beside_backbones=("domain",),
+                    curve_every=max(1, epochs // 10))
 
 
 def smoke(dataset: str) -> Settings:
@@ -78,7 +86,8 @@ def smoke(dataset: str) -> Settings:
                     backbone=BackboneConfig(base_width=16, embedding_dim=64, bn_momentum=0.1),
                     stage2_width=128, stage2_depth=2)
     return Settings(model=model, epochs=3, batch_size=32, lr=1e-3, train_subset=2000, fid_backbone="domain",
-                    fid_samples=500, gmm=GMMConfig(components=10, max_iter=100, fit_n=2000), search=False)
+                    fid_samples=500, gmm=GMMConfig(components=10, max_iter=100, fit_n=2000), search=False,
+                    curve_every=1, curve_samples=500)
 
 
 def cpu(dataset: str) -> Settings:
@@ -118,7 +127,7 @@ def cpu(dataset: str) -> Settings:
                     stage2_width=128, stage2_depth=2)
     return Settings(model=model, epochs=7, batch_size=128, lr=1e-3, channels_last=True, fid_backbone="domain",
                     beside_backbones=("inception",), fid_samples=10000, gmm=GMMConfig(components=100, fit_n=10000),
-                    search=True)
+                    search=True, curve_every=1)
 
 
 PRESETS = {"paper": paper, "smoke": smoke, "cpu": cpu}

@@ -98,6 +98,8 @@ RULES = {
     "gmm.select": one_of(GMM_SELECTIONS),
     "gmm.heldout_share": number(0, 0.9, low_open=True),
     "grid_samples": count(1, 10_000),
+    "curve_every": count(0, 100_000),
+    "curve_samples": count(2, MAX_COUNT),
     "search": FLAG,
     "tuned": TUNED,
 }
@@ -154,6 +156,15 @@ def _combinations(s: Settings, spec):
     latents = min(s.gmm.fit_n, train_images) if s.gmm.fit_on == "train" else s.gmm.fit_n
     if s.gmm.components > latents:
         yield "gmm.components", s.gmm.components, f"must be at most the {latents:,} latents it is fitted on (gmm.fit_n)"
+
+
+def reference_needs(s: Settings) -> list:
+    """(the reference images needed, the setting that asks for them, how to change it): what bench.run
+    and its dry run check against the reference split once they can count its images."""
+    needs = [(s.fid_samples, "--fid-samples", "--fid-samples ")]
+    if s.curve_every:
+        needs.append((s.curve_samples, "curve_samples", "--set curve_samples="))
+    return needs
 
 
 def _bad(dataset: str, key: str, value, problem: str) -> HarnessError:

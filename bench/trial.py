@@ -10,7 +10,8 @@ import io
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from collections.abc import Callable
 
@@ -71,8 +72,9 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
 
     seed_everything(spec.seed)
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
-    history = _train(model, spec, settings, train, folder, report, kill_after)
-    train_seconds = time.time() - started
+    curve = CurveScores(spec, settings, evaluation, model, train, test) if settings.curve_every else None
+    history = _train(model, spec, settings, train, folder, report, kill_after, curve)
+    train_seconds = time.time() - started - (curve.seconds if curve else 0.0)  # scoring is not training
     image_model = [m for m in history if m["stage"] == history[0]["stage"]][-1]  # two-stage: stage 1
     summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
                "epochs": image_model["epoch"], "final_loss": image_model["loss"],
@@ -117,10 +119,12 @@ def restore_model(spec: TrialSpec, settings: Settings, folder: Path):
     return model
 
 
-def _train(model, spec, settings, train, folder, report, kill_after) -> list:
-    """Every stage in turn, each resuming from its own checkpoint; the per-epoch history of all."""
+def _train(model, spec, settings, train, folder, report, kill_after, curve=None) -> list:
+    """Every stage in turn, each resuming from its own checkpoint; the per-epoch history of all.
+    curve (CurveScores): scores the last stage's epochs, its figures kept in their metrics."""
     finished = []
-    for stage in model.stages():
+    stages = model.stages()
+    for stage in stages:
         def on_epoch_end(history, name=stage.name):  # called within this stage's fit: the loop variables are current
             write_metrics(folder, finished + [{"stage": name, **m} for m in history])  # noqa: B023
             report({**history[-1], "stage": name, "stage_epochs": config.epochs, "done": False}, folder)  # noqa: B023
@@ -128,11 +132,57 @@ def _train(model, spec, settings, train, folder, report, kill_after) -> list:
                 kill_worker()
 
         config = train_config(settings, stage, spec.seed)
-        trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end)
+        scores = partial(curve, epochs=config.epochs) if curve and stage is stages[-1] else None
+        trainer = Trainer(config, checkpoint_path=folder / f"checkpoint-{stage.name}.pt", on_epoch_end=on_epoch_end,
+                          epoch_scores=scores)
         history = trainer.fit(stage.module, stage.make_data(train), stage.batch_transform)
         finished += [{"stage": stage.name, **m} for m in history]
     write_metrics(folder, finished)
     return finished
+
+
+def score_now(model, spec: TrialSpec, settings: Settings, scorer, train, held_out, reference) -> list:
+    """Rows of the model's own sampler at its present weights against `reference`, leaving its mode and
+    every RNG as they were (training goes on as if it had not been scored)."""
+    was_training = model.training
+    sampler = MODELS[spec.model].compared_at
+    with torch.random.fork_rng():
+        z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=held_out,
+                           gmm=settings.gmm, seed=spec.seed)
+        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, None, reference)
+    model.train(was_training)
+    return rows
+
+
+class CurveScores:
+    """A trial's quality against epochs (Settings.curve_every): called after each epoch of the model's last
+    stage, it returns {"<output>_<metric>": value, "curve_seconds": s} after every curve_every-th epoch
+    and the last, else {}. Each output of the model's own sampler, curve_samples of them (the GMM fitted
+    on as many training latents) against the reference split's first curve_samples images, scored with
+    fid_backbone's Frechet distance only; the scoring network is made at the first score."""
+
+    def __init__(self, spec: TrialSpec, settings: Settings, evaluation: Evaluation, model, train, test):
+        n = settings.curve_samples
+        self.settings = replace(settings, fid_samples=n, metrics=("fid",),
+                                gmm=replace(settings.gmm, fit_n=min(settings.gmm.fit_n, n)))
+        self.spec, self.evaluation, self.model, self.train, self.held_out = spec, evaluation, model, train, test[:n]
+        self.scorer = self.reference = None
+        self.seconds = 0.0  # spent scoring in this process
+
+    def __call__(self, epoch: int, epochs: int) -> dict:
+        if epoch % self.settings.curve_every and epoch != epochs:
+            return {}
+        started = time.perf_counter()
+        if self.scorer is None:
+            with torch.random.fork_rng():  # a network made here draws its first weights from torch's generator
+                self.scorer = make_scorer(self.settings.fid_backbone, self.evaluation)
+                self.reference = self.scorer.reference(self.spec.dataset, self.evaluation.reference_split,
+                                                       self.settings.fid_samples,
+                                                       SPECS[self.spec.dataset].preprocessing)
+        rows = score_now(self.model, self.spec, self.settings, self.scorer, self.train, self.held_out, self.reference)
+        seconds = time.perf_counter() - started
+        self.seconds += seconds
+        return {**{f"{r['output']}_{r['metric']}": r["value"] for r in rows}, "curve_seconds": seconds}
 
 
 def train_config(settings: Settings, stage, seed: int) -> TrainConfig:

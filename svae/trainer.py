@@ -107,14 +107,20 @@ class Trainer:
     A batch_transform, if given, maps each batch to the model's input (two-stage VAE: a fresh draw
     from the stage-1 posteriors); it draws from torch's global generator, which checkpoints save.
 
+    epoch_scores(epoch) -> dict, if given, adds figures measured on the model after each epoch (the
+    trial's quality against epochs) to that epoch's metrics before its checkpoint is written, so a
+    resumed run keeps them; it must leave the model's mode and every RNG as it found them.
+
     on_epoch_end(history) is called with every epoch's metrics so far, after the epoch's checkpoint is
     written: the sweep reports to Ray Tune from it; the Trainer itself knows nothing about Ray.
     """
 
-    def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Callable | None = None):
+    def __init__(self, cfg: TrainConfig, checkpoint_path=None, on_epoch_end: Callable | None = None,
+                 epoch_scores: Callable[[int], dict] | None = None):
         self.cfg = cfg
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.on_epoch_end = on_epoch_end
+        self.epoch_scores = epoch_scores
         self.device = pick_device(cfg.device)
 
     def fit(self, model: torch.nn.Module, data: torch.Tensor, batch_transform: Callable | None = None) -> list:
@@ -140,6 +146,8 @@ class Trainer:
                 group["lr"] = learning_rate(cfg, epoch)
             metrics = self._epoch(model, optimizer, loader, epoch, batch_transform)
             metrics["lr"] = optimizer.param_groups[0]["lr"]
+            if self.epoch_scores:
+                metrics.update(self.epoch_scores(epoch))
             history.append(metrics)
             if self.checkpoint_path:
                 atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -44,6 +44,18 @@ def forward_images(s, samplers: list, n_train: int) -> int:
     return len(samplers) * s.fid_samples + min(s.gmm.fit_n, n_train) + s.fid_samples
 
 
+def curve_images(s, model_name: str, last_stage_epochs: int) -> dict:
+    """CellCost's curve fields: the images that a trial's quality against epochs (bench/trial.py
+    CurveScores) passes through the model (decoded, and encoded for the GMM) and the scoring network."""
+    if not s.curve_every:
+        return {}
+    points = last_stage_epochs // s.curve_every + bool(last_stage_epochs % s.curve_every)
+    encoded = min(s.gmm.fit_n, s.curve_samples) if MODELS[model_name].compared_at == "gmm" else 0
+    passes = len([o for o in MODELS[model_name].outputs if o != "mix"])
+    return {"curve_forward": points * (s.curve_samples + encoded),
+            "curve_featurised": points * passes * s.curve_samples}
+
+
 @dataclass
 class StageCost:
     name: str
@@ -69,6 +81,8 @@ class CellCost:
     trial_bytes: int  # the trial folder: every stage's checkpoint (weights and Adam's moments) and grids
     # (network, images through it, its images/s) of each beside backbone: the compared sampler's outputs only
     beside: tuple = ()
+    curve_forward: int = 0  # quality against epochs (curve_images)
+    curve_featurised: int = 0
 
     @property
     def scored(self) -> int:
@@ -82,8 +96,9 @@ class CellCost:
 
     @property
     def seconds(self) -> float:
-        return (sum(s.seconds for s in self.stages) + self.forward_images / self.forward_per_s
-                + self.featurised / self.features_per_s + sum(n / rate for _, n, rate in self.beside))
+        return (sum(s.seconds for s in self.stages) + (self.forward_images + self.curve_forward) / self.forward_per_s
+                + (self.featurised + self.curve_featurised) / self.features_per_s
+                + sum(n / rate for _, n, rate in self.beside))
 
 
 @dataclass
@@ -126,7 +141,7 @@ class Plan:
             s = self.settings[dataset]
             out.append(f"  {dataset}: {self.cells[dataset, models[0]].stages[0].images} training images, "
                        f"batch {s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, "
-                       f"scored with {scoring_words(s)}")
+                       f"scored with {scoring_words(s)}{curve_words(s)}")
             for model in models:
                 cell = self.cells[dataset, model]
                 stages = ", ".join(f"{st.name} {st.epochs} epochs at {st.images_per_s:.0f} images/s"
@@ -155,6 +170,12 @@ def scoring_words(s) -> str:
     return metric_label(frechet_name(s.fid_backbone)) + (
         f", and {' and '.join(beside)} on the outputs the claims compare (each model at its own sampler)"
         if beside else "")
+
+
+def curve_words(s) -> str:
+    """How often a trial scores its quality against epochs (bench/trial.py CurveScores), if it does."""
+    return (f"; quality against epochs every {s.curve_every} epoch(s) on {s.curve_samples} samples"
+            if s.curve_every else "")
 
 
 def beside_words(cell: CellCost, timed: bool = True) -> str:
@@ -254,7 +275,8 @@ def counted_plan(grid: list, preset: str, settings: dict, cpus_per_trial: float,
             cells[dataset, model_name] = CellCost(stages, samplers, list(MODELS[model_name].outputs), s.fid_samples,
                                                   forward_images(s, samplers, n_train), 1.0, 1.0, 0,
                                                   tuple((b, beside_images(model_name, s), 1.0)
-                                                        for b in s.backbones()[1:]))
+                                                        for b in s.backbones()[1:]),
+                                                  **curve_images(s, model_name, stages[-1].epochs))
     gpus = per_dataset(gpus_per_trial, settings)
     return Plan(grid, preset, settings, cells, "none", cpus_per_trial, gpus,
                 concurrency(len(grid), cpus_per_trial, max(gpus.values()), max_concurrent))
@@ -281,7 +303,8 @@ def cell_cost(dataset: str, model_name: str, s, device: str, features_per_s: flo
     return CellCost(stages=stages, samplers=samplers, outputs=scored, samples=s.fid_samples,
                     forward_images=forward_images(s, samplers, n_train),
                     forward_per_s=forward_images_per_second(model, images, device),
-                    features_per_s=features_per_s, trial_bytes=trial_bytes)
+                    features_per_s=features_per_s, trial_bytes=trial_bytes,
+                    **curve_images(s, model_name, stages[-1].epochs))
 
 
 def train_images_per_second(stage, data: torch.Tensor, s, device: str) -> float:
