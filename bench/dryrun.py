@@ -13,7 +13,6 @@ CPUs, with a progress line per cell). A missing input ends the dry run with exit
 from bench.metrics.inception_weights import missing_weights
 from bench.cost.plan import beside_words, counted_plan, curve_words, make_plan, scoring_words
 from bench.cost.projection import measured_gpu, projection_lines
-from bench.settings_check import reference_needs
 from svae.data import count_images
 from svae.errors import HarnessError
 
@@ -30,10 +29,9 @@ def missing_inputs(settings: dict, data_root, download: bool, reference_split: s
             except HarnessError as e:
                 missing.append(f"{dataset} {split}: {e}")
                 continue
-            for needed, setting, change in reference_needs(s) if split == reference_split else ():
-                if needed > n:
-                    missing.append(f"{dataset} {split}: {n} images, fewer than the {needed} samples of {setting} "
-                                   f"(the FID reference); pass {change}{n} or less")
+            if split == reference_split and s.fid_samples > n:
+                missing.append(f"{dataset} {split}: {n} images, fewer than the {s.fid_samples} samples "
+                               f"per output (the FID reference); pass --fid-samples {n} or less")
     if any("inception" in s.backbones() for s in settings.values()):
         # the real run would download pytorch-fid's file where the network allows; a dry run never does
         why = missing_weights(fid_weights or None)

@@ -38,9 +38,9 @@ class Settings:
     grid_samples: int = 64  # images per output saved for the reports' grids
     # Quality against epochs, in every trial (bench/trial.py CurveScores): after every curve_every-th epoch
     # of a model's last stage, and its last, the outputs of its own sampler scored with fid_backbone's
-    # Frechet distance, curve_samples of them against as many reference images; 0: never. A cheaper
-    # score than the final one (fewer images, a GMM fitted on as many latents): its shape says whether
-    # training had levelled off, its level is not the final figure's.
+    # Frechet distance, curve_samples of them (at most fid_samples) against as many reference images;
+    # 0: never. A cheaper score than the final one (fewer images, a GMM fitted on as many latents): its
+    # shape says whether training had levelled off, its level is not the final figure's.
     curve_every: int = 0
     curve_samples: int = 2000
     search: bool = True  # tune every model's knob on a validation split first (bench/search.py)

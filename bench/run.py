@@ -37,7 +37,7 @@ from bench.rundir import (check_run_dir, check_same_data, check_writable, choose
                           close_session, manifest_for, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
 from bench.seams import Seams
-from bench.settings_check import checked_sweep_settings, reference_needs
+from bench.settings_check import checked_sweep_settings
 from bench.tracking import check_trackers, log_reports
 from bench.trial import CHECKPOINT_EVERY_S, Evaluation, TrialSpec
 from svae.data import DEBIAN_FASHION_MNIST, SPECS, default_data_root, load_images, provenance
@@ -158,11 +158,10 @@ def check_data(args, settings: dict) -> dict:
     for dataset, s in settings.items():
         train = load_images(dataset, "train", args.data_root, args.download)
         test = load_images(dataset, args.reference_split, args.data_root, args.download)
-        for needed, setting, change in reference_needs(s):
-            if needed > len(test.images):
-                raise HarnessError(f"{setting} {needed} is larger than {dataset}'s {args.reference_split} split "
-                                   f"({len(test.images)} images), the FID reference; pass {change}"
-                                   f"{len(test.images)} or less")
+        if s.fid_samples > len(test.images):
+            raise HarnessError(f"--fid-samples {s.fid_samples} is larger than {dataset}'s {args.reference_split} "
+                               f"split ({len(test.images)} images), the FID reference; pass --fid-samples "
+                               f"{len(test.images)} or less")
         files[dataset] = {"train": provenance(train, args.data_root),
                           args.reference_split: provenance(test, args.data_root)}
     return files

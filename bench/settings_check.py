@@ -158,15 +158,6 @@ def _combinations(s: Settings, spec):
         yield "gmm.components", s.gmm.components, f"must be at most the {latents:,} latents it is fitted on (gmm.fit_n)"
 
 
-def reference_needs(s: Settings) -> list:
-    """(the reference images needed, the setting that asks for them, how to change it): what bench.run
-    and its dry run check against the reference split once they can count its images."""
-    needs = [(s.fid_samples, "--fid-samples", "--fid-samples ")]
-    if s.curve_every:
-        needs.append((s.curve_samples, "curve_samples", "--set curve_samples="))
-    return needs
-
-
 def _bad(dataset: str, key: str, value, problem: str) -> HarnessError:
     return HarnessError(f"setting {key}={value!r} for {dataset}: {key} {problem}; change it with --set {key}=...")
 

@@ -157,12 +157,12 @@ def score_now(model, spec: TrialSpec, settings: Settings, scorer, train, held_ou
 class CurveScores:
     """A trial's quality against epochs (Settings.curve_every): called after each epoch of the model's last
     stage, it returns {"<output>_<metric>": value, "curve_seconds": s} after every curve_every-th epoch
-    and the last, else {}. Each output of the model's own sampler, curve_samples of them (the GMM fitted
-    on as many training latents) against the reference split's first curve_samples images, scored with
+    and the last, else {}. Each output of the model's own sampler, curve_samples of them (at most
+    fid_samples; the GMM fitted on as many training latents) against as many reference images, scored with
     fid_backbone's Frechet distance only; the scoring network is made at the first score."""
 
     def __init__(self, spec: TrialSpec, settings: Settings, evaluation: Evaluation, model, train, test):
-        n = settings.curve_samples
+        n = min(settings.curve_samples, settings.fid_samples)
         self.settings = replace(settings, fid_samples=n, metrics=("fid",),
                                 gmm=replace(settings.gmm, fit_n=min(settings.gmm.fit_n, n)))
         self.spec, self.evaluation, self.model, self.train, self.held_out = spec, evaluation, model, train, test[:n]

@@ -4,17 +4,20 @@ A verdict from a narrow network trained a few epochs, scored with a stand-in met
 at that budget; report.md carries the scale next to the verdicts (it travels alone) and words a
 verdict "... at this budget" where a model it rests on was still improving at the run's last epoch.
 
-Levelled off: the deciding metric (from a calibration run, calibration/curve.csv, where it scored the
-model beyond the run's epochs) improved by less than LEVELLED of its value over the next scored
-epochs; where the calibration run ends at the run's last epoch, by less than LEVELLED in its last
-scored step; without either, the training reconstruction MSE (every trial's metrics.csv, mean over
-seeds) improved by less than LEVELLED in the run's last epoch.
+Levelled off, from the first of these evidences a model has:
+1. a calibration run (calibration/curve.csv) that scored the model beyond the run's epochs: the
+   deciding metric improved by less than LEVELLED of its value over the later scored epochs;
+2. the trials' own scores during training (metrics.csv's x_hat_<metric>, mean over seeds): by less
+   than LEVELLED in the last scored step;
+3. a calibration run that ends at the run's last epoch: by less than LEVELLED in its last step;
+4. the training reconstruction MSE (metrics.csv, mean over seeds): by less than LEVELLED in the last epoch.
 """
 from dataclasses import dataclass
 
-from reports.history_figures import calibration_curves, histories
+from reports.history_figures import calibration_curves, histories, quality_curves
 from reports.rundir import Run
 from svae.backbone import BackboneConfig
+from svae.contract import metric_label
 from svae.data import PAPER_DATASETS, SPECS
 
 LEVELLED = 0.05  # a last step that improves the curve by less than this share: levelled off
@@ -59,31 +62,78 @@ def levelled_epoch(epochs, values, sign: int):
 
 
 def levelling(run: Run, dataset: str) -> dict:
-    """model -> Levelling, for the models with a calibration curve or a training history."""
-    epochs = run.config.get("settings", {}).get(dataset, {}).get("epochs")
-    sign = 1 if run.higher_is_better(run.deciding_metric) else -1
+    """model -> Levelling, for the models with any of the module's evidences, the first that applies."""
     found = {}
+    for evidence in (calibration_beyond, trial_curves, calibration_last_step, training_mse):
+        for model, level in evidence(run, dataset).items():
+            found.setdefault(model, level)
+    return found
+
+
+def _run_epochs(run: Run, dataset: str):
+    return run.config.get("settings", {}).get(dataset, {}).get("epochs")
+
+
+def _sign(run: Run, metric: str) -> int:
+    return 1 if run.higher_is_better(metric) else -1
+
+
+def _last_step(run: Run, model: str, epochs: list, values: list, sign: int, what: str, where: str) -> Levelling:
+    gain = sign * (values[-1] - values[-2]) / abs(values[-2])
+    return Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {what} {_moved(gain)} by {gain:.0%} from epoch "
+                     f"{epochs[-2]} to {epochs[-1]}{where}")
+
+
+def _moved(gain: float) -> str:
+    return "still improved" if gain >= LEVELLED else "changed"
+
+
+def _calibration_at_run_epochs(run: Run, dataset: str):
+    """model -> (epochs, values, positions of the epochs within the run's) of its calibration curve."""
+    epochs = _run_epochs(run, dataset)
     for model, (xs, values) in calibration_curves(run, dataset).items():
-        at = [i for i, x in enumerate(xs) if epochs is None or x <= epochs]
-        if at and at[-1] + 1 < len(xs):  # scored beyond the run's last epoch
-            gain, when = later_gain(values, at[-1], sign), f"after epoch {xs[at[-1]]}"
-        elif len(at) > 1 and xs[at[-1]] == epochs:  # ends at the run's last epoch: its last step
-            gain = sign * (values[at[-1]] - values[at[-2]]) / abs(values[at[-2]])
-            when = f"from epoch {xs[at[-2]]} to {xs[at[-1]]}"
-        else:
-            continue
-        found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {run.metric} "
-                                 f"{'still improved' if gain >= LEVELLED else 'changed'} by {gain:.0%} {when} "
-                                 "in the calibration run")
+        yield model, xs, values, [i for i, x in enumerate(xs) if epochs is None or x <= epochs]
+
+
+def calibration_beyond(run: Run, dataset: str) -> dict:
+    sign, found = _sign(run, run.deciding_metric), {}
+    for model, xs, values, at in _calibration_at_run_epochs(run, dataset):
+        if at and at[-1] + 1 < len(xs):
+            gain = later_gain(values, at[-1], sign)
+            found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {run.metric} {_moved(gain)} by "
+                                     f"{gain:.0%} after epoch {xs[at[-1]]} in the calibration run")
+    return found
+
+
+def calibration_last_step(run: Run, dataset: str) -> dict:
+    sign, epochs, found = _sign(run, run.deciding_metric), _run_epochs(run, dataset), {}
+    for model, xs, values, at in _calibration_at_run_epochs(run, dataset):
+        if len(at) > 1 and xs[at[-1]] == epochs:
+            found[model] = _last_step(run, model, xs[:at[-1] + 1], values[:at[-1] + 1], sign, run.metric,
+                                      " in the calibration run")
+    return found
+
+
+def trial_curves(run: Run, dataset: str) -> dict:
+    metric, curves = quality_curves(run, dataset)
+    found = {}
+    for model, rows in curves.items():
+        mean = rows.groupby("epoch")[f"x_hat_{metric}"].mean()
+        if len(mean) > 1:
+            found[model] = _last_step(run, model, list(mean.index), list(mean), _sign(run, metric),
+                                      f"{metric_label(metric)} of x_hat",
+                                      " during training (the trials' own, mean over seeds)")
+    return found
+
+
+def training_mse(run: Run, dataset: str) -> dict:
+    found = {}
     for model, history in histories(run, dataset).items():
-        if model in found or "recon_mse" not in history.columns:
-            continue
-        mean = history.groupby("epoch")["recon_mse"].mean()
-        if len(mean) < 2:
-            continue
-        gain = (mean.iloc[-2] - mean.iloc[-1]) / mean.iloc[-2]
-        found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s training reconstruction MSE "
-                                 f"fell {gain:.0%} in its last epoch")
+        if "recon_mse" in history.columns:
+            mean = history.groupby("epoch")["recon_mse"].mean()
+            if len(mean) > 1:
+                found[model] = _last_step(run, model, list(mean.index), list(mean), -1,
+                                          "training reconstruction MSE", " (mean over seeds)")
     return found
 
 

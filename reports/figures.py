@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from reports.claims import HIGH_FREQUENCY, SYNTACTIC_SHARE, split_kind
 from reports.forest import forest_plot
 from reports.headline import headline
-from reports.history_figures import epochs_figure, objective_figure, training_curves
+from reports.history_figures import epochs_figure, objective_figure, split_outputs_figure, training_curves
 from reports.plotting import dataset_panels, fit_title, value_scale
 from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
@@ -57,6 +57,7 @@ def render_figures(run: Run, write) -> list:
                         preview.images[sampler], preview.sigma_shares[sampler],
                         f"{run.dataset_label(dataset)}, {run.label(model)} seed {seed}")))
         figures.append((f"epochs_{dataset}", epochs_figure(run, dataset)))
+        figures.append((f"outputs_{dataset}", split_outputs_figure(run, dataset)))
         figures.append((f"curves_{dataset}", training_curves(run, dataset)))
         figures.append((f"objective_{dataset}", objective_figure(run, dataset)))
     written = []

@@ -1,9 +1,11 @@
 """Figures over epochs: quality against epochs (every model and seed), the quantities that compare
 across models (reconstruction MSE, KL, gamma), and each model's own objective on its own axis.
 
-Trials record their training history per epoch (metrics.csv) but score the deciding metric only at
-the end; a calibration run (bench/curve.py, calibration/curve.csv) scores one seed per model every
-few epochs. reports/budget.py reads the same histories to say whether a curve had levelled off.
+Trials record their training history per epoch (metrics.csv); since Settings.curve_every they also
+score their own sampler's outputs during training (bench/trial.py CurveScores: metrics.csv's
+<output>_<metric> columns, fewer images than the final score). A calibration run (bench/curve.py,
+calibration/curve.csv) scores one seed per model every few epochs, beyond the run's epochs.
+reports/budget.py reads the same histories to say whether a curve had levelled off.
 """
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from reports.plotting import fit_title
 from reports.rundir import Run
+from svae.contract import metric_label
 
 # (metrics.csv column, title, scale): these compare across models; the loss does not (each model's
 # likelihood and regulariser differ), so it gets objective_figure's panel per model.
@@ -31,6 +34,26 @@ def histories(run: Run, dataset: str, stages=FIRST_STAGE) -> dict:
             history = pd.concat(frames)
             found[model] = history if stages is None else history[history["stage"].isin(stages)]
     return found
+
+
+def quality_curves(run: Run, dataset: str) -> tuple:
+    """(metric, model -> its trials' scored epochs as metrics.csv rows with a seed column): the trials'
+    own quality against epochs (x_hat_<metric>, the run's deciding metric first where several); (None,
+    {}) for trials that did not score during training."""
+    found = histories(run, dataset, stages=None)
+    columns = sorted({c for h in found.values() for c in h.columns if c.startswith("x_hat_")},
+                     key=lambda c: c != f"x_hat_{run.deciding_metric}")
+    if not columns:
+        return None, {}
+    column = columns[0]
+    curves = {m: h[h[column].notna()] for m, h in found.items() if column in h.columns and h[column].notna().any()}
+    return column.removeprefix("x_hat_"), curves
+
+
+def curve_label(run: Run, model: str, rows) -> str:
+    """A model's name in a quality-against-epochs legend; the two-stage VAE scores its second stage's epochs."""
+    stages = set(rows["stage"])
+    return run.label(model) + ("" if stages <= set(FIRST_STAGE) else f" ({', '.join(sorted(stages))} epochs)")
 
 
 def calibration_curves(run: Run, dataset: str) -> dict:
@@ -60,21 +83,28 @@ def _epoch_axis(ax) -> None:
 
 
 def epochs_figure(run: Run, dataset: str):
-    """Reconstruction MSE by epoch, one line per model and seed (the trials' own histories); beside it
-    the deciding metric by epoch of the calibration run where there is one, the run's epochs marked."""
-    found, calibration = histories(run, dataset), calibration_curves(run, dataset)
-    found = {m: h for m, h in found.items() if "recon_mse" in h.columns}
+    """Quality against epochs, one line per model and seed: the trials' own scores where they scored
+    during training, else their training reconstruction MSE; beside it the deciding metric by epoch of
+    the calibration run where there is one, the run's epochs marked."""
+    metric, curves = quality_curves(run, dataset)
+    calibration = calibration_curves(run, dataset)
+    if curves:
+        found, column = curves, f"x_hat_{metric}"
+        samples = run.config.get("settings", {}).get(dataset, {}).get("curve_samples")
+        title = f"{metric_label(metric)} of x_hat by epoch, every seed" + (f" ({samples:,} samples)" if samples else "")
+    else:
+        found = {m: h for m, h in histories(run, dataset).items() if "recon_mse" in h.columns}
+        column, title = "recon_mse", "reconstruction MSE (training), every seed"
     if not found:
         return None
-    figure = Figure(figsize=(5.2 * (1 + bool(calibration)) + 1.6, 3.8), layout="constrained")
+    figure = Figure(figsize=(5.2 * (1 + bool(calibration)) + 2.2, 3.8), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, 1 + bool(calibration)))
     for i, (model, history) in enumerate(found.items()):
-        colour = f"C{i}"
         for j, (_, rows) in enumerate(history.groupby("seed")):
-            axes[0].plot(rows["epoch"], rows["recon_mse"], marker=MARKERS[i % len(MARKERS)], color=colour,
-                         linewidth=1, markersize=4, alpha=0.7, label=run.label(model) if j == 0 else None)
+            axes[0].plot(rows["epoch"], rows[column], marker=MARKERS[i % len(MARKERS)], color=f"C{i}", linewidth=1,
+                         markersize=4, alpha=0.7, label=curve_label(run, model, history) if j == 0 else None)
     axes[0].set_yscale("log")
-    axes[0].set_title("reconstruction MSE (training), every seed", fontsize=10)
+    axes[0].set_title(title, fontsize=10)
     _epoch_axis(axes[0])
     if calibration:
         epochs = run.config.get("settings", {}).get(dataset, {}).get("epochs")
@@ -86,8 +116,30 @@ def epochs_figure(run: Run, dataset: str):
         axes[1].set_title(f"{run.metric} by epoch (calibration run, one seed)", fontsize=10)
         _epoch_axis(axes[1])
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
-    missing = "" if calibration else f"; the trials record no {run.metric} per epoch"
+    missing = "" if curves or calibration else f"; the trials record no {run.metric} per epoch"
     fit_title(figure, f"{run.dataset_label(dataset)}: quality against epochs{missing}")
+    return figure
+
+
+def split_outputs_figure(run: Run, dataset: str):
+    """The split model's outputs (x_hat, x1, x2, mix) scored during training: the mean over seeds by
+    epoch, min-max shaded; None without such scores."""
+    metric, curves = quality_curves(run, dataset)
+    rows = curves.get(run.split_model)
+    if rows is None:
+        return None
+    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = figure.subplots()
+    for i, output in enumerate(o for o in run.outputs(run.split_model) if f"{o}_{metric}" in rows.columns):
+        spread = rows.groupby("epoch")[f"{output}_{metric}"].agg(["mean", "min", "max"])
+        line, = ax.plot(spread.index, spread["mean"], label=output, **_style(i))
+        ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(), alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"{metric_label(metric)} (log scale)")
+    _epoch_axis(ax)
+    ax.legend(fontsize=8)
+    fit_title(figure, f"{run.dataset_label(dataset)}: {run.label(run.split_model)}'s outputs during training, "
+              f"mean over {rows['seed'].nunique()} seed(s)")
     return figure
 
 

@@ -13,7 +13,7 @@ from reports.budget import budget_notes, levelling, scale_line
 from reports.claims import check_claims
 from reports.figures import headline_figure, metric_by_sampler, prdc_scatter, reconstructions, sample_grid
 from reports.forest import claim_intervals, forest_plot
-from reports.history_figures import epochs_figure, objective_figure, training_curves
+from reports.history_figures import epochs_figure, objective_figure, split_outputs_figure, training_curves
 from reports.plotting import caption, difference_scale, value_scale
 from reports.rundir import load_run
 from tests.report_fixtures import make_run, with_rae_beating_everything
@@ -172,3 +172,48 @@ def test_every_figure_of_the_study_has_a_caption_in_its_report():
     for png in sorted((STUDY / "figures").glob("*.png")):
         assert caption(f"figures/{png.name}"), png.name
         assert f"{caption(f'figures/{png.name}')}\n\n  ![{png.stem}]" in report
+
+
+def with_curves(run_dir, values):
+    """The fixture's trials with their own scores during training: metrics.csv gains <output>_fid
+    columns, (model, output) -> the value at epochs 1-3 (the same for every seed, plus seed / 100)."""
+    for metrics in run_dir.glob("trials/mnist-*/metrics.csv"):
+        model, seed = metrics.parent.name.split("-")[1], int(metrics.parent.name.rsplit("s", 1)[1])
+        rows = list(csv.reader(metrics.open()))
+        outputs = [o for m, o in values if m == model]
+        rows[0] += [f"{o}_fid" for o in outputs]
+        for row in rows[1:]:
+            epoch = int(row[1])
+            row += [values[model, o][epoch - 1] + seed / 100 for o in outputs]
+        with metrics.open("w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    return load_run(run_dir)
+
+
+CURVES = {("svae", "x_hat"): [30.0, 25.0, 24.5], ("svae", "x1"): [40.0, 20.0, 18.0],
+          ("svae", "x2"): [35.0, 30.0, 29.0], ("vae", "x_hat"): [30.0, 25.0, 20.0]}
+
+
+def test_the_trials_own_curves_decide_the_levelling_before_the_training_mse(tmp_path):
+    # the fixture's reconstruction MSE falls by a third every epoch; the trials' FID says otherwise for the SVAE
+    run = with_curves(make_run(tmp_path), CURVES)
+    found = levelling(run, "mnist")
+    assert found["svae"].levelled and found["svae"].evidence == \
+        "SVAE's FID of x_hat changed by 2% from epoch 2 to 3 during training (the trials' own, mean over seeds)"
+    assert not found["vae"].levelled and "still improved by 20%" in found["vae"].evidence
+    assert "reconstruction MSE" in levelling(load_run(make_run(tmp_path / "plain")), "mnist")["svae"].evidence
+
+
+def test_the_epochs_figure_draws_the_trials_own_scores_and_the_split_models_outputs(tmp_path):
+    run = with_curves(make_run(tmp_path), CURVES)
+    figure = epochs_figure(run, "mnist")
+    assert figure.axes[0].get_title() == "FID of x_hat by epoch, every seed"
+    lines = figure.axes[0].lines
+    assert len(lines) == 9 and [line.get_label() for line in lines if not line.get_label().startswith("_")] == \
+        ["SVAE", "VAE"]  # a line per finished seed (5 and 4), the model named once
+    assert list(lines[0].get_ydata()) == CURVES["svae", "x_hat"]  # seed 0
+    outputs = split_outputs_figure(run, "mnist")
+    assert [line.get_label() for line in outputs.axes[0].lines] == ["x_hat", "x1", "x2"]
+    assert list(outputs.axes[0].lines[1].get_ydata()) == pytest.approx([v + 0.02 for v in CURVES["svae", "x1"]])
+    assert "mean over 5 seed(s)" in outputs.get_suptitle()
+    assert split_outputs_figure(load_run(make_run(tmp_path / "plain")), "mnist") is None

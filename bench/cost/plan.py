@@ -50,10 +50,10 @@ def curve_images(s, model_name: str, last_stage_epochs: int) -> dict:
     if not s.curve_every:
         return {}
     points = last_stage_epochs // s.curve_every + bool(last_stage_epochs % s.curve_every)
-    encoded = min(s.gmm.fit_n, s.curve_samples) if MODELS[model_name].compared_at == "gmm" else 0
+    n = min(s.curve_samples, s.fid_samples)
+    encoded = min(s.gmm.fit_n, n) if MODELS[model_name].compared_at == "gmm" else 0
     passes = len([o for o in MODELS[model_name].outputs if o != "mix"])
-    return {"curve_forward": points * (s.curve_samples + encoded),
-            "curve_featurised": points * passes * s.curve_samples}
+    return {"curve_forward": points * (n + encoded), "curve_featurised": points * passes * n}
 
 
 @dataclass
@@ -174,7 +174,7 @@ def scoring_words(s) -> str:
 
 def curve_words(s) -> str:
     """How often a trial scores its quality against epochs (bench/trial.py CurveScores), if it does."""
-    return (f"; quality against epochs every {s.curve_every} epoch(s) on {s.curve_samples} samples"
+    return (f"; quality against epochs every {s.curve_every} epoch(s) on {min(s.curve_samples, s.fid_samples)} samples"
             if s.curve_every else "")
 
 
