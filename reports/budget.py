@@ -14,7 +14,7 @@ Levelled off, from the first of these evidences a model has:
 """
 from dataclasses import dataclass
 
-from reports.history_figures import calibration_curves, histories, quality_curves
+from reports.history_figures import FIRST_STAGE, calibration_curves, histories, quality_curves
 from reports.rundir import Run
 from svae.backbone import BackboneConfig
 from svae.contract import metric_label
@@ -80,8 +80,12 @@ def _sign(run: Run, metric: str) -> int:
 
 def _last_step(run: Run, model: str, epochs: list, values: list, sign: int, what: str, where: str) -> Levelling:
     gain = sign * (values[-1] - values[-2]) / abs(values[-2])
-    return Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {what} {_moved(gain)} by {gain:.0%} from epoch "
+    return Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {what} {_moved(gain)} by {_share(gain)} from epoch "
                      f"{epochs[-2]} to {epochs[-1]}{where}")
+
+
+def _share(gain: float) -> str:
+    return f"{round(gain, 2) + 0.0:.0%}"  # + 0.0: a rounded -0.0 prints as 0%
 
 
 def _moved(gain: float) -> str:
@@ -101,7 +105,7 @@ def calibration_beyond(run: Run, dataset: str) -> dict:
         if at and at[-1] + 1 < len(xs):
             gain = later_gain(values, at[-1], sign)
             found[model] = Levelling(model, gain < LEVELLED, f"{run.label(model)}'s {run.metric} {_moved(gain)} by "
-                                     f"{gain:.0%} after epoch {xs[at[-1]]} in the calibration run")
+                                     f"{_share(gain)} after epoch {xs[at[-1]]} in the calibration run")
     return found
 
 
@@ -115,14 +119,21 @@ def calibration_last_step(run: Run, dataset: str) -> dict:
 
 
 def trial_curves(run: Run, dataset: str) -> dict:
+    """A model scored in a later stage only (the two-stage VAE's second) has levelled off where that
+    curve and its first stage's training MSE both have."""
     metric, curves = quality_curves(run, dataset)
-    found = {}
+    first_stages, found = training_mse(run, dataset), {}
     for model, rows in curves.items():
         mean = rows.groupby("epoch")[f"x_hat_{metric}"].mean()
-        if len(mean) > 1:
-            found[model] = _last_step(run, model, list(mean.index), list(mean), _sign(run, metric),
-                                      f"{metric_label(metric)} of x_hat",
-                                      " during training (the trials' own, mean over seeds)")
+        if len(mean) < 2:
+            continue
+        level = _last_step(run, model, list(mean.index), list(mean), _sign(run, metric),
+                           f"{metric_label(metric)} of x_hat", " during training (the trials' own, mean over seeds)")
+        first = first_stages.get(model)
+        if first is not None and not set(rows["stage"]) <= set(FIRST_STAGE):
+            level = Levelling(model, level.levelled and first.levelled,
+                              f"{level.evidence}, and in its first stage, {first.evidence}")
+        found[model] = level
     return found
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from reports.plotting import fit_title
+from reports.plotting import fit_title, value_scale
 from reports.rundir import Run
 from svae.contract import metric_label
 
@@ -53,7 +53,7 @@ def quality_curves(run: Run, dataset: str) -> tuple:
 def curve_label(run: Run, model: str, rows) -> str:
     """A model's name in a quality-against-epochs legend; the two-stage VAE scores its second stage's epochs."""
     stages = set(rows["stage"])
-    return run.label(model) + ("" if stages <= set(FIRST_STAGE) else f" ({', '.join(sorted(stages))} epochs)")
+    return run.label(model) + ("" if stages <= set(FIRST_STAGE) else f" (its {', '.join(sorted(stages))}'s epochs)")
 
 
 def calibration_curves(run: Run, dataset: str) -> dict:
@@ -103,7 +103,7 @@ def epochs_figure(run: Run, dataset: str):
         for j, (_, rows) in enumerate(history.groupby("seed")):
             axes[0].plot(rows["epoch"], rows[column], marker=MARKERS[i % len(MARKERS)], color=f"C{i}", linewidth=1,
                          markersize=4, alpha=0.7, label=curve_label(run, model, history) if j == 0 else None)
-    axes[0].set_yscale("log")
+    axes[0].set_yscale(value_scale(pd.concat(h[column] for h in found.values())))
     axes[0].set_title(title, fontsize=10)
     _epoch_axis(axes[0])
     if calibration:
@@ -128,18 +128,18 @@ def split_outputs_figure(run: Run, dataset: str):
     rows = curves.get(run.split_model)
     if rows is None:
         return None
-    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    figure = Figure(figsize=(7.6, 3.8), layout="constrained")
     ax = figure.subplots()
     for i, output in enumerate(o for o in run.outputs(run.split_model) if f"{o}_{metric}" in rows.columns):
         spread = rows.groupby("epoch")[f"{output}_{metric}"].agg(["mean", "min", "max"])
         line, = ax.plot(spread.index, spread["mean"], label=output, **_style(i))
         ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(), alpha=0.15)
-    ax.set_yscale("log")
-    ax.set_ylabel(f"{metric_label(metric)} (log scale)")
+    ax.set_yscale(value_scale([v for line in ax.lines for v in line.get_ydata()]))
+    ax.set_ylabel(metric_label(metric) + (" (log scale)" if ax.get_yscale() == "log" else ""))
     _epoch_axis(ax)
     ax.legend(fontsize=8)
-    fit_title(figure, f"{run.dataset_label(dataset)}: {run.label(run.split_model)}'s outputs during training, "
-              f"mean over {rows['seed'].nunique()} seed(s)")
+    fit_title(figure, f"{run.dataset_label(dataset)}: {run.label(run.split_model)}'s outputs during training "
+              f"(mean over {rows['seed'].nunique()} seed(s), min-max shaded)")
     return figure
 
 

@@ -215,5 +215,19 @@ def test_the_epochs_figure_draws_the_trials_own_scores_and_the_split_models_outp
     outputs = split_outputs_figure(run, "mnist")
     assert [line.get_label() for line in outputs.axes[0].lines] == ["x_hat", "x1", "x2"]
     assert list(outputs.axes[0].lines[1].get_ydata()) == pytest.approx([v + 0.02 for v in CURVES["svae", "x1"]])
-    assert "mean over 5 seed(s)" in outputs.get_suptitle()
+    assert "mean over 5 seed(s), min-max shaded" in outputs.get_suptitle()
     assert split_outputs_figure(load_run(make_run(tmp_path / "plain")), "mnist") is None
+
+
+def test_a_model_scored_in_its_second_stage_only_levels_off_when_its_first_stage_has_too(tmp_path):
+    run_dir = make_run(tmp_path)
+    for metrics in run_dir.glob("trials/mnist-vae-*/metrics.csv"):  # the VAE stands in for a two-stage model
+        rows = list(csv.reader(metrics.open()))
+        first = [["stage1", *row[1:], ""] for row in rows[1:]]  # reconstruction MSE falling a third an epoch
+        second = [["stage2", *row[1:], value] for row, value in zip(rows[1:], (20.0, 19.9, 19.9))]  # flat
+        with metrics.open("w", newline="") as f:
+            csv.writer(f).writerows([rows[0] + ["x_hat_fid"], *first, *second])
+    level = levelling(load_run(run_dir), "mnist")["vae"]
+    assert not level.levelled
+    assert "FID of x_hat changed by 0% from epoch 2 to 3" in level.evidence
+    assert "and in its first stage, VAE's training reconstruction MSE still improved by 33%" in level.evidence
