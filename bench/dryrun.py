@@ -11,7 +11,7 @@ CPUs, with a progress line per cell). A missing input ends the dry run with exit
 
 
 from bench.metrics.inception_weights import missing_weights
-from bench.cost.plan import beside_words, counted_plan, curve_words, make_plan, scoring_words
+from bench.cost.plan import beside_words, counted_plan, curve_lines, make_plan, scoring_words
 from bench.cost.projection import measured_gpu, projection_lines
 from svae.data import count_images
 from svae.errors import HarnessError
@@ -49,7 +49,8 @@ def count_lines(plan) -> list:
     for dataset, s in plan.settings.items():
         out.append(f"  {dataset}: {plan.cells[dataset, models[0]].stages[0].images} training images, batch "
                    f"{s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, scored with "
-                   f"{scoring_words(s)}{curve_words(s)}")
+                   f"{scoring_words(s)}")
+        out += curve_lines(s)
         for model in models:
             cell = plan.cells[dataset, model]
             stages = ", ".join(f"{st.name} {st.epochs} epochs" for st in cell.stages)

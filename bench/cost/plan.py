@@ -141,7 +141,8 @@ class Plan:
             s = self.settings[dataset]
             out.append(f"  {dataset}: {self.cells[dataset, models[0]].stages[0].images} training images, "
                        f"batch {s.batch_size}, lr {s.lr:g}; {s.fid_samples} samples per output, "
-                       f"scored with {scoring_words(s)}{curve_words(s)}")
+                       f"scored with {scoring_words(s)}")
+            out += curve_lines(s)
             for model in models:
                 cell = self.cells[dataset, model]
                 stages = ", ".join(f"{st.name} {st.epochs} epochs at {st.images_per_s:.0f} images/s"
@@ -172,10 +173,10 @@ def scoring_words(s) -> str:
         if beside else "")
 
 
-def curve_words(s) -> str:
+def curve_lines(s) -> list:
     """How often a trial scores its quality against epochs (bench/trial.py CurveScores), if it does."""
-    return (f"; quality against epochs every {s.curve_every} epoch(s) on {min(s.curve_samples, s.fid_samples)} samples"
-            if s.curve_every else "")
+    return [f"    quality against epochs: every {s.curve_every} epoch(s) of the last stage, "
+            f"{min(s.curve_samples, s.fid_samples)} samples of each model's own sampler"] if s.curve_every else []
 
 
 def beside_words(cell: CellCost, timed: bool = True) -> str:
