@@ -119,6 +119,8 @@ def cpu(dataset: str) -> Settings:
       4.45. The first choice, 3, was read off test-split curves of 4 epochs while the SVAE still gained
       (results/fashion-mnist-cpu/calibration). MNIST's curves had not levelled off by 8
       (results/calibration/mnist-cpu): configs/cpu-mnist.yaml trains 8.
+    - Quality against epochs after every epoch (curve_every 1, 2,000 samples): one score took 3-4 s
+      against 37-43 s for an epoch of 60,000 images (VAE, SVAE, RAE; 2026-12-07, one thread), 8-10%.
     - lr 1e-3 and BatchNorm momentum 0.1, as the smoke preset: 1,400 steps per trial are too few for
       1e-4 and for running statistics at 0.001.
     """
