@@ -38,7 +38,7 @@ from bench.overrides import apply_overrides, parse_overrides, typed_overrides
 from bench.presets import Settings, settings_for
 from bench.search import validation_split
 from bench.settings_check import check_settings
-from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_now, train_config
+from bench.trial import Evaluation, TrialSpec, load_data, make_scorer, score_now, scored_epoch, train_config
 from reports.budget import LEVELLED, levelled_epoch
 from svae.command import HelpFormatter, run_command
 from svae.data import SPECS, check_dataset
@@ -79,7 +79,7 @@ def curve(spec: TrialSpec, settings, every: int, split: str, scorer, data: tuple
             nonlocal trained
             trained += history[-1]["seconds"]
             epoch = history[-1]["epoch"]
-            if last and (epoch % every == 0 or epoch == epochs):
+            if last and scored_epoch(epoch, epochs, every):
                 found = score_now(model, spec, settings, scorer, train, held_out, reference)
                 rows.extend({"model": spec.model, "epoch": epoch, "reference": split,
                              "train_seconds": round(trained, 1),

@@ -46,6 +46,11 @@ class Settings:
     search: bool = True  # tune every model's knob on a validation split first (bench/search.py)
     tuned: tuple = ()  # (model, ModelConfig field, value): the search's choices, each for its model only
 
+    @property
+    def curve_n(self) -> int:
+        """The samples (and reference images) of each score against epochs: curve_samples, at most fid_samples."""
+        return min(self.curve_samples, self.fid_samples)
+
     def backbones(self) -> tuple:
         """Every network the trials score with: fid_backbone, then beside_backbones."""
         return tuple(dict.fromkeys((self.fid_backbone, *self.beside_backbones)))

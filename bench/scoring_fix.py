@@ -1,9 +1,13 @@
 """--resume with a corrected scoring setting: a sweep whose trials trained and then failed while
 scoring or sampling (a GMM that cannot be fitted, a reference too small) keeps its trained weights.
 
-The settings below never reach a trial's weights: they act after its last epoch. A resumed sweep
-may change them, so long as no trial has finished with the old ones (its figures would not be
-comparable with the rest; re-score those with bench.rescore instead). Ray restores each failed trial
+The settings below never reach a trial's weights: they act after its last epoch, or in the scores a
+trial takes during training (Settings.curve_every, bench/trial.py CurveScores), which leave its
+weights as they were. A resumed sweep may change them, so long as no trial has finished with the old
+ones (its figures would not be comparable with the rest; re-score those with bench.rescore instead).
+A trial resumed mid-training keeps the scores its earlier epochs took with the old setting; after a
+changed fid_backbone they sit in another column (x_hat_fd_domain beside x_hat_fid), and the reports
+draw the deciding metric's. Ray restores each failed trial
 from its last checkpoint, which holds every epoch, so the trial goes straight to sampling and
 scoring with the corrected setting (bench/sweep.py trainable: the settings come from the driver on
 every start).
@@ -16,7 +20,7 @@ from svae.io import read_status
 # bench.run's defining config keys, and --set keys, that act only after training
 SCORING_CONFIG = ("fid_samples", "fid_backbone", "gmm_fit_on", "reference_split")
 SCORING_SETTINGS = ("fid_samples", "fid_backbone", "metrics", "grid_samples", "gmm.components", "gmm.covariance",
-                    "gmm.max_iter", "gmm.fit_on", "gmm.fit_n")
+                    "gmm.max_iter", "gmm.fit_on", "gmm.fit_n", "curve_every", "curve_samples")
 
 
 def training_part(overrides: dict) -> dict:

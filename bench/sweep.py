@@ -280,7 +280,8 @@ class SweepCallback(tune.Callback):
             try:  # a trial that a stop ended unfinished is left to the sweep's end (run_sweep)
                 collect(plan, trial_id, trial.checkpoint)
                 status = trial_status(plan.run_dir, trial_id)
-                progress.finished(trial_id, (status.get("train_seconds") or 0) + (status.get("eval_seconds") or 0))
+                progress.finished(trial_id, sum(status.get(k) or 0 for k in ("train_seconds", "curve_seconds",
+                                                                             "eval_seconds")))
                 write_plan_results(plan, progress.rows)
             except OSError as e:  # raised, Ray would print it and retry the trial
                 _noted_fault(e)

@@ -74,7 +74,8 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
     model = build_model(spec.model, SPECS[spec.dataset], settings.model)
     curve = CurveScores(spec, settings, evaluation, model, train, test) if settings.curve_every else None
     history = _train(model, spec, settings, train, folder, report, kill_after, curve)
-    train_seconds = time.time() - started - (curve.seconds if curve else 0.0)  # scoring is not training
+    trained = time.time()
+    train_seconds = trained - started - (curve.seconds if curve else 0.0)  # scoring during training is not training
     image_model = [m for m in history if m["stage"] == history[0]["stage"]][-1]  # two-stage: stage 1
     summary = {"trial_id": spec.trial_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
                "epochs": image_model["epoch"], "final_loss": image_model["loss"],
@@ -84,7 +85,8 @@ def run_trial(spec: TrialSpec, settings: Settings, evaluation: Evaluation, folde
                "train_seconds": round(train_seconds, 3)}
     rows = [{**row, **summary} for row in _evaluate(spec, settings, evaluation, model, train, test, folder)]
     status = {"status": "finished", "error": None, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
-              "train_seconds": train_seconds, "eval_seconds": time.time() - started - train_seconds,
+              "train_seconds": train_seconds, "eval_seconds": time.time() - trained,
+              "curve_seconds": curve.seconds if curve else None,
               "attempt_id": uuid.uuid4().hex}
     atomic_write_json(folder / "status.json", status)
     atomic_write_json(folder / "rows.json", rows)
@@ -141,28 +143,35 @@ def _train(model, spec, settings, train, folder, report, kill_after, curve=None)
     return finished
 
 
-def score_now(model, spec: TrialSpec, settings: Settings, scorer, train, held_out, reference) -> list:
-    """Rows of the model's own sampler at its present weights against `reference`, leaving its mode and
-    every RNG as they were (training goes on as if it had not been scored)."""
+def score_now(model, spec: TrialSpec, settings: Settings, scorer, train, held_out, reference, scored=None) -> list:
+    """Rows of the model's own sampler at its present weights against `reference` (`scored`: score_outputs'),
+    leaving its mode and every RNG as they were (training goes on as if it had not been scored). x1 and
+    x2 are the decoder's raw components: a trial's orientation is known only once it has trained."""
     was_training = model.training
     sampler = MODELS[spec.model].compared_at
     with torch.random.fork_rng():
         z = sample_latents(model, sampler, settings.fid_samples, train_images=train, test_images=held_out,
                            gmm=settings.gmm, seed=spec.seed)
-        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, None, reference)
+        rows = score_outputs(scorer, spec, sampler, decode(model, z), settings, None, reference, scored)
     model.train(was_training)
     return rows
 
 
+def scored_epoch(epoch: int, epochs: int, every: int) -> bool:
+    """Whether quality against epochs is scored after `epoch` of `epochs`: every `every`-th, and the last."""
+    return epoch % every == 0 or epoch == epochs
+
+
 class CurveScores:
     """A trial's quality against epochs (Settings.curve_every): called after each epoch of the model's last
-    stage, it returns {"<output>_<metric>": value, "curve_seconds": s} after every curve_every-th epoch
-    and the last, else {}. Each output of the model's own sampler, curve_samples of them (at most
-    fid_samples; the GMM fitted on as many training latents) against as many reference images, scored with
+    stage, it returns {"<output>_<metric>": value, "curve_seconds": s} after the epochs scored_epoch
+    names, else {}. Each output of the model's own sampler but mix (x1 and x2 raw: reports/rundir.py
+    names them by the trial's orientation, which a mix of halves cannot follow), Settings.curve_n of
+    them (the GMM fitted on as many training latents) against as many reference images, scored with
     fid_backbone's Frechet distance only; the scoring network is made at the first score."""
 
     def __init__(self, spec: TrialSpec, settings: Settings, evaluation: Evaluation, model, train, test):
-        n = min(settings.curve_samples, settings.fid_samples)
+        n = settings.curve_n
         self.settings = replace(settings, fid_samples=n, metrics=("fid",),
                                 gmm=replace(settings.gmm, fit_n=min(settings.gmm.fit_n, n)))
         self.spec, self.evaluation, self.model, self.train, self.held_out = spec, evaluation, model, train, test[:n]
@@ -170,7 +179,7 @@ class CurveScores:
         self.seconds = 0.0  # spent scoring in this process
 
     def __call__(self, epoch: int, epochs: int) -> dict:
-        if epoch % self.settings.curve_every and epoch != epochs:
+        if not scored_epoch(epoch, epochs, self.settings.curve_every):
             return {}
         started = time.perf_counter()
         if self.scorer is None:
@@ -179,7 +188,8 @@ class CurveScores:
                 self.reference = self.scorer.reference(self.spec.dataset, self.evaluation.reference_split,
                                                        self.settings.fid_samples,
                                                        SPECS[self.spec.dataset].preprocessing)
-        rows = score_now(self.model, self.spec, self.settings, self.scorer, self.train, self.held_out, self.reference)
+        rows = score_now(self.model, self.spec, self.settings, self.scorer, self.train, self.held_out, self.reference,
+                         [o for o in MODELS[self.spec.model].outputs if o != "mix"])
         seconds = time.perf_counter() - started
         self.seconds += seconds
         return {**{f"{r['output']}_{r['metric']}": r["value"] for r in rows}, "curve_seconds": seconds}
@@ -297,14 +307,15 @@ def score_sampler(scorers: dict, spec: TrialSpec, sampler: str, outputs: dict, s
 
 
 def score_outputs(scorer, spec: TrialSpec, sampler: str, outputs: dict, settings: Settings, split: str,
-                  reference=None) -> list:
-    """results.csv rows (without the trial's columns): one per scored output and metric figure, against
-    `reference` (bench.metrics Reference), by default the scorer's statistics of the dataset's split."""
+                  reference=None, scored=None) -> list:
+    """results.csv rows (without the trial's columns): one per scored output (`scored`, by default the
+    model's outputs) and metric figure, against `reference` (bench.metrics Reference), by default the
+    scorer's statistics of the dataset's split."""
     reference = reference or scorer.reference(spec.dataset, split, settings.fid_samples,
                                               SPECS[spec.dataset].preprocessing)
     extractor = scorer.extractor(spec.dataset)
     rows = []
-    for output, feats in output_features(extractor, outputs, MODELS[spec.model].outputs).items():
+    for output, feats in output_features(extractor, outputs, scored or MODELS[spec.model].outputs).items():
         for figure in scorer.score(feats, reference, settings.metrics):
             rows.append({"sampler": sampler, "output": output, "metric": figure.metric, "value": figure.value,
                          "value_std": figure.std, "higher_is_better": figure.higher_is_better,

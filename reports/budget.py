@@ -127,10 +127,12 @@ def trial_curves(run: Run, dataset: str) -> dict:
         mean = rows.groupby("epoch")[f"x_hat_{metric}"].mean()
         if len(mean) < 2:
             continue
+        later = not set(rows["stage"]) <= set(FIRST_STAGE)
         level = _last_step(run, model, list(mean.index), list(mean), _sign(run, metric),
-                           f"{metric_label(metric)} of x_hat", " during training (the trials' own, mean over seeds)")
+                           f"{metric_label(metric)} of x_hat", " during training (the trials' own, mean over seeds"
+                           + (f"; {', '.join(sorted(set(rows['stage'])))}'s epochs)" if later else ")"))
         first = first_stages.get(model)
-        if first is not None and not set(rows["stage"]) <= set(FIRST_STAGE):
+        if first is not None and later:
             level = Levelling(model, level.levelled and first.levelled,
                               f"{level.evidence}, and in its first stage, {first.evidence}")
         found[model] = level

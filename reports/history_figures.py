@@ -42,7 +42,7 @@ def quality_curves(run: Run, dataset: str) -> tuple:
     {}) for trials that did not score during training."""
     found = histories(run, dataset, stages=None)
     columns = sorted({c for h in found.values() for c in h.columns if c.startswith("x_hat_")},
-                     key=lambda c: c != f"x_hat_{run.deciding_metric}")
+                     key=lambda c: (c != f"x_hat_{run.deciding_metric}", c))
     if not columns:
         return None, {}
     column = columns[0]
@@ -122,8 +122,9 @@ def epochs_figure(run: Run, dataset: str):
 
 
 def split_outputs_figure(run: Run, dataset: str):
-    """The split model's outputs (x_hat, x1, x2, mix) scored during training: the mean over seeds by
-    epoch, min-max shaded; None without such scores."""
+    """The split model's outputs scored during training (x_hat, and x1 and x2 named as the tables name
+    them: reports/rundir.py Run.metrics): the mean over seeds by epoch, min-max shaded; None without
+    such scores."""
     metric, curves = quality_curves(run, dataset)
     rows = curves.get(run.split_model)
     if rows is None:

@@ -83,12 +83,13 @@ CAPTIONS = {  # figure name's first part -> what to look for
     "split": "The split model's sigma map and its two components for the same latents: a semantic split "
              "weights object parts, a syntactic one texture or edges.",
     "epochs": "Quality against epochs for every model and seed: the trials' own score during training where "
-              "they scored it (fewer images than the tables', so its level differs from theirs), else their "
+              "they scored it (a quick score: at most as many images as the tables', the GMM fitted on as "
+              "many latents, the run's first scoring network; its level is not the tables'), else their "
               "training reconstruction MSE. Where a curve still falls at the last epoch, the model had not "
               "levelled off: its verdicts hold at this budget only.",
-    "outputs": "The split model's outputs scored during training (the trials' own score against epochs, "
-               "fewer images than the tables': compare shapes and order, not levels): whether x1 or x2 "
-               "scored better than x_hat throughout training or only at some epochs.",
+    "outputs": "The split model's outputs scored during training (the trials' own quick score: compare "
+               "shapes and order, not levels, with the tables): whether x1 or x2 scored better than x_hat "
+               "throughout training or only at some epochs.",
     "curves": "Quantities that compare across models (reconstruction MSE, KL, gamma) by epoch: the line "
               "is the mean over seeds, the band their min-max.",
     "objective": "Each model's own training objective by epoch, on its own axis: objectives differ "

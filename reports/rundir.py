@@ -15,6 +15,7 @@ from svae.contract import METRIC_ORDER, REAL_FID, REQUIRED_COLUMNS, is_frechet, 
 from svae.errors import HarnessError
 from svae.io import read_status
 from svae.preview import load_preview
+from svae.samplers import is_orientation
 
 GENERATORS = ("gmm", "prior")  # samplers of generated images, the paper's first
 KEY = ["dataset", "model", "seed", "sampler", "output", "metric"]  # one figure per key
@@ -203,9 +204,28 @@ class Run:
         return (sampler, preview) if sampler is not None else (None, None)
 
     def metrics(self, trial_id: str):
-        """trials/<id>/metrics.csv as a DataFrame, or None if absent."""
-        return _read_table(self.path / "trials" / trial_id / "metrics.csv", METRICS_COLUMNS,
-                           "delete it or re-run the trial", "it must follow docs/run_directory.md")
+        """trials/<id>/metrics.csv as a DataFrame, or None if absent. Its scores during training
+        (<output>_<metric>, bench/trial.py CurveScores) are of the decoder's raw components: x1 and x2
+        are named here as the tables name them (orientation.json swaps them where sigma weights the
+        second more); without a readable orientation they are dropped, as is a raw mix."""
+        table = _read_table(self.path / "trials" / trial_id / "metrics.csv", METRICS_COLUMNS,
+                            "delete it or re-run the trial", "it must follow docs/run_directory.md")
+        raw = [] if table is None else [c for c in table.columns if c.startswith(("x1_", "x2_", "mix_"))]
+        if not raw:
+            return table
+        orientation = self._orientation(trial_id)
+        table = table.drop(columns=[c for c in raw if c.startswith("mix_") or orientation is None])
+        swap = {"x1_": "x2_", "x2_": "x1_"} if orientation and orientation["swapped"] else {}
+        return table.rename(columns=lambda c: swap[c[:3]] + c[3:] if c[:3] in swap else c)
+
+    def _orientation(self, trial_id: str):
+        """trials/<id>/orientation.json (svae/samplers.py orient_components), or None where it is absent,
+        unreadable or null (a model without components)."""
+        try:
+            value = json.loads((self.path / "trials" / trial_id / "orientation.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return value if value and is_orientation(value) else None
 
     def calibration(self):
         """calibration/curve.csv (bench/curve.py: one seed per model scored every few epochs) as a

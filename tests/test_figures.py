@@ -174,17 +174,24 @@ def test_every_figure_of_the_study_has_a_caption_in_its_report():
         assert f"{caption(f'figures/{png.name}')}\n\n  ![{png.stem}]" in report
 
 
-def with_curves(run_dir, values):
-    """The fixture's trials with their own scores during training: metrics.csv gains <output>_fid
-    columns, (model, output) -> the value at epochs 1-3 (the same for every seed, plus seed / 100)."""
+def with_curves(run_dir, values, metric="fid", swapped_seeds=(1,)):
+    """The fixture's trials with their own scores during training: metrics.csv gains <output>_<metric>
+    columns, (model, output) -> the value at epochs 1-3 (the same for every seed, plus seed / 100). As a
+    trial writes them, x1 and x2 are the decoder's raw components: for the SVAE's swapped_seeds the
+    tables' x1 is raw x2 (orientation.json says so), and a raw mix is there too."""
     for metrics in run_dir.glob("trials/mnist-*/metrics.csv"):
         model, seed = metrics.parent.name.split("-")[1], int(metrics.parent.name.rsplit("s", 1)[1])
         rows = list(csv.reader(metrics.open()))
-        outputs = [o for m, o in values if m == model]
-        rows[0] += [f"{o}_fid" for o in outputs]
+        raw = {o: values[model, o] for m, o in values if m == model}
+        if model == "svae":
+            swapped = seed in swapped_seeds
+            (metrics.parent / "orientation.json").write_text(json.dumps({"swapped": swapped, "mean_sigma": 0.5}))
+            if swapped:
+                raw["x1"], raw["x2"] = raw["x2"], raw["x1"]
+            raw["mix"] = [1000.0] * 3
+        rows[0] += [f"{o}_{metric}" for o in raw]
         for row in rows[1:]:
-            epoch = int(row[1])
-            row += [values[model, o][epoch - 1] + seed / 100 for o in outputs]
+            row += [v[int(row[1]) - 1] + seed / 100 for v in raw.values()]
         with metrics.open("w", newline="") as f:
             csv.writer(f).writerows(rows)
     return load_run(run_dir)
@@ -231,3 +238,22 @@ def test_a_model_scored_in_its_second_stage_only_levels_off_when_its_first_stage
     assert not level.levelled
     assert "FID of x_hat changed by 0% from epoch 2 to 3" in level.evidence
     assert "and in its first stage, VAE's training reconstruction MSE still improved by 33%" in level.evidence
+
+
+def test_the_trials_scores_name_x1_and_x2_by_each_seeds_orientation(tmp_path):
+    run = with_curves(make_run(tmp_path), CURVES, swapped_seeds=(1, 3))
+    for seed in range(5):
+        table = run.metrics(f"mnist-svae-s{seed}")
+        assert "mix_fid" not in table.columns  # a raw mix of halves cannot be re-oriented
+        assert list(table["x1_fid"]) == pytest.approx([v + seed / 100 for v in CURVES["svae", "x1"]]), seed
+    (run_dir := tmp_path / "run" / "trials" / "mnist-svae-s2" / "orientation.json").unlink()
+    assert not any(c.startswith(("x1_", "x2_")) for c in run.metrics("mnist-svae-s2").columns)  # unknown: left out
+    assert run_dir.parent.joinpath("metrics.csv").read_text().count("x1_fid") == 1  # the file is unchanged
+
+
+def test_a_run_deciding_on_fid_levels_off_on_its_fd_domain_curves(tmp_path):
+    run = with_curves(make_run(tmp_path), CURVES, metric="fd_domain")
+    assert run.deciding_metric == "fid"
+    found = levelling(run, "mnist")
+    assert found["svae"].levelled and "SVAE's fd_domain of x_hat changed by 2%" in found["svae"].evidence
+    assert epochs_figure(run, "mnist").axes[0].get_title() == "fd_domain of x_hat by epoch, every seed"

@@ -77,7 +77,8 @@ def test_tiny_run_has_exactly_the_documented_files_and_columns(tiny_run):
     for folder in (tiny_run / "trials").iterdir():
         status = json.loads((folder / "status.json").read_text())
         assert status["status"] == "finished" and set(status) == {
-            "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "attempt_id"}
+            "status", "error", "dataset", "model", "seed", "train_seconds", "eval_seconds", "curve_seconds",
+            "attempt_id"}
         stages = sorted(set(pd.read_csv(folder / "metrics.csv")["stage"]))
         expected = {"status.json", "rows.json", "metrics.csv", "orientation.json", "sampler_facts.json"} | {
             f"checkpoint-final-{s}.pt" for s in stages}

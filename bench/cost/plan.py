@@ -20,6 +20,7 @@ import torch
 from bench.models import MODELS, build_model
 from svae.contract import frechet_name, metric_label
 from bench.resources import describe, per_dataset
+from bench.trial import scored_epoch
 from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.samplers import decode, latent_means, samplers_for
@@ -49,11 +50,10 @@ def curve_images(s, model_name: str, last_stage_epochs: int) -> dict:
     CurveScores) passes through the model (decoded, and encoded for the GMM) and the scoring network."""
     if not s.curve_every:
         return {}
-    points = last_stage_epochs // s.curve_every + bool(last_stage_epochs % s.curve_every)
-    n = min(s.curve_samples, s.fid_samples)
-    encoded = min(s.gmm.fit_n, n) if MODELS[model_name].compared_at == "gmm" else 0
+    points = sum(scored_epoch(e, last_stage_epochs, s.curve_every) for e in range(1, last_stage_epochs + 1))
+    encoded = min(s.gmm.fit_n, s.curve_n) if MODELS[model_name].compared_at == "gmm" else 0
     passes = len([o for o in MODELS[model_name].outputs if o != "mix"])
-    return {"curve_forward": points * (n + encoded), "curve_featurised": points * passes * n}
+    return {"curve_forward": points * (s.curve_n + encoded), "curve_featurised": points * passes * s.curve_n}
 
 
 @dataclass
@@ -176,7 +176,7 @@ def scoring_words(s) -> str:
 def curve_lines(s) -> list:
     """How often a trial scores its quality against epochs (bench/trial.py CurveScores), if it does."""
     return [f"    quality against epochs: every {s.curve_every} epoch(s) of the last stage, "
-            f"{min(s.curve_samples, s.fid_samples)} samples of each model's own sampler"] if s.curve_every else []
+            f"{s.curve_n} samples of each model's own sampler"] if s.curve_every else []
 
 
 def beside_words(cell: CellCost, timed: bool = True) -> str:
