@@ -139,8 +139,17 @@ def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, kee
         tune_config=tune.TuneConfig(metric="score", mode="min", reuse_actors=True),
         run_config=tune.RunConfig(name=f"search-{uuid.uuid4().hex[:8]}", storage_path=storage, verbose=0,
                                   log_to_file=True, callbacks=[Keep()]))
+    return collect_scores(tuner.fit(), len(candidates))
+
+
+def collect_scores(results, candidates: int) -> dict:
+    """tune_scores' answer from Ray Tune's results of its `candidates`: a failed candidate, or one with
+    no score (stopped, or never started: an interrupted search), is a one-line HarnessError."""
     scores, errors, unscored = {}, [], 0
-    for result in tuner.fit():
+    for result in results:
+        if result.config is None:  # never started: the search was interrupted before its turn
+            unscored += 1
+            continue
         c = result.config["candidate"]
         score = (result.metrics or {}).get("score")
         if result.error is not None:
@@ -151,10 +160,10 @@ def tune_scores(candidates: list, jobs: dict, storage: str, resources: dict, kee
         else:
             scores[candidate_key(c)] = finite_or_none(score)
     if errors:
-        raise HarnessError(f"the search failed for {len(errors)} of {len(candidates)} candidates (first: "
+        raise HarnessError(f"the search failed for {len(errors)} of {candidates} candidates (first: "
                            f"{errors[0]}); fix that and run the same command again with --resume")
     if unscored:
-        raise HarnessError(f"the search did not finish: {unscored} of {len(candidates)} candidates have no score "
+        raise HarnessError(f"the search did not finish: {unscored} of {candidates} candidates have no score "
                            "(interrupted); the scored ones are kept: run the same command again with --resume")
     return scores
 

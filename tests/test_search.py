@@ -3,6 +3,7 @@ an edge, recorded, never repeated; each choice applies to its own model."""
 import json
 import math
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 import bench.search
 from bench.models import MODELS
 from bench.presets import model_settings, settings_for
-from bench.search import FACTORS, MAX_WIDENING, SEEDS, run_searches, search_path, validation_split
+from bench.search import FACTORS, MAX_WIDENING, SEEDS, collect_scores, run_searches, search_path, validation_split
 from bench.trial import Evaluation
 from svae.errors import HarnessError
 from svae.data import load_images
@@ -252,3 +253,13 @@ def test_ray_tune_reports_each_candidates_score_into_the_kept_record(tmp_path):
     kept = json.loads((run_dir / "search" / "candidates.json").read_text())
     assert sorted((k["factor"], k["seed"], k["score"]) for k in kept) == sorted(
         (f, seed, abs(math.log2(f))) for f in FACTORS for seed in SEEDS)
+
+
+def test_an_interrupted_search_with_candidates_that_never_started_is_one_line():
+    """Ray Tune returns a result with no config for a candidate that a Ctrl-C kept from starting."""
+    scored = SimpleNamespace(config={"candidate": {"dataset": "mnist", "model": "vae", "factor": 1.0, "seed": 1000}},
+                             metrics={"score": 5.0}, error=None)
+    never_started = SimpleNamespace(config=None, metrics=None, error=None)
+    assert collect_scores([scored], 1) == {("mnist", "vae", 1.0, 1000): 5.0}
+    with pytest.raises(HarnessError, match="did not finish: 2 of 3 candidates have no score"):
+        collect_scores([scored, never_started, never_started], 3)
