@@ -157,6 +157,9 @@ def score_now(model, spec: TrialSpec, settings: Settings, scorer, train, held_ou
     return rows
 
 
+CURVE_OUTPUTS = ("x_hat_", "x1_", "x2_", "mix_")  # metrics.csv's <output>_<metric> columns (mix: before 2026-12-07)
+
+
 def scored_epoch(epoch: int, epochs: int, every: int) -> bool:
     """Whether quality against epochs is scored after `epoch` of `epochs`: every `every`-th, and the last."""
     return epoch % every == 0 or epoch == epochs
@@ -214,8 +217,10 @@ def _keep_final_weights(folder: Path) -> None:
 
 
 def write_metrics(folder: Path, history: list) -> None:
-    fields = ["stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s"]
-    fields += sorted({name for metrics in history for name in metrics} - set(fields))  # a model's own terms
+    fields = ["stage", "epoch", "loss", "recon_mse", "kl", "gamma", "active_units", "seconds", "images_per_s", "lr"]
+    # then a model's own terms, then the scores taken during training (CurveScores), each in name order
+    fields += sorted({name for metrics in history for name in metrics} - set(fields),
+                     key=lambda name: (name == "curve_seconds" or name.startswith(CURVE_OUTPUTS), name))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
