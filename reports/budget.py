@@ -93,7 +93,7 @@ def _moved(gain: float) -> str:
 
 
 def _calibration_at_run_epochs(run: Run, dataset: str):
-    """model -> (epochs, values, positions of the epochs within the run's) of its calibration curve."""
+    """(model, epochs, values, positions of the epochs within the run's) of each calibration curve."""
     epochs = _run_epochs(run, dataset)
     for model, (xs, values) in calibration_curves(run, dataset).items():
         yield model, xs, values, [i for i, x in enumerate(xs) if epochs is None or x <= epochs]

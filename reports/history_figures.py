@@ -3,7 +3,7 @@ across models (reconstruction MSE, KL, gamma), and each model's own objective on
 
 Trials record their training history per epoch (metrics.csv); since Settings.curve_every they also
 score their own sampler's outputs during training (bench/trial.py CurveScores: metrics.csv's
-<output>_<metric> columns, fewer images than the final score). A calibration run (bench/curve.py,
+<output>_<metric> columns, a quicker score than the final one). A calibration run (bench/curve.py,
 calibration/curve.csv) scores one seed per model every few epochs, beyond the run's epochs.
 reports/budget.py reads the same histories to say whether a curve had levelled off.
 """
@@ -90,7 +90,8 @@ def epochs_figure(run: Run, dataset: str):
     calibration = calibration_curves(run, dataset)
     if curves:
         found, column = curves, f"x_hat_{metric}"
-        samples = run.config.get("settings", {}).get(dataset, {}).get("curve_samples")
+        settings = run.config.get("settings", {}).get(dataset, {})
+        samples = min(settings.get("curve_samples") or 0, settings.get("fid_samples") or 0)  # Settings.curve_n
         title = f"{metric_label(metric)} of x_hat by epoch, every seed" + (f" ({samples:,} samples)" if samples else "")
     else:
         found = {m: h for m, h in histories(run, dataset).items() if "recon_mse" in h.columns}
