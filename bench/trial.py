@@ -178,6 +178,7 @@ class CurveScores:
         self.settings = replace(settings, fid_samples=n, metrics=("fid",),
                                 gmm=replace(settings.gmm, fit_n=min(settings.gmm.fit_n, n)))
         self.spec, self.evaluation, self.model, self.train, self.held_out = spec, evaluation, model, train, test[:n]
+        self.scored = [o for o in MODELS[spec.model].outputs if o != "mix"]
         self.scorer = self.reference = None
         self.seconds = 0.0  # spent scoring in this process
 
@@ -192,7 +193,7 @@ class CurveScores:
                                                        self.settings.fid_samples,
                                                        SPECS[self.spec.dataset].preprocessing)
         rows = score_now(self.model, self.spec, self.settings, self.scorer, self.train, self.held_out, self.reference,
-                         [o for o in MODELS[self.spec.model].outputs if o != "mix"])
+                         self.scored)
         seconds = time.perf_counter() - started
         self.seconds += seconds
         return {**{f"{r['output']}_{r['metric']}": r["value"] for r in rows}, "curve_seconds": seconds}

@@ -95,10 +95,19 @@ class CellCost:
         return len(self.samplers) * len([o for o in self.outputs if o != "mix"]) * self.samples
 
     @property
+    def forward_total(self) -> int:
+        """Images through the model without gradients: sampling, and scoring during training."""
+        return self.forward_images + self.curve_forward
+
+    @property
+    def featurised_total(self) -> int:
+        """Images through the scoring network: the final scores, and those during training."""
+        return self.featurised + self.curve_featurised
+
+    @property
     def seconds(self) -> float:
-        return (sum(s.seconds for s in self.stages) + (self.forward_images + self.curve_forward) / self.forward_per_s
-                + (self.featurised + self.curve_featurised) / self.features_per_s
-                + sum(n / rate for _, n, rate in self.beside))
+        return (sum(s.seconds for s in self.stages) + self.forward_total / self.forward_per_s
+                + self.featurised_total / self.features_per_s + sum(n / rate for _, n, rate in self.beside))
 
 
 @dataclass

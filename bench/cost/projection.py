@@ -122,7 +122,7 @@ def project(trials: list, gpus: int, overhead_seconds: float = 0.0, searches: li
 def plan_jobs(plan) -> dict:
     """(dataset, model) -> Job for every cell of a bench.cost.plan Plan."""
     return {(d, m): Job(d, m, plan.settings[d], tuple((st.epochs, st.images) for st in cell.stages),
-                        cell.forward_images + cell.curve_forward, cell.featurised + cell.curve_featurised)
+                        cell.forward_total, cell.featurised_total)
             for (d, m), cell in plan.cells.items()}
 
 
