@@ -31,7 +31,7 @@ from bench.memorisation import EXTRACTOR_ID as MEMORISATION_EXTRACTOR_ID
 from bench.memorisation import METRIC as MEMORISATION_METRIC
 from bench.models import MODELS
 from bench.presets import model_settings
-from bench.rundir import check_same_data, grid_trial
+from bench.rundir import check_same_data, close_session, grid_trial, note_progress, open_session
 from bench.search import with_choices
 from bench.settings_check import check_settings, checked_sweep_settings
 from bench.trial import (Evaluation, TrialSpec, generate, load_data, make_scorer, memorisation_rows, restore_model,
@@ -282,7 +282,15 @@ def rescore(args) -> int:
     try:
         with run_lock(job["run_dir"], "python -m bench.rescore"), \
                 faults_as_errors(lambda: where, f"run the same command again to finish ({AGAIN})"):
-            return rescore_run(args, job)
+            path = job["run_dir"] / "manifest.json"
+            atomic_write_json(path, open_session(json.loads(path.read_text()), "rescores",
+                                                 backbone=args.fid_backbone, metrics=list(args.metrics),
+                                                 compared_only=args.compared_only))
+            started = time.monotonic()
+            try:
+                return rescore_run(args, job)
+            finally:  # an interrupted re-score's time counts too (manifest.json rescores, rescore_wall_s)
+                close_session(job["run_dir"], time.monotonic() - started, "rescores")
     finally:  # rescore_run sets the sweep's threads: a caller in this process gets its own back
         torch.set_num_threads(threads)
 
@@ -326,6 +334,7 @@ def rescore_run(args, job: dict) -> int:
         progress.line(f"{spec.trial_id}: {len(append)} new figures, {len(compared)} stored figures reproduced "
                       f"{'exactly' if worst == 0 else f'to {worst:.1e} (relative)'}")
         progress.finished(spec.trial_id, time.time() - started)
+        note_progress(run_dir, "rescores")
     import reports
     reports.render(run_dir)
     progress.line(f"done: {added} figures added to {run_dir / 'results.csv'}; reports rendered again")

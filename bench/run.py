@@ -34,7 +34,7 @@ from bench.cost.plan import confirm, make_plan
 from bench.presets import PRESETS, Settings
 from bench.resources import gpu_shares
 from bench.rundir import (check_run_dir, check_same_data, check_writable, choose_storage,
-                          close_session, manifest_for, open_session, protocol_for,
+                          close_session, manifest_for, note_progress, open_session, protocol_for,
                           set_aside_ray_state, storage_name, write_owner)
 from bench.seams import Seams
 from bench.settings_check import checked_sweep_settings
@@ -269,6 +269,7 @@ def run(args, seams: Seams) -> int:
                                                   {"cpu": args.cpus_per_trial, "gpu": max(gpus.values())},
                                                   enabled=next(iter(config["settings"].values())).search,
                                                   scores_of=seams.scores_of or tune_scores)
+            note_progress(run_dir)
             plan = SweepPlan(run_dir=run_dir, storage=storage, grid=grid, settings=config["settings"],
                              evaluation=evaluation, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
                              max_concurrent=args.max_concurrent, resume=args.resume,

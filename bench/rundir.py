@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from bench.models import MODELS
@@ -29,6 +30,8 @@ from svae.data import SPECS
 from svae.errors import HarnessError
 from svae.io import atomic_write_json, read_status
 from svae.samplers import COMPONENT_RULE, SAMPLERS
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # a session's started and last_seen
 
 # The settings that define a sweep's results; a run directory holds one sweep, so these must match
 # on --resume. Paths and resources (where things are, how fast they run) may change.
@@ -330,22 +333,53 @@ def _git_commit():
         return None
 
 
-def open_session(manifest: dict) -> dict:
-    """The manifest with this invocation added to its sessions, its wall time still unknown (null):
-    a session killed outright stays null, so a study's recorded time never silently leaves it out."""
-    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_s": None,
+# A manifest's kinds of session -> the totals over them: bench.run's sessions (training and the cheap
+# metrics) and bench.rescore's (figures added later, e.g. Inception FID on a cpu study).
+SESSION_TOTALS = {"sessions": ("wall_time_s", "sessions_unmeasured"),
+                  "rescores": ("rescore_wall_s", "rescores_unmeasured")}
+
+
+def open_session(manifest: dict, kind: str = "sessions", **facts) -> dict:
+    """The manifest with this invocation added to its sessions of this kind (facts: what it does), its wall
+    time still unknown (null): a session killed outright stays null, so a study's recorded time never
+    silently leaves it out."""
+    session = {"started": time.strftime(TIME_FORMAT), "wall_s": None,
                "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-               "cpu_model": _cpu_model()}
-    return {**manifest, "sessions": manifest.get("sessions", []) + [session]}
+               "cpu_model": _cpu_model(), **facts}
+    return {**manifest, kind: manifest.get(kind, []) + [session]}
 
 
-def close_session(run_dir: Path, seconds: float) -> None:
-    """Record the session's wall time (from the command's start to the sweep's end; rendering the
-    reports is not counted) and wall_time_s, the sum over sessions: the study's cost."""
+def note_progress(run_dir: Path, kind: str = "sessions") -> None:
+    """Record that this session was alive now (its last_seen): a session killed outright then still
+    counts, at least up to its last finished trial, in its kind's total."""
+    _update_sessions(run_dir, kind, last_seen=time.strftime(TIME_FORMAT))
+
+
+def close_session(run_dir: Path, seconds: float, kind: str = "sessions") -> None:
+    """Record the session's wall time (bench.run: from the command's start to the sweep's end; rendering
+    the reports is not counted) and its kind's total over sessions: the study's cost."""
+    _update_sessions(run_dir, kind, wall_s=round(seconds, 1))
+
+
+def _update_sessions(run_dir: Path, kind: str, **facts) -> None:
+    """The last session's facts set, and the totals over its kind: a session without a wall time (killed
+    outright) counts from its start to its last_seen, so where some are unmeasured the total is the
+    least possible time."""
     path = run_dir / "manifest.json"
     manifest = json.loads(path.read_text())
-    sessions = manifest["sessions"]
-    sessions[-1]["wall_s"] = round(seconds, 1)
-    manifest["wall_time_s"] = round(sum(s["wall_s"] or 0 for s in sessions), 1)
-    manifest["sessions_unmeasured"] = sum(s["wall_s"] is None for s in sessions)
+    sessions = manifest[kind]
+    sessions[-1].update(facts)
+    total, unmeasured = SESSION_TOTALS[kind]
+    manifest[total] = round(sum(session_seconds(s) for s in sessions), 1)
+    manifest[unmeasured] = sum(s["wall_s"] is None for s in sessions)
     atomic_write_json(path, manifest)
+
+
+def session_seconds(session: dict) -> float:
+    """A session's wall time; for one killed outright, from its start to its last_seen (0 without one)."""
+    if session["wall_s"] is not None:
+        return session["wall_s"]
+    if not session.get("last_seen"):
+        return 0.0
+    seen, started = (datetime.strptime(session[k], TIME_FORMAT) for k in ("last_seen", "started"))
+    return max(0.0, (seen - started).total_seconds())

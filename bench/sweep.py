@@ -30,6 +30,7 @@ from bench.cost.plan import duration
 from bench.fs_faults import filesystem_error
 from bench.presets import model_settings
 from bench.resources import trial_resources
+from bench.rundir import note_progress
 from bench.seams import Seams
 from bench.sweep_storage import (fault_of, fault_result, is_marked_finished, last_checkpoints,
                                  mark_finished, session_experiment, torn_checkpoint_removed, trial_storage)
@@ -137,6 +138,7 @@ def collect_trial(run_dir: Path, trial_id: str, checkpoint) -> None:
 def collect(plan: SweepPlan, trial_id: str, checkpoint) -> None:
     collect_trial(plan.run_dir, trial_id, checkpoint)
     mark_finished(plan.storage, trial_id)
+    note_progress(plan.run_dir)
 
 
 def record_failure(run_dir: Path, spec: TrialSpec, error: str | None, status: str = "failed") -> None:

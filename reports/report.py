@@ -74,7 +74,7 @@ def report_markdown(run: Run, tables: list, verdicts: list, figures: list) -> st
     lines += [f"{line}\n" for line in preview_figure_lines(figures)]
     lines += _verdict_section(run, verdicts, figures) + [""]
     lines += _glossary(run) + [""] + _networks_section(run) + [""]
-    lines += _search_section(m.get("search"), m.get("wall_time_s"))
+    lines += _search_section(m.get("search"), m.get("wall_time_s"), m.get("sessions_unmeasured", 0))
     lines += ["## All tables and figures", "", "Every sampler's and metric's table: [table.md](table.md), "
               "[table.tex](table.tex) (LaTeX, booktabs), [table.csv](table.csv) (numbers for scripts).", ""]
     lines += [f"- [{Path(f).stem}]({f}) ([pdf]({Path(f).with_suffix('.pdf')})): {caption(f)}"
@@ -176,7 +176,8 @@ def _networks_section(run: Run) -> list:
 
 def _appendix(run: Run) -> list:
     m = run.manifest
-    sections = [("Run", {k: m[k] for k in ("name", "run_id", "created", "git_commit", "wall_time_s")
+    sections = [("Run", {k: m[k] for k in ("name", "run_id", "created", "git_commit", "wall_time_s",
+                                           "sessions_unmeasured", "rescore_wall_s", "rescores_unmeasured")
                              if k in m}),
                 ("Config", run.config), ("Protocol", run.protocol), ("Versions", m.get("versions", {})),
                 ("Machine", {k: v for k, v in m.get("host", {}).items() if k in HOST_KEYS})]
@@ -220,12 +221,12 @@ def _data_files(data) -> list:
     return lines + [""]
 
 
-def _search_section(search, wall_time_s=None) -> list:
+def _search_section(search, wall_time_s=None, unmeasured=0) -> list:
     """The search (bench/search.py): what was tuned, on what, and what was chosen."""
     if not search or not search.get("table"):
         return []
     if "max_widening" in search:
-        return _knob_search_section(search, wall_time_s)
+        return _knob_search_section(search, wall_time_s, unmeasured)
     lines = ["## Baseline search", ""]  # a run from before every model was searched alike
     if not search.get("enabled"):
         knobs = ", ".join(f"{m} ({t['knob']})" for m, t in search["table"].items())
@@ -246,7 +247,7 @@ def _search_section(search, wall_time_s=None) -> list:
     return lines + [""]
 
 
-def _knob_search_section(search: dict, wall_time_s) -> list:
+def _knob_search_section(search: dict, wall_time_s, unmeasured: int) -> list:
     lines = ["## Search: every model's knob tuned alike", ""]
     untuned = "".join(f" {m}: not searched ({why})." for m, why in search.get("not_searched", {}).items())
     if not search.get("enabled"):
@@ -254,7 +255,10 @@ def _knob_search_section(search: dict, wall_time_s) -> list:
         return lines + [f"Not run: {knobs} kept the preset's (as published) value(s).{untuned}", ""]
     factors = ", ".join(f"{f:g}" for f in next(iter(search["table"].values()))["factors"])
     share = f" It took {search['wall_s']:.0f} s" + (f", {search['wall_s'] / wall_time_s:.0%} of the study's "
-                                                   f"{wall_time_s:.0f} s." if wall_time_s else ".")
+                                                   f"{wall_time_s:.0f} s." if wall_time_s and not unmeasured else ".")
+    if unmeasured:  # bench/rundir.py: a session killed outright counts only up to its last finished trial
+        share += (f" {unmeasured} of the study's sessions ended without recording its time, so the study's "
+                  f"recorded {wall_time_s or 0:.0f} s (manifest.json wall_time_s) leaves part of it out.")
     lines += [f"Each model's regularisation knob was searched the same way before the seeded runs: the factors "
               f"{factors} times its as-published value (the preset's), {len(search['seeds'])} seeds per "
               f"candidate, each trained for {search['epoch_fraction']:g} of the study's epochs (at least 1) on "

@@ -155,6 +155,11 @@ def test_rescore_compared_only_adds_inception_rows_at_each_models_own_sampler(ti
         [("svae", "gmm", o) for o in ("x_hat", "x1", "x2", "mix")] + [("two-stage", "second-stage", "x_hat")])
     assert set(new["extractor"]) == {"inception-fid"}
     pd.testing.assert_frame_equal(after[after["metric"] != "kid"].reset_index(drop=True), before)
+    manifest = json.loads((run / "manifest.json").read_text())  # the re-score's time, beside the run's
+    last = manifest["rescores"][-1]
+    assert (last["backbone"], last["metrics"], last["compared_only"]) == ("inception", ["kid"], True)
+    assert last["wall_s"] > 0 and last["last_seen"] >= last["started"] and manifest["rescores_unmeasured"] == 0
+    assert manifest["rescore_wall_s"] == round(sum(s["wall_s"] for s in manifest["rescores"]), 1)
 
 
 @pytest.mark.slow
@@ -260,3 +265,21 @@ def test_a_new_metric_reaches_results_tables_and_rescore_through_one_registry_li
     capsys.readouterr()
     assert rescore_main([str(tiny_run), "--metrics", "mean_gap"]) == 0  # its figures are known: nothing to do
     assert "skipped synthetic-svae-s0" in capsys.readouterr().out
+
+
+def test_a_session_killed_outright_counts_up_to_its_last_finished_trial(tmp_path):
+    killed = {"started": "2026-12-07T00:18:10+0000", "wall_s": None, "last_seen": "2026-12-07T02:21:50+0000"}
+    killed_before_any_trial = {"started": "2026-12-07T02:30:00+0000", "wall_s": None}
+    (tmp_path / "manifest.json").write_text(json.dumps({"sessions": [killed, killed_before_any_trial]}))
+    bench.rundir.note_progress(tmp_path)  # the session now running: a trial of it finished
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["sessions"][0] == killed and manifest["sessions"][1]["last_seen"]
+    assert manifest["sessions_unmeasured"] == 2
+
+    manifest["sessions"][1] = killed_before_any_trial  # as if that session had been killed before a trial ended
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "sessions": manifest["sessions"] + [
+        {"started": "2026-12-07T02:46:26+0000", "wall_s": None}]}))
+    bench.rundir.close_session(tmp_path, 1817.6)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # 00:18:10 to 02:21:50 is 2 h 3 min 40 s = 7420 s; the session with no finished trial counts nothing
+    assert manifest["wall_time_s"] == 7420 + 1817.6 and manifest["sessions_unmeasured"] == 2
