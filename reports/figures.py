@@ -18,7 +18,7 @@ from reports.claims import HIGH_FREQUENCY, SYNTACTIC_SHARE, split_kind
 from reports.forest import forest_plot
 from reports.headline import headline
 from reports.history_figures import epochs_figure, objective_figure, split_outputs_figure, training_curves
-from reports.plotting import dataset_panels, fit_title, value_scale
+from reports.plotting import dataset_panels, fit_title, set_scale, value_scale
 from reports.rundir import GENERATORS, Run
 from reports.tables import row_label
 from svae.preview import ENDS, INTERPOLATION, NEAREST
@@ -87,7 +87,7 @@ def _interval_rows(ax, rows: list, colours: list, scale: str) -> None:
                     elinewidth=2.5, alpha=0.8)
         spread = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
         ax.plot(values, i + spread, "o", color="black", markersize=3)
-    ax.set_xscale(scale)
+    set_scale(ax, "x", scale)
     ax.set_yticks(np.arange(len(rows)), [label for label, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row on top
     ax.grid(axis="x", which="both", alpha=0.3)
@@ -161,8 +161,9 @@ def prdc_scatter(run: Run, dataset: str):
                         linestyle="none", alpha=0.8, label=f"{run.label(model)} ({sampler})")
         ax.set_xlabel(f"{x} (higher is better)")
         ax.set_ylabel(f"{y} (higher is better)")
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
+        # All four lie in [0, 1] but density, which can pass 1: the whole range, with room for the markers.
+        ax.set_xlim(0, 1.05 * max(1.0, ax.dataLim.xmax))
+        ax.set_ylim(0, 1.05 * max(1.0, ax.dataLim.ymax))
         ax.grid(alpha=0.3)
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
     fit_title(figure, f"{run.dataset_label(dataset)}: fidelity against diversity, a point per seed")

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from reports.plotting import fit_title, value_scale
+from reports.plotting import fit_title, set_scale, value_scale
 from reports.rundir import Run
 from svae.contract import metric_label
 
@@ -104,7 +104,7 @@ def epochs_figure(run: Run, dataset: str):
         for j, (_, rows) in enumerate(history.groupby("seed")):
             axes[0].plot(rows["epoch"], rows[column], marker=MARKERS[i % len(MARKERS)], color=f"C{i}", linewidth=1,
                          markersize=4, alpha=0.7, label=curve_label(run, model, history) if j == 0 else None)
-    axes[0].set_yscale(value_scale(pd.concat(h[column] for h in found.values())))
+    set_scale(axes[0], "y", value_scale(pd.concat(h[column] for h in found.values())))
     axes[0].set_title(title, fontsize=10)
     _epoch_axis(axes[0])
     if calibration:
@@ -136,7 +136,7 @@ def split_outputs_figure(run: Run, dataset: str):
         spread = rows.groupby("epoch")[f"{output}_{metric}"].agg(["mean", "min", "max"])
         line, = ax.plot(spread.index, spread["mean"], label=output, **_style(i))
         ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(), alpha=0.15)
-    ax.set_yscale(value_scale([v for line in ax.lines for v in line.get_ydata()]))
+    set_scale(ax, "y", value_scale([v for line in ax.lines for v in line.get_ydata()]))
     ax.set_ylabel(metric_label(metric) + (" (log scale)" if ax.get_yscale() == "log" else ""))
     _epoch_axis(ax)
     ax.legend(fontsize=8)
@@ -162,7 +162,7 @@ def training_curves(run: Run, dataset: str):
             line, = ax.plot(spread.index, spread["mean"], label=run.label(model), **_style(i))
             ax.fill_between(spread.index, spread["min"], spread["max"], color=line.get_color(), alpha=0.15)
         # A log scale needs positive values: the RAE has no KL.
-        ax.set_yscale(scale if scale == "linear" or (ax.has_data() and ax.dataLim.ymin > 0) else "linear")
+        set_scale(ax, "y", scale if scale == "linear" or (ax.has_data() and ax.dataLim.ymin > 0) else "linear")
         _epoch_axis(ax)
         ax.set_title(name + (" (log scale)" if ax.get_yscale() == "log" else ""))
     figure.axes[0].legend(fontsize=8)

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 LOG_RATIO = 10  # positive values spanning more than this factor go on a log axis
 SYMLOG_RATIO = 10  # signed differences: the largest |bound| over the median |bound| beyond which symlog
@@ -19,6 +20,23 @@ def value_scale(values) -> str:
     """"log" when every value is positive and they span more than LOG_RATIO, else "linear"."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     return "log" if len(v) and (v > 0).all() and v.max() / v.min() > LOG_RATIO else "linear"
+
+
+class PlainLogFormatter(LogFormatter):
+    """Log-axis labels as plain numbers (0.3, 2, 300): matplotlib's default writes 3x10^-1, whose
+    neighbours overlap on an axis spanning about a decade. Which ticks get a label is LogFormatter's rule."""
+
+    def _num_to_string(self, x, vmin, vmax):  # LogFormatter's hook for the text of one label
+        return f"{x:g}"
+
+
+def set_scale(ax, which: str, scale: str) -> None:
+    """ax's "x" or "y" axis on scale ("linear", "log"); a log axis labelled in plain numbers."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)(scale)
+    if scale == "log":
+        axis = ax.xaxis if which == "x" else ax.yaxis
+        axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+        axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
 
 
 def difference_scale(bounds) -> tuple:
@@ -94,7 +112,9 @@ CAPTIONS = {  # figure name's first part -> what to look for
               "is the mean over seeds, the band their min-max.",
     "objective": "Each model's own training objective by epoch, on its own axis: objectives differ "
                  "between models (the RAE's is near 0, the two-stage VAE's can be negative), so only "
-                 "the shape of each curve means anything.",
+                 "the shape of each curve means anything. With gamma balancing (the SVAE, the VAE) the "
+                 "objective rises while training goes well: its reconstruction term is divided by gamma, "
+                 "which falls with the reconstruction MSE.",
 }
 
 
