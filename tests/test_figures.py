@@ -59,6 +59,30 @@ def test_headline_keeps_its_whole_warning_and_goes_log_for_the_study(study):
                                                                                "9.84 ± 0.55 (n = 5)"]
 
 
+MNIST_STUDY = STUDY.parent / "mnist-cpu"
+
+
+@pytest.mark.parametrize("folder", [STUDY, MNIST_STUDY], ids=lambda p: p.name)
+@pytest.mark.parametrize("make", [headline_figure, metric_by_sampler, epochs_figure, split_outputs_figure])
+def test_no_two_tick_labels_of_an_axis_overlap(folder, make):
+    """On a log axis spanning about a decade (MNIST's fd_domain, 0.25 to 3.5) matplotlib's default labels,
+    3x10^-1 beside 4x10^-1, ran into each other."""
+    run = load_run(folder)
+    figure = make(run) if make is headline_figure else make(run, run.datasets[0])
+    if figure is None:  # the Fashion-MNIST study predates scoring during training: no outputs figure
+        assert folder == STUDY and make is split_outputs_figure
+        return
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = sorted((label.get_window_extent(renderer) for tick in axis.get_major_ticks()
+                            + axis.get_minor_ticks() for label in (tick.label1,)
+                            if label.get_visible() and label.get_text()), key=lambda b: (b.x0, b.y0))
+            for a, b in zip(boxes, boxes[1:]):
+                assert not a.overlaps(b), (folder.name, make.__name__, [a, b])
+
+
 def test_scales_follow_the_data():
     assert value_scale([8.2, 9.8, 11.7, 15.7, 224]) == "log"
     assert value_scale([8.2, 9.8, 15.7]) == "linear"
