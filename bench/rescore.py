@@ -275,6 +275,7 @@ def _has_figures(old_rows: list, scorer, dataset: str, settings) -> bool:
 
 
 def rescore(args) -> int:
+    started = time.monotonic()  # as bench.run's sessions: from the command's start
     job = plan(args)
     where = f"writing to {job['run_dir']} or {job['evaluation'].fid_cache}"
     import torch
@@ -286,23 +287,33 @@ def rescore(args) -> int:
             atomic_write_json(path, open_session(json.loads(path.read_text()), "rescores",
                                                  backbone=args.fid_backbone, metrics=list(args.metrics),
                                                  compared_only=args.compared_only))
-            started = time.monotonic()
+            from bench.sweep import Progress
+            progress = Progress(job["run_dir"], len(job["trials"]), 0)
             try:
-                return rescore_run(args, job)
+                added, mismatches = rescore_trials(args, job, progress)
             finally:  # an interrupted re-score's time counts too (manifest.json rescores, rescore_wall_s)
                 close_session(job["run_dir"], time.monotonic() - started, "rescores")
-    finally:  # rescore_run sets the sweep's threads: a caller in this process gets its own back
+            import reports
+            reports.render(job["run_dir"])  # after the session closed: the report shows its time
+    finally:  # rescore_trials sets the sweep's threads: a caller in this process gets its own back
         torch.set_num_threads(threads)
+    progress.line(f"done: {added} figures added to {job['run_dir'] / 'results.csv'}; reports rendered again")
+    if mismatches:
+        print(f"error: {mismatches} stored figures were not reproduced (tolerance {VERIFY_TOLERANCE:g}); "
+              "see the MISMATCH lines", file=sys.stderr)
+        return 1
+    return 0
 
 
-def rescore_run(args, job: dict) -> int:
+def rescore_trials(args, job: dict, progress) -> tuple:
+    """(figures added, stored figures not reproduced) over the run's finished trials; progress: the
+    driver's lines (bench/sweep.py Progress)."""
     import torch
 
-    from bench.sweep import Progress, write_results
+    from bench.sweep import write_results
     run_dir, config = job["run_dir"], job["config"]
     torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))  # as the trials ran: same float sums
     trials = job["trials"]
-    progress = Progress(run_dir, len(trials), 0)
     progress.line(f"re-scoring {len(trials)} finished trials of {run_dir}: metrics {' '.join(args.metrics)}")
     mismatches, added = 0, 0
     for spec, folder in trials:
@@ -335,14 +346,7 @@ def rescore_run(args, job: dict) -> int:
                       f"{'exactly' if worst == 0 else f'to {worst:.1e} (relative)'}")
         progress.finished(spec.trial_id, time.time() - started)
         note_progress(run_dir, "rescores")
-    import reports
-    reports.render(run_dir)
-    progress.line(f"done: {added} figures added to {run_dir / 'results.csv'}; reports rendered again")
-    if mismatches:
-        print(f"error: {mismatches} stored figures were not reproduced (tolerance {VERIFY_TOLERANCE:g}); "
-              "see the MISMATCH lines", file=sys.stderr)
-        return 1
-    return 0
+    return added, mismatches
 
 
 def main(argv=None) -> int:

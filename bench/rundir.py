@@ -346,7 +346,7 @@ def open_session(manifest: dict, kind: str = "sessions", **facts) -> dict:
     session = {"started": time.strftime(TIME_FORMAT), "wall_s": None,
                "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                "cpu_model": _cpu_model(), **facts}
-    return {**manifest, kind: manifest.get(kind, []) + [session]}
+    return with_totals({**manifest, kind: manifest.get(kind, []) + [session]}, kind)
 
 
 def note_progress(run_dir: Path, kind: str = "sessions") -> None:
@@ -362,17 +362,21 @@ def close_session(run_dir: Path, seconds: float, kind: str = "sessions") -> None
 
 
 def _update_sessions(run_dir: Path, kind: str, **facts) -> None:
-    """The last session's facts set, and the totals over its kind: a session without a wall time (killed
-    outright) counts from its start to its last_seen, so where some are unmeasured the total is the
-    least possible time."""
+    """The last session's facts set, and the totals over its kind."""
     path = run_dir / "manifest.json"
     manifest = json.loads(path.read_text())
+    manifest[kind][-1].update(facts)
+    atomic_write_json(path, with_totals(manifest, kind))
+
+
+def with_totals(manifest: dict, kind: str) -> dict:
+    """The manifest with its totals over the sessions of a kind: a session without a wall time (running,
+    or killed outright) counts from its start to its last_seen, so where some are unmeasured the total
+    is the least possible time."""
     sessions = manifest[kind]
-    sessions[-1].update(facts)
     total, unmeasured = SESSION_TOTALS[kind]
-    manifest[total] = round(sum(session_seconds(s) for s in sessions), 1)
-    manifest[unmeasured] = sum(s["wall_s"] is None for s in sessions)
-    atomic_write_json(path, manifest)
+    return {**manifest, total: round(sum(session_seconds(s) for s in sessions), 1),
+            unmeasured: sum(s["wall_s"] is None for s in sessions)}
 
 
 def session_seconds(session: dict) -> float:

@@ -26,8 +26,8 @@ class PlainLogFormatter(LogFormatter):
     """Log-axis labels as plain numbers (0.3, 2, 300): matplotlib's default writes 3x10^-1, whose
     neighbours overlap on an axis spanning about a decade. Which ticks get a label is LogFormatter's rule."""
 
-    def _num_to_string(self, x, vmin, vmax):  # LogFormatter's hook for the text of one label
-        return f"{x:g}"
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
 
 
 def set_scale(ax, which: str, scale: str) -> None:

@@ -257,7 +257,7 @@ def _knob_search_section(search: dict, wall_time_s, unmeasured: int) -> list:
     share = f" It took {search['wall_s']:.0f} s" + (f", {search['wall_s'] / wall_time_s:.0%} of the study's "
                                                    f"{wall_time_s:.0f} s." if wall_time_s and not unmeasured else ".")
     if unmeasured:  # bench/rundir.py: a session killed outright counts only up to its last finished trial
-        share += (f" {unmeasured} of the study's sessions ended without recording its time, so the study's "
+        share += (f" {unmeasured} session(s) of the study ended without recording a wall time, so the study's "
                   f"recorded {wall_time_s or 0:.0f} s (manifest.json wall_time_s) leaves part of it out.")
     lines += [f"Each model's regularisation knob was searched the same way before the seeded runs: the factors "
               f"{factors} times its as-published value (the preset's), {len(search['seeds'])} seeds per "

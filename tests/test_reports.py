@@ -446,12 +446,16 @@ def test_two_stage_is_compared_at_its_own_second_stage_sampler(run_dir):
 
 @pytest.mark.parametrize("unmeasured, expected", [
     (0, "It took 4333 s, 54% of the study's 8000 s."),
-    (1, "It took 4333 s. 1 of the study's sessions ended without recording its time, so the study's recorded "
+    (1, "It took 4333 s. 1 session(s) of the study ended without recording a wall time, so the study's recorded "
         "8000 s (manifest.json wall_time_s) leaves part of it out.")])
-def test_search_share_of_the_study_only_where_every_session_recorded_its_time(unmeasured, expected):
-    from reports.report import _search_section
-    search = {"enabled": True, "wall_s": 4333.0, "seeds": [1000, 1001], "epoch_fraction": 0.25, "max_widening": 3,
-              "not_searched": {}, "results": [],
-              "table": {"svae": {"knob": ["beta"], "factors": [0.25, 0.5, 1.0, 2.0, 4.0]}}}
-    text = "\n".join(_search_section(search, 8000.0, unmeasured))
+def test_search_share_of_the_study_only_where_every_session_recorded_its_time(tmp_path, unmeasured, expected):
+    from reports.report import report_markdown
+    run = make_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(wall_time_s=8000.0, sessions_unmeasured=unmeasured,
+                    search={"enabled": True, "wall_s": 4333.0, "seeds": [1000, 1001], "epoch_fraction": 0.25,
+                            "max_widening": 3, "not_searched": {}, "results": [],
+                            "table": {"svae": {"knob": ["beta"], "factors": [0.25, 0.5, 1.0, 2.0, 4.0]}}})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    text = report_markdown(load_run(run), [], [], [])  # the text alone: no tables or figures needed
     assert expected in text and text.count("% of the study's") == 1 - unmeasured

@@ -283,3 +283,14 @@ def test_a_session_killed_outright_counts_up_to_its_last_finished_trial(tmp_path
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     # 00:18:10 to 02:21:50 is 2 h 3 min 40 s = 7420 s; the session with no finished trial counts nothing
     assert manifest["wall_time_s"] == 7420 + 1817.6 and manifest["sessions_unmeasured"] == 2
+
+
+def test_a_session_counts_as_unmeasured_from_its_start():
+    """A session killed before its first finished trial leaves the totals as open_session wrote them."""
+    closed = {"started": "2026-12-07T00:00:00+0000", "wall_s": 100.0}
+    manifest = bench.rundir.open_session({"sessions": [closed], "wall_time_s": 100.0, "sessions_unmeasured": 0})
+    assert manifest["sessions"][-1]["wall_s"] is None
+    assert (manifest["wall_time_s"], manifest["sessions_unmeasured"]) == (100.0, 1)
+    rescored = bench.rundir.open_session(manifest, "rescores", backbone="inception")
+    assert (rescored["rescore_wall_s"], rescored["rescores_unmeasured"]) == (0.0, 1)
+    assert rescored["rescores"][0]["backbone"] == "inception" and rescored["sessions"] == manifest["sessions"]
