@@ -241,6 +241,11 @@ def scored_samplers(spec: TrialSpec, compared_only: bool) -> list:
     return [MODELS[spec.model].compared_at] if compared_only else samplers_for(spec.model)
 
 
+def scored_sets(spec: TrialSpec, compared_only: bool) -> int:
+    """The sample sets a re-score of the trial featurises: its scored samplers times its outputs."""
+    return len(scored_samplers(spec, compared_only)) * len(MODELS[spec.model].outputs)
+
+
 def _has_memorisation(old_rows: list, samplers: list, evaluation: Evaluation) -> bool:
     """Whether a trial's rows hold the current memorisation figure (bench/memorisation.py) of every sampler
     (none is made against the training split)."""
@@ -288,7 +293,9 @@ def rescore(args) -> int:
                                                  backbone=args.fid_backbone, metrics=list(args.metrics),
                                                  compared_only=args.compared_only))
             from bench.sweep import Progress
-            progress = Progress(job["run_dir"], len(job["trials"]), 0)
+            # the ETA's plan: each trial's share of the work is the sample sets it scores
+            progress = Progress(job["run_dir"], len(job["trials"]), 0, pending=[s.trial_id for s, _ in job["trials"]],
+                                estimates={s.trial_id: scored_sets(s, args.compared_only) for s, _ in job["trials"]})
             try:
                 added, mismatches = rescore_trials(args, job, progress)
             finally:  # an interrupted re-score's time counts too (manifest.json rescores, rescore_wall_s)
@@ -324,11 +331,10 @@ def rescore_trials(args, job: dict, progress) -> tuple:
         if all(_has_figures(old_rows, scorer, spec.dataset, settings) for scorer in scorers.values()) \
                 and _has_memorisation(old_rows, scored_samplers(spec, args.compared_only), job["evaluation"]) \
                 and not args.verify:
-            progress.line(f"skipped {spec.trial_id}: it has these figures ({', '.join(ids)}, n={settings.fid_samples})")
-            progress.done += 1
+            progress.skipped(spec.trial_id, f"it has these figures ({', '.join(ids)}, n={settings.fid_samples})")
             continue
         started = time.time()
-        progress.line(f"started {spec.trial_id}")
+        progress.trial_started(spec.trial_id)
         append, compared = merge(old_rows, rescore_trial(spec, folder, settings, job["evaluation"], scorers,
                                                          args.compared_only))
         worst = 0.0

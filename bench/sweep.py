@@ -211,6 +211,12 @@ class Progress:
             self.line(f"{trial_id} {result['stage']} epoch {epoch}/{epochs}: loss {result['loss']:.4g}, "
                       f"{result['images_per_s']:.0f} images/s")
 
+    def skipped(self, trial_id: str, why: str) -> None:
+        """A trial with nothing left to do (bench.rescore): done, and out of the ETA."""
+        self.done += 1
+        self.pending.discard(trial_id)
+        self.line(f"skipped {trial_id}: {why}")
+
     def finished(self, trial_id: str, seconds: float) -> None:
         self.done += 1
         self.trial_seconds += seconds

@@ -283,6 +283,25 @@ def test_eta_without_a_plan_uses_the_mean_finished_trial(tmp_path, monkeypatch):
     assert progress.seconds_left() == pytest.approx((0 + 30 + 30) / 2)  # b is due now; c and d to run
 
 
+def test_rescore_eta_weighs_each_trial_by_its_sample_sets_and_drops_the_skipped(tmp_path, monkeypatch, capsys):
+    """bench.rescore's plan: an SVAE re-score featurises 4 sets (x_hat, x1, x2, mix), a VAE's 1."""
+    from bench.rescore import scored_sets
+    from bench.trial import TrialSpec
+    specs = [TrialSpec("mnist", m, s) for m in ("svae", "vae") for s in (0, 1)]
+    weights = {spec.trial_id: scored_sets(spec, compared_only=True) for spec in specs}
+    assert list(weights.values()) == [4, 4, 1, 1]
+    assert scored_sets(specs[0], compared_only=False) == 12  # 3 samplers x 4 outputs
+    clock = Clock()
+    monkeypatch.setattr(bench.sweep.time, "time", clock)
+    progress = bench.sweep.Progress(tmp_path, 4, 0, list(weights), weights)
+    progress.skipped("mnist-svae-s1", "it has these figures")
+    progress.trial_started("mnist-svae-s0")
+    clock.now += 400
+    progress.finished("mnist-svae-s0", 400.0)  # 100 s a set: the two VAE trials are 200 s
+    assert progress.seconds_left() == pytest.approx(200.0)
+    assert "2/4 trials done" in capsys.readouterr().out.splitlines()[-1]
+
+
 def test_a_line_every_few_epochs_with_loss_and_throughput(tmp_path, capsys):
     progress = bench.sweep.Progress(tmp_path, 1, 0)
     for epoch in range(1, 11):
