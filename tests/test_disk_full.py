@@ -103,12 +103,13 @@ def run_files(run_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("full", ["run_dir", "fid_cache"])
-def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, folders, scored_run, full):
+@pytest.mark.parametrize("full_disk_holds", ["run_dir", "fid_cache"])
+def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp_path, folders, scored_run,
+                                                                             full_disk_holds):
     disk, logs = folders
     # the full disk holds a copy of the run directory (the new rows.json, ~30 kB, does not fit), or of
     # the FID cache (the new reference statistics do not fit)
-    if full == "run_dir":
+    if full_disk_holds == "run_dir":
         run_dir, cache, first = disk / "run", tmp_path / "cache", f"cp -a {scored_run} {disk}/run"
     else:
         run_dir, cache, first = shutil.copytree(scored_run, tmp_path / "run2"), disk / "cache", \
@@ -125,9 +126,15 @@ def test_a_full_disk_during_a_rescore_is_one_line_and_keeps_the_trials_files(tmp
     stdout, stderr = (logs / "full.out").read_text(), (logs / "full.err").read_text()
     assert (logs / "full.rc").read_text().strip() == "2", stdout[-3000:] + stderr[-3000:]
     assert stderr.startswith("error: the disk is full (") and stderr.count("\n") == 1, stderr
-    assert f"({run_dir if full == 'run_dir' else cache}/" in stderr and "free space" in stderr, stderr
+    assert f"({run_dir if full_disk_holds == 'run_dir' else cache}/" in stderr and "free space" in stderr, stderr
     assert "run the same command again" in stderr and "Traceback" not in stdout + stderr, stdout[-3000:] + stderr
-    assert run_files(tmp_path / "full") == run_files(scored_run)  # no torn rows.json, no stray temporary file
+    # no torn rows.json, no stray temporary file; the manifest only records the failed re-score's session
+    after, before, manifest = run_files(tmp_path / "full"), run_files(scored_run), Path("manifest.json")
+    assert {k: v for k, v in after.items() if k != manifest} == {k: v for k, v in before.items() if k != manifest}
+    recorded = json.loads(after[manifest])
+    assert {k: v for k, v in recorded.items() if not k.startswith("rescore")} == json.loads(before[manifest])
+    if full_disk_holds == "fid_cache":  # the run directory had room to close the session: its time counts
+        assert [s["wall_s"] is not None for s in recorded["rescores"]] == [True]
     assert (logs / "freed.rc").read_text().strip() == "0", (logs / "freed.out").read_text()[-3000:]
     rows = json.loads((tmp_path / "freed" / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
     before = json.loads((scored_run / "trials" / "synthetic-vae-s0" / "rows.json").read_text())
