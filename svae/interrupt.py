@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from contextlib import contextmanager
 
 
@@ -26,9 +27,15 @@ def _exit_at_once(signum, frame):
     os._exit(130)  # not SystemExit: an import machinery frame could catch an exception
 
 
+# A Cython extension printed this when a Ctrl-C landed while it was being imported (once, under load, in
+# tests/test_interrupt.py's Ctrl-C while Ray starts): the interrupt itself is reported in one line.
+INTERRUPTED_CYTHON_INIT = "Cython module failed to patch module with custom type"
+
+
 def quiet_until_main() -> None:
     signal.signal(signal.SIGINT, _exit_at_once)
     signal.signal(signal.SIGTERM, _exit_at_once)
+    warnings.filterwarnings("ignore", message=INTERRUPTED_CYTHON_INIT, category=RuntimeWarning)
 
 
 def terminate_as_interrupt(signum, frame):
