@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import reports
+from bench.rundir import TIME_FORMAT
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RENDERED = ["report.md", "table.md", "table.tex", "table.csv", "claims.md"]
@@ -76,4 +77,4 @@ def longest_possible(manifest: dict) -> float:
 
 
 def start(session: dict) -> datetime:
-    return datetime.strptime(session["started"], "%Y-%m-%dT%H:%M:%S%z")
+    return datetime.strptime(session["started"], TIME_FORMAT)

@@ -12,6 +12,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from bench.rundir import TIME_FORMAT
 from tests.process_tree import assert_all_gone
 from tests.result_counts import assert_row_counts
 
@@ -82,7 +83,7 @@ def test_driver_sigkill_then_resume_equals_an_uninterrupted_sweep(tmp_path, unin
     killed, resumed = manifest["sessions"]
     assert killed["wall_s"] is None and killed["last_seen"] >= killed["started"] and resumed["wall_s"] > 0
     assert manifest["sessions_unmeasured"] == 1
-    seen, started = (datetime.strptime(killed[k], "%Y-%m-%dT%H:%M:%S%z") for k in ("last_seen", "started"))
+    seen, started = (datetime.strptime(killed[k], TIME_FORMAT) for k in ("last_seen", "started"))
     assert manifest["wall_time_s"] == round(resumed["wall_s"] + (seen - started).total_seconds(), 1)
     assert seen > started  # a trial takes seconds to finish
 
